@@ -1,0 +1,3 @@
+from taintline.cli.main import run
+
+run()

@@ -1,0 +1,552 @@
+"""The case store: one embedded DuckDB file holding everything a case knows.
+
+Schema changes are versioned migrations, one folder per component under
+``taintline/migrations/<component>/NNN_name.sql``; each component keeps its own version, so
+stages evolve their tables independently. Every write is a transaction: an interrupted command
+never leaves half a batch behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from taintline.errors import CaseError
+from taintline.model import (
+    Edge,
+    EdgeKind,
+    Finding,
+    FindingSource,
+    Indicator,
+    IndicatorType,
+    Node,
+    NodeKind,
+    NodeRef,
+    Severity,
+    utc,
+)
+
+DEFAULT_CASE_PATH = Path("taintline-case.duckdb")
+
+#: Components whose migrations are applied, in this order (explicit, no discovery by import).
+COMPONENTS: tuple[str, ...] = ("core", "intel", "scan", "hunt", "graph")
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    """DuckDB ``TIMESTAMP`` columns hold naive UTC."""
+    if value is None:
+        return None
+    return utc(value).replace(tzinfo=None)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    component: str
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(component: str) -> list[Migration]:
+    """The migrations shipped for ``component``, in version order."""
+    folder = resources.files("taintline.migrations").joinpath(component)
+    found: list[Migration] = []
+    if not folder.is_dir():
+        return found
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(component, int(match.group(1)), entry.name, entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise CaseError(f"migration numbering gap in {component}: {migration.name}")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorSummary:
+    """One indicator as the case knows it: every source that stated it."""
+
+    type: IndicatorType
+    value: str
+    sources: tuple[str, ...]
+    campaign: str | None
+    confidence: int | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+    description: str | None
+
+
+class Case:
+    """An open case file. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: Path | str = DEFAULT_CASE_PATH, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self._depth = 0
+        try:
+            if read_only and not self.path.exists():
+                raise CaseError(f"{self.path}: no such case file")
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise CaseError(f"{self.path}: cannot open case: {exc}") from exc
+        self.con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            self.migrate()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Case:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: an exception (or Ctrl-C) inside rolls the whole batch back.
+
+        Re-entrant: a transaction opened inside another joins it, so composite writes (an
+        import of findings, indicators and edges) commit or roll back as one.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.con
+            finally:
+                self._depth -= 1
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        self._depth = 1
+        try:
+            yield self.con
+        except BaseException:
+            self._depth = 0
+            self.con.execute("ROLLBACK")
+            raise
+        else:
+            self._depth = 0
+            self.con.execute("COMMIT")
+
+    # -- schema ----------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; returns the names applied."""
+        applied: list[str] = []
+        with self.transaction() as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_versions ("
+                " component VARCHAR PRIMARY KEY, version INTEGER NOT NULL, applied TIMESTAMP)"
+            )
+            current = dict(con.execute("SELECT component, version FROM schema_versions").fetchall())
+            for component in COMPONENTS:
+                have = int(current.get(component, 0))
+                for migration in load_migrations(component):
+                    if migration.version <= have:
+                        continue
+                    try:
+                        con.execute(migration.sql)
+                    except duckdb.Error as exc:
+                        raise CaseError(
+                            f"migration {component}/{migration.name} failed: {exc}"
+                        ) from exc
+                    con.execute(
+                        "INSERT OR REPLACE INTO schema_versions VALUES (?, ?, ?)",
+                        [component, migration.version, _naive(now_utc())],
+                    )
+                    applied.append(f"{component}/{migration.name}")
+        return applied
+
+    def schema_version(self, component: str = "core") -> int:
+        row = self.con.execute(
+            "SELECT version FROM schema_versions WHERE component = ?", [component]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- runs ------------------------------------------------------------------------------
+    def start_run(self, command: str) -> str:
+        run_id = uuid.uuid4().hex[:16]
+        self.con.execute(
+            "INSERT INTO runs (run_id, command, started, status) VALUES (?, ?, ?, 'running')",
+            [run_id, command, _naive(now_utc())],
+        )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
+        self.con.execute(
+            "UPDATE runs SET finished = ?, status = ?, summary = ? WHERE run_id = ?",
+            [_naive(now_utc()), status, _json(summary or {}), run_id],
+        )
+
+    # -- indicators ------------------------------------------------------------------------
+    def add_indicators(self, indicators: Iterable[Indicator], *, batch_size: int = 200_000) -> int:
+        """Add indicator statements; returns how many (indicator, source) pairs were new.
+
+        The whole call is one transaction. The same ``(type, value, source)`` stated twice is
+        kept once; the same ``(type, value)`` from two sources is one indicator with two sources.
+        """
+        added = 0
+        added_at = _naive(now_utc())
+        with self.transaction():
+            batch: list[Indicator] = []
+            for indicator in indicators:
+                batch.append(indicator)
+                if len(batch) >= batch_size:
+                    added += self._insert_indicator_batch(batch, added_at)
+                    batch = []
+            if batch:
+                added += self._insert_indicator_batch(batch, added_at)
+        return added
+
+    def add_indicator_table(self, table: pa.Table) -> int:
+        """Bulk path for readers that build Arrow columns directly (CSV/STIX fast paths).
+
+        ``table`` needs the columns of ``indicator_sources`` except ``added_at`` (missing
+        optional columns are filled with NULL). Runs in the caller's transaction if one is open.
+        """
+        return self._insert_indicator_arrow(table, _naive(now_utc()))
+
+    def _insert_indicator_batch(self, batch: Sequence[Indicator], added_at: datetime | None) -> int:
+        table = pa.table(
+            {
+                "type": pa.array([str(i.type) for i in batch], pa.string()),
+                "value": pa.array([i.value for i in batch], pa.string()),
+                "source": pa.array([i.source for i in batch], pa.string()),
+                "campaign": pa.array([i.campaign for i in batch], pa.string()),
+                "confidence": pa.array([i.confidence for i in batch], pa.int32()),
+                "valid_from": pa.array([_naive(i.valid_from) for i in batch], pa.timestamp("us")),
+                "valid_until": pa.array([_naive(i.valid_until) for i in batch], pa.timestamp("us")),
+                "description": pa.array([i.description for i in batch], pa.string()),
+                "labels": pa.array([list(i.labels) for i in batch], pa.list_(pa.string())),
+                "context": pa.array(
+                    [_json(dict(i.context)) if i.context else None for i in batch], pa.string()
+                ),
+            }
+        )
+        return self._insert_indicator_arrow(table, added_at)
+
+    _INDICATOR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+        ("type", pa.string()),
+        ("value", pa.string()),
+        ("source", pa.string()),
+        ("campaign", pa.string()),
+        ("confidence", pa.int32()),
+        ("valid_from", pa.timestamp("us")),
+        ("valid_until", pa.timestamp("us")),
+        ("description", pa.string()),
+        ("labels", pa.list_(pa.string())),
+        ("context", pa.string()),
+    )
+
+    def _insert_indicator_arrow(self, table: pa.Table, added_at: datetime | None) -> int:
+        columns = {}
+        for name, dtype in self._INDICATOR_COLUMNS:
+            if name in table.column_names:
+                columns[name] = table.column(name)
+            else:
+                columns[name] = pa.nulls(table.num_rows, dtype)
+        batch = pa.table(columns)  # noqa: F841  (read by DuckDB's replacement scan)
+        before = self._count("indicator_sources")
+        self.con.execute(
+            """
+            INSERT INTO indicator_sources
+            SELECT b.type, b.value, b.source, b.campaign, b.confidence, b.valid_from,
+                   b.valid_until, b.description, b.labels, b.context::JSON, ?
+            FROM (SELECT DISTINCT ON (type, value, source) * FROM batch) AS b
+            WHERE NOT EXISTS (
+                SELECT 1 FROM indicator_sources s
+                WHERE s.type = b.type AND s.value = b.value AND s.source = b.source
+            )
+            """,
+            [added_at],
+        )
+        return self._count("indicator_sources") - before
+
+    def _count(self, table: str) -> int:
+        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+        return int(row[0]) if row else 0
+
+    def indicator_count(self) -> int:
+        row = self.con.execute("SELECT count(*) FROM indicators").fetchone()
+        return int(row[0]) if row else 0
+
+    def indicator_counts_by_type(self) -> dict[str, int]:
+        rows = self.con.execute(
+            "SELECT type, count(*) FROM indicators GROUP BY type ORDER BY type"
+        ).fetchall()
+        return {str(t): int(n) for t, n in rows}
+
+    def indicators(
+        self,
+        *,
+        types: Iterable[IndicatorType | str] | None = None,
+        value: str | None = None,
+        limit: int | None = None,
+    ) -> list[IndicatorSummary]:
+        sql = (
+            "SELECT type, value, sources, campaign, confidence, valid_from, valid_until,"
+            " description FROM indicators"
+        )
+        where: list[str] = []
+        params: list[Any] = []
+        if types is not None:
+            wanted = [str(t) for t in types]
+            where.append("list_contains(?, type)")
+            params.append(wanted)
+        if value is not None:
+            where.append("value = ?")
+            params.append(value)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY type, value"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [
+            IndicatorSummary(
+                type=IndicatorType(r[0]),
+                value=r[1],
+                sources=tuple(r[2]),
+                campaign=r[3],
+                confidence=r[4],
+                valid_from=_aware(r[5]),
+                valid_until=_aware(r[6]),
+                description=r[7],
+            )
+            for r in self.con.execute(sql, params).fetchall()
+        ]
+
+    def indicator_statements(self, type_: IndicatorType | str, value: str) -> list[Indicator]:
+        """Every source's statement about one indicator."""
+        rows = self.con.execute(
+            "SELECT type, value, source, campaign, confidence, valid_from, valid_until,"
+            " description, labels, context FROM indicator_sources WHERE type = ? AND value = ?"
+            " ORDER BY source",
+            [str(type_), value],
+        ).fetchall()
+        return [
+            Indicator(
+                type=IndicatorType(r[0]),
+                value=r[1],
+                source=r[2],
+                campaign=r[3],
+                confidence=r[4],
+                valid_from=_aware(r[5]),
+                valid_until=_aware(r[6]),
+                description=r[7],
+                labels=tuple(r[8] or ()),
+                context=orjson.loads(r[9]) if r[9] else {},
+            )
+            for r in rows
+        ]
+
+    # -- findings --------------------------------------------------------------------------
+    def add_findings(
+        self, findings: Iterable[Finding], *, run_id: str | None = None, origin: str | None = None
+    ) -> int:
+        """Add or merge findings (by fingerprint) in one transaction; returns how many were new."""
+        items = list(findings)
+        if not items:
+            return 0
+        recorded = _naive(now_utc())
+        unique: dict[str, Finding] = {}
+        for f in items:
+            unique[f.fingerprint] = f
+        rows = list(unique.items())
+        new_rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+            {
+                "fingerprint": pa.array([fp for fp, _ in rows], pa.string()),
+                "kind": pa.array([f.kind for _, f in rows], pa.string()),
+                "severity": pa.array([str(f.severity) for _, f in rows], pa.string()),
+                "subject": pa.array([f.subject for _, f in rows], pa.string()),
+                "message": pa.array([f.message for _, f in rows], pa.string()),
+                "source": pa.array([str(f.source) for _, f in rows], pa.string()),
+                "host": pa.array([f.host for _, f in rows], pa.string()),
+                "time": pa.array([_naive(f.time) for _, f in rows], pa.timestamp("us")),
+                "evidence": pa.array([_json(dict(f.evidence)) for _, f in rows], pa.string()),
+                "indicators": pa.array(
+                    [list(f.indicators) for _, f in rows], pa.list_(pa.string())
+                ),
+            }
+        )
+        with self.transaction() as con:
+            before = self._count("findings")
+            con.execute(
+                """
+                INSERT INTO findings
+                SELECT fingerprint, kind, severity, subject, message, source, host, time,
+                       evidence::JSON, indicators, ?, ?, ?, ?
+                FROM new_rows
+                ON CONFLICT (fingerprint) DO UPDATE SET
+                    last_recorded = excluded.last_recorded,
+                    severity = excluded.severity,
+                    message = excluded.message,
+                    evidence = excluded.evidence,
+                    time = CASE WHEN findings.time IS NULL THEN excluded.time
+                                WHEN excluded.time IS NULL THEN findings.time
+                                ELSE least(findings.time, excluded.time) END
+                """,
+                [recorded, recorded, run_id, origin],
+            )
+            return self._count("findings") - before
+
+    def findings(
+        self,
+        *,
+        kinds: Iterable[str] | None = None,
+        kind_prefix: str | None = None,
+        source: FindingSource | str | None = None,
+        min_severity: Severity | None = None,
+    ) -> list[Finding]:
+        sql = (
+            "SELECT kind, severity, subject, message, source, host, time, evidence, indicators"
+            " FROM findings"
+        )
+        where: list[str] = []
+        params: list[Any] = []
+        if kinds is not None:
+            where.append("list_contains(?, kind)")
+            params.append(list(kinds))
+        if kind_prefix is not None:
+            where.append("starts_with(kind, ?)")
+            params.append(kind_prefix)
+        if source is not None:
+            where.append("source = ?")
+            params.append(str(source))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY kind, subject, host"
+        out: list[Finding] = []
+        for r in self.con.execute(sql, params).fetchall():
+            finding = Finding(
+                kind=r[0],
+                severity=Severity(r[1]),
+                subject=r[2],
+                message=r[3],
+                source=FindingSource(r[4]),
+                host=r[5],
+                time=_aware(r[6]),
+                evidence=orjson.loads(r[7]) if r[7] else {},
+                indicators=tuple(r[8] or ()),
+            )
+            if min_severity is None or finding.severity.at_least(min_severity):
+                out.append(finding)
+        return out
+
+    # -- graph -----------------------------------------------------------------------------
+    def add_nodes(self, nodes: Iterable[Node], *, source: str | None = None) -> int:
+        items = {(n.kind, n.key): n for n in nodes}
+        if not items:
+            return 0
+        recorded = _naive(now_utc())
+        new_rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+            {
+                "kind": pa.array([str(k) for k, _ in items], pa.string()),
+                "key": pa.array([key for _, key in items], pa.string()),
+                "attrs": pa.array([_json(dict(n.attrs)) for n in items.values()], pa.string()),
+            }
+        )
+        with self.transaction() as con:
+            before = self._count("nodes")
+            con.execute(
+                """
+                INSERT INTO nodes SELECT kind, key, attrs::JSON, ?, ? FROM new_rows
+                ON CONFLICT (kind, key) DO UPDATE SET
+                    attrs = json_merge_patch(nodes.attrs, excluded.attrs)
+                """,
+                [source, recorded],
+            )
+            return self._count("nodes") - before
+
+    def add_edges(self, edges: Iterable[Edge]) -> int:
+        items = list(edges)
+        if not items:
+            return 0
+        recorded = _naive(now_utc())
+        new_rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+            {
+                "kind": pa.array([str(e.kind) for e in items], pa.string()),
+                "src_kind": pa.array([str(e.src.kind) for e in items], pa.string()),
+                "src_key": pa.array([e.src.key for e in items], pa.string()),
+                "dst_kind": pa.array([str(e.dst.kind) for e in items], pa.string()),
+                "dst_key": pa.array([e.dst.key for e in items], pa.string()),
+                "valid_from": pa.array([_naive(e.valid_from) for e in items], pa.timestamp("us")),
+                "valid_until": pa.array([_naive(e.valid_until) for e in items], pa.timestamp("us")),
+                "recorded_at": pa.array(
+                    [_naive(e.recorded_at) or recorded for e in items], pa.timestamp("us")
+                ),
+                "source": pa.array([e.source for e in items], pa.string()),
+                "confidence": pa.array([float(e.confidence) for e in items], pa.float64()),
+                "attrs": pa.array([_json(dict(e.attrs)) for e in items], pa.string()),
+            }
+        )
+        with self.transaction() as con:
+            con.execute(
+                "INSERT INTO edges SELECT kind, src_kind, src_key, dst_kind, dst_key, valid_from,"
+                " valid_until, recorded_at, source, confidence, attrs::JSON FROM new_rows"
+            )
+        return len(items)
+
+    def nodes(self, kind: NodeKind | str | None = None) -> list[Node]:
+        sql = "SELECT kind, key, attrs FROM nodes"
+        params: list[Any] = []
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            params.append(str(kind))
+        sql += " ORDER BY kind, key"
+        return [
+            Node(NodeKind(r[0]), r[1], orjson.loads(r[2]) if r[2] else {})
+            for r in self.con.execute(sql, params).fetchall()
+        ]
+
+    def edges(self, kind: EdgeKind | str | None = None) -> list[Edge]:
+        sql = (
+            "SELECT kind, src_kind, src_key, dst_kind, dst_key, valid_from, valid_until,"
+            " recorded_at, source, confidence, attrs FROM edges"
+        )
+        params: list[Any] = []
+        if kind is not None:
+            sql += " WHERE kind = ?"
+            params.append(str(kind))
+        sql += " ORDER BY kind, src_kind, src_key, dst_kind, dst_key, valid_from NULLS FIRST"
+        return [
+            Edge(
+                kind=EdgeKind(r[0]),
+                src=NodeRef(NodeKind(r[1]), r[2]),
+                dst=NodeRef(NodeKind(r[3]), r[4]),
+                valid_from=_aware(r[5]),
+                valid_until=_aware(r[6]),
+                recorded_at=_aware(r[7]),
+                source=r[8],
+                confidence=float(r[9]),
+                attrs=orjson.loads(r[10]) if r[10] else {},
+            )
+            for r in self.con.execute(sql, params).fetchall()
+        ]

@@ -1,0 +1,82 @@
+"""Entry point: ``main(argv) -> int``. Errors become exit codes here, and only here."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from taintline import __version__
+from taintline.cli import case_cmds, demo
+from taintline.cli.common import ExitCode, stderr_console
+from taintline.errors import TaintlineError
+
+#: Command groups, in help order. Adding a command group is adding its module here.
+COMMAND_MODULES = (case_cmds, demo)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="taintline",
+        help="Supply-chain compromise triage: are we affected, where, since when, "
+        "and what did we pass downstream?",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+    def _version(value: bool) -> None:
+        if value:
+            typer.echo(f"taintline {__version__}")
+            raise typer.Exit(0)
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", help="Print the version and exit.", is_eager=True, callback=_version
+        ),
+    ) -> None:
+        """Supply-chain compromise triage."""
+
+    for module in COMMAND_MODULES:
+        module.register(app)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run taintline with ``argv`` (without the program name); returns the exit code."""
+    command = typer.main.get_command(build_app())
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = command.main(args=args, prog_name="taintline", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        stderr_console().print("aborted")
+        return 130
+    except typer.TyperException as exc:  # typer's (vendored click) usage errors
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            stderr_console().print(f"error: {exc}")
+        return ExitCode.USAGE
+    except TaintlineError as exc:
+        stderr_console().print(f"[red]error:[/red] {exc.diagnostics()}")
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        stderr_console().print("interrupted; nothing half-written was kept")
+        return 130
+    if isinstance(result, int):
+        return result
+    return ExitCode.CLEAN
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

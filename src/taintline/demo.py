@@ -1,0 +1,49 @@
+"""``taintline demo``: a small, synthetic, harmless 3CX / X_TRADER case, end to end.
+
+Every generated file is made here from scratch (no malware, no network). Each stage is a
+function in its feature package; they run in the order of the story.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+
+from taintline.case import Case
+from taintline.democontext import DemoContext, StageResult
+
+Stage = Callable[[DemoContext], StageResult]
+
+#: The story, in order. Each later capability adds its stage here.
+STAGES: tuple[Stage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DemoResult:
+    workdir: Path
+    case_path: Path
+    stages: tuple[StageResult, ...]
+
+
+def run_demo(console: Console, workdir: Path | None = None, keep: bool = False) -> DemoResult:
+    """Build the synthetic case in ``workdir`` (a new temporary folder by default) and run
+    every stage, printing what each found."""
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="taintline-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    case_path = workdir / "demo-case.duckdb"
+    results: list[StageResult] = []
+    with Case(case_path) as case:
+        ctx = DemoContext(workdir=workdir, case=case, console=console)
+        for number, stage in enumerate(STAGES, start=1):
+            result = stage(ctx)
+            results.append(result)
+            body = "\n".join(result.lines)
+            console.print(Panel(body, title=f"[bold]{number}. {result.title}[/bold]", expand=True))
+    console.print(f"case file: {case_path}" + ("" if keep else " (temporary folder)"))
+    return DemoResult(workdir=workdir, case_path=case_path, stages=tuple(results))

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from taintline.case import Case, load_migrations
+from taintline.errors import CaseError
+from taintline.model import (
+    Edge,
+    EdgeKind,
+    Finding,
+    Indicator,
+    IndicatorType,
+    Node,
+    NodeKind,
+    NodeRef,
+    Severity,
+)
+
+SHA = "aa124a4b4df12b34e74ee7f6c683b2ebec4ce9a8edcf9be345823b4fdcf5d868"
+
+
+def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "c.duckdb"
+    with Case(path) as c:
+        assert c.schema_version("core") == len(load_migrations("core")) >= 1
+    with Case(path) as c:  # re-open: nothing to apply
+        assert c.migrate() == []
+
+
+def test_same_indicator_from_two_sources_is_one_with_two_sources(case: Case) -> None:
+    added = case.add_indicators(
+        [
+            Indicator(IndicatorType.SHA256, SHA, "Sophos"),
+            Indicator(IndicatorType.SHA256, SHA, "Volexity"),
+            Indicator(IndicatorType.SHA256, SHA, "Volexity"),  # repeated statement
+            Indicator(IndicatorType.DOMAIN, "msstorageazure.com", "Volexity"),
+        ]
+    )
+    assert added == 3
+    assert case.indicator_count() == 2
+    (hit,) = case.indicators(value=SHA)
+    assert hit.sources == ("Sophos", "Volexity")
+    assert case.indicator_counts_by_type() == {"domain": 1, "sha256": 1}
+    # adding the same again adds nothing
+    assert case.add_indicators([Indicator(IndicatorType.SHA256, SHA, "Sophos")]) == 0
+
+
+def test_interrupted_batch_leaves_nothing(case: Case) -> None:
+    def statements():
+        yield Indicator(IndicatorType.DOMAIN, "a.example", "s")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        case.add_indicators(statements(), batch_size=1)
+    assert case.indicator_count() == 0
+
+
+def test_nested_transaction_rolls_back_as_one(case: Case) -> None:
+    with pytest.raises(RuntimeError), case.transaction():
+        case.add_indicators([Indicator(IndicatorType.DOMAIN, "a.example", "s")])
+        case.add_findings([Finding("yara", Severity.HIGH, "x", "m")])
+        raise RuntimeError("boom")
+    assert case.indicator_count() == 0
+    assert case.findings() == []
+
+
+def test_findings_merge_by_fingerprint_and_keep_earliest_time(case: Case) -> None:
+    t1 = datetime(2023, 3, 29, tzinfo=UTC)
+    t0 = datetime(2023, 3, 22, tzinfo=UTC)
+    f = Finding("network.ioc", Severity.HIGH, "msstorageazure.com", "dns", host="h1", time=t1)
+    assert case.add_findings([f]) == 1
+    g = Finding("network.ioc", Severity.HIGH, "msstorageazure.com", "dns", host="h1", time=t0)
+    assert case.add_findings([g]) == 0
+    (got,) = case.findings()
+    assert got.time == t0
+    assert case.findings(min_severity=Severity.CRITICAL) == []
+
+
+def test_graph_roundtrip(case: Case) -> None:
+    case.add_nodes([Node(NodeKind.HOST, "build-1", {"os": "windows"})])
+    case.add_nodes([Node(NodeKind.HOST, "build-1", {"role": "ci"})])
+    (node,) = case.nodes(NodeKind.HOST)
+    assert node.attrs == {"os": "windows", "role": "ci"}
+    e = Edge(
+        EdgeKind.BUILT_ON,
+        NodeRef(NodeKind.BUILD, "b1"),
+        NodeRef(NodeKind.HOST, "build-1"),
+        source="builds.csv",
+        valid_from=datetime(2023, 3, 13, 6, 0, tzinfo=UTC),
+    )
+    case.add_edges([e])
+    (back,) = case.edges(EdgeKind.BUILT_ON)
+    assert back.src == e.src and back.valid_from == e.valid_from and back.source == "builds.csv"
+
+
+def test_unopenable_case_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-case.duckdb"
+    bad.write_bytes(b"this is not a duckdb file" * 100)
+    with pytest.raises(CaseError, match="cannot open case"):
+        Case(bad)
+    with pytest.raises(CaseError, match="no such case"):
+        Case(tmp_path / "missing.duckdb", read_only=True)
+
+
+def test_case_file_is_plain_duckdb(tmp_path: Path) -> None:
+    path = tmp_path / "c.duckdb"
+    with Case(path) as c:
+        c.add_findings([Finding("yara", Severity.LOW, "s", "m")])
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("select count(*) from findings").fetchone() == (1,)
+    con.close()
