@@ -45,5 +45,7 @@ def run_demo(console: Console, workdir: Path | None = None, keep: bool = False) 
             results.append(result)
             body = "\n".join(result.lines)
             console.print(Panel(body, title=f"[bold]{number}. {result.title}[/bold]", expand=True))
-    console.print(f"case file: {case_path}" + ("" if keep else " (temporary folder)"))
+    console.print(
+        f"case file: {case_path}" + ("" if keep else " (temporary folder)"), soft_wrap=True
+    )
     return DemoResult(workdir=workdir, case_path=case_path, stages=tuple(results))

@@ -30,7 +30,8 @@ DEFAULT_CASE = DEFAULT_CASE_PATH
 
 def stdout_console() -> Console:
     """Rich on a terminal, plain text in pipes and CI."""
-    return Console(highlight=False, soft_wrap=False)
+    # In pipes rich would wrap at 80 columns and split paths; 120 keeps tables readable.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 def stderr_console() -> Console:
