@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from taintline.errors import UsageError
+from taintline.interchange import finding_from_dict
+from taintline.model import Finding, FindingSource, Severity
+from taintline.report import FORMATS, RenderContext, render_findings
+
+SCHEMA = json.loads((Path(__file__).parent.parent / "data" / "sarif-2.1.0-rtm.5.json").read_text())
+
+FINDINGS = [
+    Finding(
+        "signature.appended-data",
+        Severity.CRITICAL,
+        "/releases/3CX Desktop App/setup.msi!/files.cab!/d3dcompiler_47.dll",
+        "4 KiB of high-entropy data inside the certificate table",
+        evidence={"hidden_bytes": 4096, "entropy": 7.98, "marker": "feedface"},
+    ),
+    Finding(
+        "network.ioc",
+        Severity.HIGH,
+        "domain:msstorageazure.com",
+        "3 DNS queries",
+        source=FindingSource.HUNT,
+        host="ws-17",
+        time=datetime(2023, 3, 22, 10, 0, tzinfo=UTC),
+        indicators=("domain:msstorageazure.com",),
+    ),
+    Finding("pe.unsigned", Severity.INFO, "rel/tool.exe", "not signed"),
+]
+
+
+def _render(fmt: str) -> str:
+    buf = io.StringIO()
+    render_findings(FINDINGS, fmt, buf, RenderContext(command="scan", inputs=("rel",), width=200))
+    return buf.getvalue()
+
+
+def test_sarif_validates_against_official_schema() -> None:
+    log = json.loads(_render("sarif"))
+    jsonschema.Draft4Validator(SCHEMA).validate(log)
+    run = log["runs"][0]
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == sorted({f.kind for f in FINDINGS})
+    levels = {r["ruleId"]: r["level"] for r in run["results"]}
+    assert levels == {
+        "signature.appended-data": "error",
+        "network.ioc": "error",
+        "pe.unsigned": "note",
+    }
+    msi = next(r for r in run["results"] if r["ruleId"] == "signature.appended-data")
+    uri = msi["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "file:///releases/3CX%20Desktop%20App/setup.msi"
+    hunt = next(r for r in run["results"] if r["ruleId"] == "network.ioc")
+    assert "physicalLocation" not in hunt["locations"][0]
+    assert hunt["partialFingerprints"]["taintline/v1"] == FINDINGS[1].fingerprint
+
+
+def test_sarif_empty_run_is_valid() -> None:
+    buf = io.StringIO()
+    render_findings([], "sarif", buf)
+    jsonschema.Draft4Validator(SCHEMA).validate(json.loads(buf.getvalue()))
+
+
+def test_jsonl_roundtrips_to_the_same_findings() -> None:
+    lines = _render("jsonl").splitlines()
+    back = [finding_from_dict(json.loads(line)) for line in lines]
+    assert back == FINDINGS
+
+
+def test_csv_has_one_row_per_finding() -> None:
+    rows = list(csv.DictReader(io.StringIO(_render("csv"))))
+    assert [r["kind"] for r in rows] == [f.kind for f in FINDINGS]
+    assert json.loads(rows[0]["evidence"])["hidden_bytes"] == 4096
+
+
+def test_table_is_worst_first_with_summary() -> None:
+    text = _render("table")
+    assert text.index("signature.appended-data") < text.index("pe.unsigned")
+    assert "3 finding(s): 1 critical, 1 high, 1 info" in text
+
+
+def test_unknown_format_is_usage_error() -> None:
+    with pytest.raises(UsageError):
+        render_findings(FINDINGS, "xml", io.StringIO())
+    assert set(FORMATS) >= {"table", "jsonl", "sarif", "csv"}
