@@ -1,0 +1,100 @@
+"""The contract between the scan engine (walk, hashes, rules, workers) and the analysers.
+
+An analyser is a module with pure functions: from one file's bytes (and where it sits) to a
+typed, frozen record of facts, and from those facts to findings. The engine reads each file
+once and hands the same buffer to the hashes, the YARA scanner and every analyser whose
+``applies`` says yes. Facts are kept in the case (``file_facts`` table) so that release
+verification can compare a known-good and a candidate release.
+
+Analysers never import the engine, the CLI or each other; bundle-level checks (an Electron app
+and the native libraries beside it) see the facts of every file in the bundle through
+:class:`BundleAnalyser`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from taintline.model import Finding
+
+
+@dataclass(frozen=True, slots=True)
+class FileItem:
+    """One file or container member, read once.
+
+    ``path`` is the display path through containers (``setup.msi!/files.cab!/ffmpeg.dll``);
+    ``name`` its base name; ``top`` the top-level input it came from.
+    """
+
+    path: str
+    name: str
+    data: bytes
+    top: str
+    depth: int = 0
+    sha256: str = ""
+    sha1: str = ""
+    md5: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisContext:
+    """What an analyser may know besides the file: data from the case, loaded once per scan.
+
+    ``eol`` maps a lower-cased product name to its end-of-life date (ISO text), from
+    endoflife.date data or the campaign pack; ``signers`` and ``cert_serials`` are indicator
+    values (lower-case; serials as lower-case hex without separators); ``trust_store_pem`` is
+    the CA bundle to verify Authenticode chains against (certifi's Mozilla roots by default).
+    """
+
+    eol: Mapping[str, str] = field(default_factory=dict)
+    signers: frozenset[str] = frozenset()
+    cert_serials: frozenset[str] = frozenset()
+    trust_store_pem: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisResult:
+    """``facts`` is the analyser's typed record (a frozen dataclass), ``findings`` what it
+    derived from them. ``facts`` is ``None`` when the file turned out not to be of the format."""
+
+    analyser: str
+    facts: Any
+    findings: tuple[Finding, ...] = ()
+
+
+class Analyser(Protocol):
+    """One format. Implementations are modules exposing these three names."""
+
+    NAME: str
+
+    def applies(self, item: FileItem) -> bool:
+        """Cheap check (magic bytes, name) whether :meth:`analyse` should run."""
+        ...
+
+    def analyse(self, item: FileItem, ctx: AnalysisContext) -> AnalysisResult:
+        """Parse and judge one file. Must not raise on malformed input: a file that is
+        broken in a way that matters becomes an ``error.*`` or anomaly finding."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BundleMember:
+    """What a bundle-level analyser sees of each file in a folder/app/asar/archive."""
+
+    path: str
+    name: str
+    sha256: str
+    facts: Mapping[str, Any]  # analyser NAME -> facts record
+
+
+class BundleAnalyser(Protocol):
+    NAME: str
+
+    def analyse_bundle(
+        self, root: str, members: Sequence[BundleMember], ctx: AnalysisContext
+    ) -> tuple[Finding, ...]:
+        """Judge a whole bundle (e.g. an Electron app: an unsigned or differently signed
+        native library inside a signed app)."""
+        ...
