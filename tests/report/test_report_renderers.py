@@ -91,3 +91,52 @@ def test_unknown_format_is_usage_error() -> None:
     with pytest.raises(UsageError):
         render_findings(FINDINGS, "xml", io.StringIO())
     assert set(FORMATS) >= {"table", "jsonl", "sarif", "csv"}
+
+
+def test_stix_bundle_validates_and_links_sightings_to_hosts() -> None:
+    import stix2
+
+    text = _render("stix")
+    bundle = stix2.parse(text, allow_custom=False)
+    types = [o.type for o in bundle.objects]
+    assert types.count("indicator") == 1
+    sighting = next(o for o in bundle.objects if o.type == "sighting")
+    host = next(o for o in bundle.objects if o.type == "identity" and o.name == "ws-17")
+    assert sighting.where_sighted_refs == [host.id]
+    note = next(o for o in bundle.objects if o.type == "note" and "certificate table" in o.content)
+    file_obj = next(o for o in bundle.objects if o.id == note.object_refs[0])
+    assert file_obj.name == "d3dcompiler_47.dll"
+
+
+def test_html_is_self_contained_and_escapes_hostile_names() -> None:
+    hostile = Finding(
+        "yara", Severity.HIGH, 'evil<script>alert(1)</script>".exe', "<img src=x onerror=alert(1)>"
+    )
+    buf = io.StringIO()
+    render_findings([*FINDINGS, hostile], "html", buf)
+    page = buf.getvalue()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page
+    assert (
+        "http://" not in page and "https://" not in page.split("<body>", 1)[1].split("</table>")[0]
+    )
+    assert "ws-17" in page  # the host timeline section
+
+
+def test_report_command_renders_case_findings(tmp_path: Path) -> None:
+    from taintline.case import Case
+    from taintline.cli.main import main
+
+    with Case(tmp_path / "c.duckdb") as c:
+        c.add_findings(FINDINGS)
+    out = tmp_path / "r.sarif"
+    args = ["report", "--case", str(tmp_path / "c.duckdb"), "--format", "sarif", "-o", str(out)]
+    assert main(args) == 0
+    log = json.loads(out.read_text())
+    jsonschema.Draft4Validator(SCHEMA).validate(log)
+    assert len(log["runs"][0]["results"]) == 3
+    out_html = tmp_path / "r.html"
+    assert main([*args[:3], "--format", "html", "-o", str(out_html), "--min-severity", "high"]) == 0
+    assert "pe.unsigned" not in out_html.read_text()
+    assert main([*args[:3], "--format", "nope"]) == 2

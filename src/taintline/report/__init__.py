@@ -11,7 +11,7 @@ from typing import TextIO
 
 from taintline.errors import UsageError
 from taintline.model import Finding
-from taintline.report import csvout, jsonl, sarif, table
+from taintline.report import csvout, html, jsonl, sarif, stix, table
 from taintline.report.context import RenderContext
 
 Renderer = Callable[[Sequence[Finding], TextIO, RenderContext], None]
@@ -21,6 +21,8 @@ FORMATS: dict[str, Renderer] = {
     "jsonl": jsonl.render,
     "sarif": sarif.render,
     "csv": csvout.render,
+    "stix": stix.render,
+    "html": html.render,
 }
 
 
