@@ -1,0 +1,97 @@
+"""The one small interface every intel reader speaks.
+
+A reader is a module with three names (listed in the explicit tuple ``readers.READERS``):
+
+* ``NAME``: a short format name (``stix``, ``misp``, ``csv``, ``yara``, ``endoflife``);
+* ``sniff(head: bytes, path: Path) -> bool``: whether the file is in this format, decided
+  from its first bytes (the extension only breaks ties);
+* ``read(path: Path, limits: IntelLimits) -> ReadResult``: everything the file states.
+
+A file a reader cannot use at all comes back as a failed :class:`ReadResult` (one
+:class:`~taintline.errors.Problem`, nothing else), never as an exception that ends the run.
+A single bad value (an invalid hash on line 7) is a Problem next to the good values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from taintline.errors import Problem
+from taintline.limits import IntelLimits
+from taintline.model import Indicator
+
+
+@dataclass(frozen=True, slots=True)
+class YaraSource:
+    """One YARA file: the namespace its rules compile into, where it came from, its text."""
+
+    namespace: str
+    origin: str
+    text: str
+    rules: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EolRecord:
+    """One release cycle of a product (endoflife.date): when it came out and when support ended.
+
+    ``eol_date`` is ``None`` when the source gives only a flag (``eol: true``) or the cycle is
+    still supported (``eol_flag`` is ``False``).
+    """
+
+    product: str
+    cycle: str
+    source: str
+    release_date: date | None = None
+    eol_date: date | None = None
+    eol_flag: bool | None = None
+    latest: str | None = None
+    description: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.product}:{self.cycle}"
+
+
+@dataclass(slots=True)
+class ReadResult:
+    """What one file states. ``failed`` means the file could not be used: nothing from it is
+    stored, and ``problems`` says why."""
+
+    format: str
+    indicators: list[Indicator] = field(default_factory=list)
+    #: Arrow tables with the columns of ``Case.add_indicator_table`` (the fast paths).
+    tables: list[pa.Table] = field(default_factory=list)
+    yara: list[YaraSource] = field(default_factory=list)
+    eol: list[EolRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    #: Things deliberately not imported, by reason (e.g. ``"misp to_ids=false": 12``).
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: bool = False
+
+    @classmethod
+    def failure(cls, fmt: str, item: str, message: str, line: int | None = None) -> ReadResult:
+        return cls(format=fmt, problems=[Problem(item, message, line)], failed=True)
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
+
+    @property
+    def statement_count(self) -> int:
+        return len(self.indicators) + sum(int(t.num_rows) for t in self.tables)
+
+
+class Reader(Protocol):
+    """The shape of a reader module (checked by mypy where ``READERS`` is declared)."""
+
+    NAME: str
+
+    def sniff(self, head: bytes, path: Path) -> bool: ...
+
+    def read(self, path: Path, limits: IntelLimits) -> ReadResult: ...

@@ -1,0 +1,383 @@
+"""Intel in the case: ingesting files, and what other stages read back.
+
+``ingest`` reads each file with the reader its content calls for and stores what it states
+in **one transaction per file**: a file that fails (truncated JSON, a YARA syntax error, over
+the size limit) adds nothing, and a failure while storing rolls that file back. A single bad
+value inside an otherwise good file is a Problem and the rest of the file is kept.
+
+Other stages call :func:`load_yara_sources`, :func:`eol_map` and :func:`ensure_intel`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from taintline.case import Case, now_utc
+from taintline.errors import Problem, UsageError
+from taintline.intel.interface import EolRecord, ReadResult, YaraSource
+from taintline.intel.readers import SNIFF_BYTES, detect, reader_named
+from taintline.limits import IntelLimits
+
+#: Campaign packs shipped inside the package (``taintline/intel/packs/<name>/``).
+PACKS_PACKAGE = "taintline.intel.packs"
+DEFAULT_PACK = "3cx-xtrader"
+
+
+@dataclass(slots=True)
+class FileReport:
+    path: str
+    format: str | None
+    #: Indicator statements read, by indicator type.
+    read_by_type: dict[str, int] = field(default_factory=dict)
+    #: (type, value, source) statements new to the case.
+    new: int = 0
+    #: Statements the case (or this file) already had.
+    duplicates: int = 0
+    #: Indicators (type, value) new to the case.
+    new_indicators: int = 0
+    yara_rules: int = 0
+    eol_records: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: bool = False
+
+    @property
+    def read_total(self) -> int:
+        return sum(self.read_by_type.values())
+
+
+@dataclass(slots=True)
+class IngestReport:
+    files: list[FileReport] = field(default_factory=list)
+
+    @property
+    def failed_files(self) -> list[FileReport]:
+        return [f for f in self.files if f.failed]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for f in self.files for p in f.problems]
+
+    def read_by_type(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for f in self.files:
+            for kind, n in f.read_by_type.items():
+                total[kind] = total.get(kind, 0) + n
+        return dict(sorted(total.items()))
+
+    @property
+    def new(self) -> int:
+        return sum(f.new for f in self.files)
+
+    @property
+    def duplicates(self) -> int:
+        return sum(f.duplicates for f in self.files)
+
+    @property
+    def new_indicators(self) -> int:
+        return sum(f.new_indicators for f in self.files)
+
+
+def read_file(path: Path, limits: IntelLimits, *, fmt: str | None = None) -> ReadResult:
+    """Read one file with the reader its content calls for. Never raises for bad input."""
+    item = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return ReadResult.failure(fmt or "?", item, f"cannot read: {exc.strerror or exc}")
+    if not path.is_file():
+        return ReadResult.failure(fmt or "?", item, "not a regular file")
+    if size > limits.max_file_bytes:
+        return ReadResult.failure(
+            fmt or "?",
+            item,
+            f"file is {size} bytes, over the {limits.max_file_bytes}-byte intel file limit; not read",
+        )
+    if fmt is not None:
+        reader = reader_named(fmt)
+        if reader is None:
+            raise UsageError(f"unknown intel format {fmt!r}")
+    else:
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(SNIFF_BYTES)
+        except OSError as exc:
+            return ReadResult.failure("?", item, f"cannot read: {exc.strerror or exc}")
+        if not head.strip():
+            return ReadResult.failure("?", item, "empty file")
+        reader = detect(head, path)
+        if reader is None:
+            return ReadResult.failure("?", item, "not a format taintline reads (binary data?)")
+    try:
+        return reader.read(path, limits)
+    except OSError as exc:
+        return ReadResult.failure(reader.NAME, item, f"cannot read: {exc.strerror or exc}")
+    except MemoryError:
+        return ReadResult.failure(reader.NAME, item, "out of memory while reading; split the file")
+
+
+def _with_source(result: ReadResult, source: str) -> None:
+    result.indicators = [dataclasses.replace(i, source=source) for i in result.indicators]
+    result.tables = [
+        t.set_column(
+            t.schema.get_field_index("source"),
+            "source",
+            pa.array([source] * t.num_rows, pa.string()),
+        )
+        if "source" in t.column_names
+        else t.append_column("source", pa.array([source] * t.num_rows, pa.string()))
+        for t in result.tables
+    ]
+    result.yara = [dataclasses.replace(y, source=source) for y in result.yara]
+    result.eol = [dataclasses.replace(e, source=source) for e in result.eol]
+
+
+def _rename(result: ReadResult, old: str, new: str) -> None:
+    result.problems = [
+        dataclasses.replace(p, item=new) if p.item == old else p for p in result.problems
+    ]
+    result.yara = [
+        dataclasses.replace(y, origin=new) if y.origin == old else y for y in result.yara
+    ]
+
+
+def _count_types(result: ReadResult) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for indicator in result.indicators:
+        counts[str(indicator.type)] = counts.get(str(indicator.type), 0) + 1
+    for table in result.tables:
+        for entry in pc.value_counts(table.column("type")).to_pylist():
+            counts[entry["values"]] = counts.get(entry["values"], 0) + int(entry["counts"])
+    return dict(sorted(counts.items()))
+
+
+def store_result(case: Case, result: ReadResult) -> tuple[int, int, int, int]:
+    """Write one file's result in the caller's transaction.
+
+    Returns (new statements, new indicators, yara sources stored, eol records stored)."""
+    before = case.indicator_count()
+    new = case.add_indicators(result.indicators) if result.indicators else 0
+    for table in result.tables:
+        new += case.add_indicator_table(table)
+    yara = sum(_store_yara(case, y) for y in result.yara)
+    eol = _store_eol(case, result.eol) if result.eol else 0
+    return new, case.indicator_count() - before, yara, eol
+
+
+def _store_yara(case: Case, source: YaraSource) -> int:
+    digest = hashlib.sha256(source.text.encode()).hexdigest()
+    row = case.con.execute("SELECT 1 FROM yara_sources WHERE sha256 = ?", [digest]).fetchone()
+    if row:
+        return 0
+    namespace = source.namespace
+    taken = case.con.execute(
+        "SELECT 1 FROM yara_sources WHERE namespace = ?", [namespace]
+    ).fetchone()
+    if taken:
+        namespace = f"{namespace}_{digest[:8]}"
+    case.con.execute(
+        "INSERT INTO yara_sources VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            digest,
+            namespace,
+            source.origin,
+            source.source,
+            list(source.rules),
+            source.text,
+            now_utc().replace(tzinfo=None),
+        ],
+    )
+    return 1
+
+
+def _store_eol(case: Case, records: Sequence[EolRecord]) -> int:
+    before = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone()
+    added_at = now_utc().replace(tzinfo=None)
+    case.con.executemany(
+        "INSERT INTO eol_cycles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (product, cycle, source) DO UPDATE SET release_date = excluded.release_date,"
+        " eol_date = excluded.eol_date, eol_flag = excluded.eol_flag, latest = excluded.latest,"
+        " description = excluded.description",
+        [
+            [
+                r.product,
+                r.cycle,
+                r.release_date,
+                r.eol_date,
+                r.eol_flag,
+                r.latest,
+                r.source,
+                r.description,
+                added_at,
+            ]
+            for r in records
+        ],
+    )
+    after = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone()
+    return int(after[0] if after else 0) - int(before[0] if before else 0)
+
+
+def ingest(
+    case: Case,
+    paths: Iterable[Path],
+    *,
+    source: str | None = None,
+    limits: IntelLimits | None = None,
+    fmt: str | None = None,
+    on_file: Callable[[FileReport], None] | None = None,
+    display: Callable[[Path], str] = str,
+) -> IngestReport:
+    """Read and store intel files, one transaction per file. ``source`` overrides the
+    source name every statement is attributed to (default: what the file says, else its name).
+    ``display`` names a file in reports and problems (packs show ``pack/file``)."""
+    limits = limits or IntelLimits()
+    report = IngestReport()
+    for path in paths:
+        result = read_file(Path(path), limits, fmt=fmt)
+        if source:
+            _with_source(result, source)
+        shown = display(Path(path))
+        if shown != str(path):
+            _rename(result, str(path), shown)
+        file_report = FileReport(
+            path=shown,
+            format=result.format,
+            problems=list(result.problems),
+            skipped=dict(result.skipped),
+            failed=result.failed,
+        )
+        if not result.failed:
+            file_report.read_by_type = _count_types(result)
+            try:
+                with case.transaction():
+                    new, new_indicators, yara, eol = store_result(case, result)
+            except duckdb.Error as exc:
+                file_report.failed = True
+                file_report.problems.append(
+                    Problem(shown, f"could not store (nothing from this file kept): {exc}")
+                )
+            else:
+                file_report.new = new
+                file_report.duplicates = file_report.read_total - new
+                file_report.new_indicators = new_indicators
+                file_report.yara_rules = sum(len(y.rules) for y in result.yara) if yara else 0
+                file_report.eol_records = eol
+        report.files.append(file_report)
+        if on_file is not None:
+            on_file(file_report)
+    return report
+
+
+# -- packs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PackInfo:
+    name: str
+    description: str
+    files: tuple[str, ...]
+
+
+def _packs_root() -> resources.abc.Traversable:
+    return resources.files(PACKS_PACKAGE)
+
+
+def list_packs() -> list[PackInfo]:
+    import orjson
+
+    out: list[PackInfo] = []
+    for entry in sorted(_packs_root().iterdir(), key=lambda e: e.name):
+        manifest = entry.joinpath("pack.json")
+        if entry.is_dir() and manifest.is_file():
+            meta = orjson.loads(manifest.read_bytes())
+            out.append(
+                PackInfo(entry.name, str(meta.get("description", "")), tuple(meta.get("files", [])))
+            )
+    return out
+
+
+def ingest_pack(
+    case: Case,
+    name: str,
+    *,
+    limits: IntelLimits | None = None,
+    on_file: Callable[[FileReport], None] | None = None,
+) -> IngestReport:
+    """Load a shipped campaign pack (all its files) into the case."""
+    packs = {p.name: p for p in list_packs()}
+    pack = packs.get(name)
+    if pack is None:
+        choices = ", ".join(sorted(packs)) or "none"
+        raise UsageError(f"no intel pack named {name!r}; available: {choices}")
+    folder = _packs_root().joinpath(name)
+    with resources.as_file(folder) as real:
+        return ingest(
+            case,
+            [Path(real) / f for f in pack.files],
+            limits=limits,
+            on_file=on_file,
+            display=lambda p: f"pack {name}/{p.name}",
+        )
+
+
+def ensure_intel(case: Case) -> bool:
+    """Load the built-in pack when the case has no intel yet; True if it was loaded."""
+    if case.indicator_count() > 0:
+        return False
+    ingest_pack(case, DEFAULT_PACK)
+    return True
+
+
+# -- read back ---------------------------------------------------------------------------
+
+
+def load_yara_sources(case: Case) -> list[YaraSource]:
+    """Every stored YARA source, in the order they were added (namespace, origin, text)."""
+    rows = case.con.execute(
+        "SELECT namespace, origin, text, rules, source FROM yara_sources ORDER BY added_at, namespace"
+    ).fetchall()
+    return [YaraSource(r[0], r[1], r[2], tuple(r[3] or ()), r[4]) for r in rows]
+
+
+def eol_records(case: Case, product: str | None = None) -> list[EolRecord]:
+    sql = (
+        "SELECT product, cycle, source, release_date, eol_date, eol_flag, latest, description"
+        " FROM eol_cycles"
+    )
+    params: list[str] = []
+    if product is not None:
+        sql += " WHERE product = ?"
+        params.append(product.lower())
+    sql += " ORDER BY product, release_date NULLS LAST, cycle"
+    return [
+        EolRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
+        for r in case.con.execute(sql, params).fetchall()
+    ]
+
+
+def eol_map(case: Case) -> dict[str, str]:
+    """Lower-cased product -> its end-of-life date (ISO), the latest EOL date across cycles.
+
+    A product with a cycle that is still supported (``eol: false``) or whose EOL is only a
+    flag without a date is left out: it has no date after which signing it is suspicious.
+    """
+    out: dict[str, date] = {}
+    open_products: set[str] = set()
+    for record in eol_records(case):
+        if record.eol_date is None:
+            if record.eol_flag is not True:
+                open_products.add(record.product)
+            continue
+        if record.product not in out or record.eol_date > out[record.product]:
+            out[record.product] = record.eol_date
+    return {p: d.isoformat() for p, d in sorted(out.items()) if p not in open_products}

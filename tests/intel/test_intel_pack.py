@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import base64
+import csv
+from importlib import resources
+
+import yara_x
+
+from taintline.case import Case
+from taintline.intel import yara_rules
+from taintline.intel.store import eol_map, ingest_pack, list_packs, load_yara_sources
+
+from .conftest import build_ico_png, build_pe
+
+
+def pack_rules(case: Case) -> yara_x.Rules:
+    ingest_pack(case, "3cx-xtrader")
+    return yara_rules.compile_sources(load_yara_sources(case))
+
+
+def hits(rules: yara_x.Rules, data: bytes) -> set[str]:
+    return {m.identifier for m in rules.scan(data).matching_rules}
+
+
+def test_pack_loads_with_sources_and_eol(case: Case) -> None:
+    (pack,) = [p for p in list_packs() if p.name == "3cx-xtrader"]
+    report = ingest_pack(case, pack.name)
+    assert not report.problems and not report.failed_files
+    counts = case.indicator_counts_by_type()
+    assert counts["sha256"] >= 50 and counts["domain"] >= 25 and counts["yara"] == 6
+    assert eol_map(case) == {"x_trader": "2020-03-31"}
+    (msi,) = case.indicators(
+        value="59e1edf4d82fae4978e97512b0331b7eb21dd4b838b850ba46794d9c7a2c0983"
+    )
+    assert len(msi.sources) == 3
+    assert case.indicators(value="https://sbmsa.wiki/blog/_insert")
+    assert case.indicators(
+        value="https://raw.githubusercontent.com/IconStorages/images/main/icon15.ico"
+    )
+    assert case.indicators(value="900b63ff9b06e0890bf642bdfcbfcc6ab7887c7a3c057c8e3fd6fba5ffc8e5d6")
+    assert case.indicators(value="8538a6c5018f50fc")  # TT certificate serial
+    assert case.indicators(value="Trading Technologies International, Inc")
+    for statement in case.indicator_statements("domain", "journalide.org"):
+        assert str(statement.context["reference"]).startswith("https://")
+
+
+def test_every_pack_row_names_its_report() -> None:
+    folder = resources.files("taintline.intel.packs").joinpath("3cx-xtrader")
+    lines = [
+        ln
+        for ln in folder.joinpath("indicators.csv").read_text().splitlines()
+        if not ln.startswith("#")
+    ]
+    rows = list(csv.DictReader(lines))
+    assert rows and all(r["source"] and r["reference"].startswith("https://") for r in rows)
+
+
+def test_pack_yara_rules_match_synthetic_samples(case: Case) -> None:
+    rules = pack_rules(case)
+    marker = b"\xfe\xed\xfa\xce" * 2 + b"\x00" * 32
+    assert "taintline_3cx_feedface_in_certificate_table" in hits(rules, build_pe(b"cert" + marker))
+    # the same bytes outside the certificate table, or no table at all: no match
+    assert "taintline_3cx_feedface_in_certificate_table" not in hits(
+        rules, build_pe(None, body=marker)
+    )
+    assert "taintline_3cx_feedface_in_certificate_table" not in hits(
+        rules, build_pe(b"x" * 40, body=marker)
+    )
+
+    blob = base64.b64encode(bytes(range(120)))
+    assert "taintline_3cx_ico_base64_after_iend" in hits(rules, build_ico_png(b"$" + blob))
+    assert "taintline_3cx_ico_base64_after_iend" not in hits(rules, build_ico_png(b""))
+
+    assert "taintline_3cx_rc4_key" in hits(rules, build_pe(None, body=b"3jB(2bsG#@c7"))
+    assert "taintline_3cx_rc4_key" not in hits(rules, b"text that mentions 3jB(2bsG#@c7")
+
+    loader = b"__tutma\x00https://raw.githubusercontent.com/IconStorages/images/main/icon%d.ico"
+    assert "taintline_3cx_iconic_loader_strings" in hits(rules, build_pe(None, body=loader))
+    assert "taintline_3cx_iconic_loader_strings" not in hits(rules, build_pe(None, body=b"__tutma"))
+
+    macho = b"\xcf\xfa\xed\xfe" + b"\x00" * 28 + b"3cx_auth_id=1;__tutma=true sbmsa.wiki"
+    assert "taintline_3cx_macos_updateagent_strings" in hits(rules, macho)
+
+    tt = b"\x02\x09\x00\x85\x38\xa6\xc5\x01\x8f\x50\xfcTrading Technologies International, Inc"
+    assert "taintline_xtrader_tt_certificate" in hits(rules, build_pe(tt))
