@@ -1,0 +1,179 @@
+"""``taintline scan PATH...``: hashes, YARA and analysers over files, folders and containers."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from taintline.case import Case
+from taintline.cli.common import (
+    DEFAULT_CASE,
+    CaseOption,
+    ExitCode,
+    parse_severity,
+    progress_enabled,
+    stderr_console,
+)
+from taintline.errors import UsageError
+from taintline.limits import ScanLimits
+from taintline.report import FORMATS, RenderContext, render_findings
+from taintline.scan.engine import ScanOptions, scan_paths
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_DEFAULT = ScanLimits()
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str, option: str) -> int:
+    """``123``, ``64M``, ``2GiB``, ``1.5G`` -> bytes (binary units)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(f"{option}: cannot read size {text!r} (examples: 500M, 2G, 1048576)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+class _RichProgress:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.files: TaskID | None = None
+        self.bytes: TaskID | None = None
+
+    def start(self, total_files: int, total_bytes: int) -> None:
+        self.files = self.progress.add_task("files", total=total_files)
+        self.bytes = self.progress.add_task("bytes", total=total_bytes)
+
+    def advance(self, files: int, nbytes: int) -> None:
+        if self.files is not None and self.bytes is not None:
+            self.progress.advance(self.files, files)
+            self.progress.advance(self.bytes, nbytes)
+
+
+def scan_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files, folders, archives, installers.")],
+    case: CaseOption = DEFAULT_CASE,
+    fmt: Annotated[
+        str, typer.Option("--format", help=f"Output format: {', '.join(FORMATS)}.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here (default stdout).")
+    ] = None,
+    fail_on: Annotated[
+        str, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")
+    ] = "high",
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Worker processes (default: CPU count; 0: in-process)."),
+    ] = None,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option("--rules", help="Extra YARA rule file (repeat for several)."),
+    ] = None,
+    no_rules: Annotated[
+        bool, typer.Option("--no-rules", help="Hashes and analysers only, no YARA.")
+    ] = False,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option("--ca-bundle", help="PEM CA bundle for Authenticode (default: certifi)."),
+    ] = None,
+    max_depth: Annotated[
+        int, typer.Option("--max-depth", help="Deepest container nesting opened.")
+    ] = _DEFAULT.max_depth,
+    max_total_bytes: Annotated[
+        str,
+        typer.Option("--max-total-bytes", help="Bytes extracted per top-level input (e.g. 8G)."),
+    ] = "8G",
+    max_file_size: Annotated[
+        str, typer.Option("--max-file-size", help="Largest file or member read whole (e.g. 2G).")
+    ] = "2G",
+    max_ratio: Annotated[
+        float, typer.Option("--max-ratio", help="Largest compression ratio (archive bombs).")
+    ] = _DEFAULT.max_ratio,
+    max_files: Annotated[
+        int, typer.Option("--max-files", help="Most files/members per top-level input.")
+    ] = _DEFAULT.max_files,
+    yara_timeout: Annotated[
+        int, typer.Option("--yara-timeout", help="Per-file YARA timeout in seconds.")
+    ] = _DEFAULT.yara_timeout_s,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Host name on findings (default: this machine).")
+    ] = None,
+) -> int:
+    """Find known-bad and tampered files: hashes, YARA rules, PE/Mach-O/ELF/image/Electron
+    analysers, inside ZIP/tar/MSI/CAB/asar containers."""
+    threshold = parse_severity(fail_on)
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if workers is not None and workers < 0:
+        raise UsageError("--workers must be 0 or more")
+    missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
+    if missing:
+        raise UsageError(f"no such file or folder: {', '.join(missing)}")
+    for rule_file in rules or []:
+        if not rule_file.is_file():
+            raise UsageError(f"--rules {rule_file}: no such file")
+    if ca_bundle is not None and not ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
+    limits = ScanLimits(
+        max_depth=max_depth,
+        max_total_bytes=parse_size(max_total_bytes, "--max-total-bytes"),
+        max_file_bytes=parse_size(max_file_size, "--max-file-size"),
+        max_ratio=max_ratio,
+        max_files=max_files,
+        yara_timeout_s=yara_timeout,
+    )
+    options = ScanOptions(
+        limits=limits,
+        workers=workers,
+        rule_files=tuple(rules or ()),
+        use_rules=not no_rules,
+        ca_bundle=ca_bundle,
+        host=host,
+    )
+    err = stderr_console()
+    with Case(case) as c:
+        if progress_enabled(err):
+            columns = (
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+            )
+            with Progress(*columns, console=err, transient=True) as bar:
+                result = scan_paths(paths, c, options, _RichProgress(bar))
+        else:
+            result = scan_paths(paths, c, options)
+    for problem in result.problems:
+        err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=True, soft_wrap=True)
+    ctx = RenderContext(
+        command="scan",
+        title=f"taintline scan: {result.files} files, {result.members} members",
+        inputs=tuple(str(p) for p in paths),
+    )
+    if output is not None:
+        with output.open("w", encoding="utf-8") as fh:
+            render_findings(result.findings, fmt, fh, ctx)
+    else:
+        render_findings(result.findings, fmt, sys.stdout, ctx)
+        sys.stdout.flush()
+    worst = any(f.severity.at_least(threshold) for f in result.findings)
+    return ExitCode.FINDINGS if worst else ExitCode.CLEAN
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(scan_cmd)

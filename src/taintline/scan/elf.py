@@ -1,0 +1,163 @@
+"""ELF analyser: identity (class, machine, type, entry, interpreter, needed libraries) and the
+overlay: bytes after the last section, segment and header table, where droppers hide payloads.
+
+LIEF parses; the truncation check reads the header's own table extents (LIEF parses leniently
+and would otherwise hide that the tables run past the end of the file).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+import lief
+
+from taintline.model import Finding, Severity
+from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.scan.measure import entropy, preview
+
+NAME = "elf"
+
+lief.logging.disable()
+
+
+@dataclass(frozen=True, slots=True)
+class ELFFacts:
+    elf_class: str
+    machine: str
+    type: str
+    entry: int
+    interpreter: str | None
+    needed: tuple[str, ...]
+    sections: int
+    segments: int
+    overlay_offset: int | None
+    overlay_size: int
+    overlay_entropy: float
+    overlay_preview: dict[str, str] | None
+    size: int
+    truncated: str | None = None
+    overlay_all_zero: bool = True
+
+
+def applies(item: FileItem) -> bool:
+    return item.data[:4] == b"\x7fELF"
+
+
+def _attr_text(obj: object, attr: str) -> str:
+    """A string attribute of a LIEF object; LIEF raises UnicodeDecodeError for names that are
+    not UTF-8 (hostile input), and some names come back as bytes."""
+    try:
+        value = getattr(obj, attr)
+    except UnicodeDecodeError:
+        return "<undecodable>"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _libraries(binary: lief.ELF.Binary) -> list[str | bytes]:
+    try:
+        return list(binary.libraries)
+    except UnicodeDecodeError:
+        return ["<undecodable>"]
+
+
+def _enum_name(value: object) -> str:
+    return str(value).rsplit(".", 1)[-1]
+
+
+def truncation(data: bytes) -> str | None:
+    """Whether the program/section header tables, as the ELF header declares them, fit."""
+    if len(data) < 52:
+        return "ELF header truncated"
+    is64 = data[4] == 2
+    order = "<" if data[5] != 2 else ">"
+    if is64:
+        if len(data) < 64:
+            return "ELF header truncated"
+        phoff, shoff = struct.unpack_from(order + "QQ", data, 32)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", data, 54)
+    else:
+        phoff, shoff = struct.unpack_from(order + "II", data, 28)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", data, 42)
+    if phnum and phoff + phentsize * phnum > len(data):
+        return f"program headers ({phoff}+{phentsize}x{phnum}) run past the end of the file ({len(data)})"
+    if shnum and shoff + shentsize * shnum > len(data):
+        return f"section headers ({shoff}+{shentsize}x{shnum}) run past the end of the file ({len(data)})"
+    return None
+
+
+def facts_of(data: bytes) -> ELFFacts | None:
+    if len(data) < (64 if data[4:5] == b"\x02" else 52):
+        return None  # header truncated: LIEF misbehaves on such stubs
+    binary = lief.ELF.parse(io.BytesIO(data))
+    if binary is None:
+        return None
+    header = binary.header
+    overlay = bytes(binary.overlay)
+    interpreter = _attr_text(binary, "interpreter") if binary.has_interpreter else None
+    needed = tuple(
+        lib.decode("utf-8", "replace") if isinstance(lib, bytes) else str(lib)
+        for lib in _libraries(binary)
+    )[:256]
+    return ELFFacts(
+        elf_class=_enum_name(header.identity_class),
+        machine=_enum_name(header.machine_type),
+        type=_enum_name(header.file_type),
+        entry=header.entrypoint,
+        interpreter=interpreter,
+        needed=needed,
+        sections=len(binary.sections),
+        segments=len(binary.segments),
+        overlay_offset=len(data) - len(overlay) if overlay else None,
+        overlay_size=len(overlay),
+        overlay_entropy=entropy(overlay),
+        overlay_preview=preview(overlay) if overlay else None,
+        size=len(data),
+        truncated=truncation(data),
+        overlay_all_zero=not overlay.strip(b"\0"),
+    )
+
+
+def findings_of(path: str, facts: ELFFacts) -> tuple[Finding, ...]:
+    out: list[Finding] = []
+    if facts.truncated:
+        out.append(Finding("error.malformed", Severity.LOW, path, f"ELF truncated: {facts.truncated}",
+                           evidence={"format": NAME, "reason": facts.truncated}))  # fmt: skip
+    if facts.overlay_size and not facts.overlay_all_zero and not facts.truncated:
+        out.append(
+            Finding(
+                "elf.overlay",
+                Severity.MEDIUM,
+                path,
+                f"{facts.overlay_size} bytes after the last section and segment of the ELF file",
+                evidence={
+                    "offset": facts.overlay_offset,
+                    "size": facts.overlay_size,
+                    "entropy": facts.overlay_entropy,
+                    "preview": facts.overlay_preview,
+                    "machine": facts.machine,
+                },
+            )
+        )
+    return tuple(out)
+
+
+def analyse(item: FileItem, ctx: AnalysisContext) -> AnalysisResult:
+    try:
+        with warnings.catch_warnings():
+            # LIEF warns (RuntimeWarning) for enum values it does not know: hostile input
+            warnings.simplefilter("ignore")
+            facts = facts_of(item.data)
+    except Exception as exc:  # a parser bug on hostile input must not end the scan
+        return AnalysisResult(NAME, None, (Finding("error.analyser", Severity.LOW, item.path,
+                              f"ELF analysis failed: {type(exc).__name__}: {exc}",
+                              evidence={"analyser": NAME}),))  # fmt: skip
+    if facts is None:
+        return AnalysisResult(NAME, None, (Finding("error.malformed", Severity.LOW, item.path,
+                              "ELF magic present but the header is truncated or does not parse",
+                              evidence={"format": NAME}),))  # fmt: skip
+    return AnalysisResult(NAME, facts, findings_of(item.path, facts))

@@ -1,0 +1,421 @@
+"""PE analyser: identity, version resource, imports/exports summary, sections, overlay and the
+Authenticode verdict (see :mod:`taintline.scan.authenticode`).
+
+Parsing is LIEF's (fast, fuzzed, and it computes the authentihash); the judgement is ours:
+:func:`facts_of` turns bytes into :class:`PEFacts`, :func:`findings_of` turns facts into
+findings, :func:`analyse` does both for the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import lief
+
+from taintline.model import Finding, Severity, parse_time
+from taintline.scan.authenticode import AuthenticodeFacts, analyse_signature
+from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.scan.measure import entropy
+
+NAME = "pe"
+
+lief.logging.disable()
+
+VERSION_KEYS = (
+    "CompanyName",
+    "ProductName",
+    "ProductVersion",
+    "FileVersion",
+    "FileDescription",
+    "OriginalFilename",
+    "InternalName",
+    "LegalCopyright",
+)
+MAX_NAMES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SectionFacts:
+    name: str
+    virtual_address: int
+    virtual_size: int
+    raw_offset: int
+    raw_size: int
+    sha256: str
+    entropy: float
+
+
+@dataclass(frozen=True, slots=True)
+class PEFacts:
+    machine: str
+    is_64: bool
+    is_dll: bool
+    subsystem: str
+    timestamp: str | None
+    entry_point_rva: int
+    entry_section: str | None
+    version: Mapping[str, str]
+    imported_dlls: tuple[str, ...]
+    imported_functions: int
+    imports_sample: tuple[str, ...]
+    exports: int
+    exports_sample: tuple[str, ...]
+    sections: tuple[SectionFacts, ...]
+    overlay_offset: int | None
+    overlay_size: int
+    size: int
+    signature: AuthenticodeFacts | None
+
+    @property
+    def signed(self) -> bool:
+        return self.signature is not None and self.signature.signed
+
+
+def applies(item: FileItem) -> bool:
+    data = item.data
+    if len(data) < 0x40 or data[:2] != b"MZ":
+        return False
+    e_lfanew = int.from_bytes(data[0x3C:0x40], "little")
+    return e_lfanew + 4 <= len(data) and data[e_lfanew : e_lfanew + 4] == b"PE\0\0"
+
+
+def _attr_text(obj: object, attr: str) -> str:
+    """A string attribute of a LIEF object; LIEF raises UnicodeDecodeError for names that are
+    not UTF-8 (hostile input), and some names come back as bytes."""
+    try:
+        value = getattr(obj, attr)
+    except UnicodeDecodeError:
+        return "<undecodable>"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _enum_name(value: object) -> str:
+    text = str(value)
+    return text.rsplit(".", 1)[-1]
+
+
+def _version_strings(binary: lief.PE.Binary) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if not binary.has_resources:
+        return out
+    manager = binary.resources_manager
+    if not isinstance(manager, lief.PE.ResourcesManager) or not manager.has_version:
+        return out
+    try:
+        versions = list(manager.version)
+    except UnicodeDecodeError:
+        return out
+    for version in versions:
+        try:
+            sfi = version.string_file_info
+        except UnicodeDecodeError:
+            continue
+        if sfi is None:
+            continue
+        try:
+            tables = list(sfi.children)
+        except UnicodeDecodeError:
+            continue
+        for table in tables:
+            try:
+                entries = list(table.entries)
+            except UnicodeDecodeError:
+                continue
+            for entry in entries:
+                key = _attr_text(entry, "key")
+                if key in VERSION_KEYS and key not in out:
+                    out[key] = _attr_text(entry, "value").strip("\0").strip()[:512]
+    return out
+
+
+def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
+    """Parse ``data``; ``None`` when LIEF does not see a PE at all."""
+    binary = lief.PE.parse(io.BytesIO(data))
+    if binary is None:
+        return None
+    header = binary.header
+    optional = binary.optional_header
+    sections = []
+    entry = optional.addressof_entrypoint
+    entry_section: str | None = None
+    for section in binary.sections:
+        start = section.offset
+        raw = data[start : start + section.size] if start < len(data) else b""
+        name = _attr_text(section, "name")
+        sections.append(
+            SectionFacts(
+                name=name,
+                virtual_address=section.virtual_address,
+                virtual_size=section.virtual_size,
+                raw_offset=start,
+                raw_size=section.size,
+                sha256=hashlib.sha256(raw).hexdigest(),
+                entropy=entropy(raw),
+            )
+        )
+        span = max(section.virtual_size, section.size)
+        if (
+            entry_section is None
+            and section.virtual_address <= entry < section.virtual_address + span
+        ):
+            entry_section = name
+    dlls: list[str] = []
+    functions: list[str] = []
+    for imported in binary.imports:
+        dll = _attr_text(imported, "name")
+        dlls.append(dll)
+        for func in imported.entries:
+            if len(functions) < 10_000:
+                functions.append(f"{dll}!{_attr_text(func, 'name') or f'#{func.ordinal}'}")
+    exported = [_attr_text(f, "name") for f in binary.exported_functions]
+
+    signature: AuthenticodeFacts | None = None
+    security = binary.data_directory(lief.PE.DataDirectory.TYPES.CERTIFICATE_TABLE)
+    if security is not None and security.rva and security.size:
+        flags: str | None = None
+        authentihash: str | None = None
+        if binary.has_signatures:
+            checks = lief.PE.Signature.VERIFICATION_CHECKS.SKIP_CERT_TIME
+            flags = _enum_name(binary.verify_signature(checks)).replace(" | ", "|")
+            authentihash = bytes(binary.authentihash(lief.PE.ALGORITHMS.SHA_256)).hex()
+        signature = analyse_signature(
+            data,
+            security.rva,
+            security.size,
+            lief_flags=flags,
+            authentihash_sha256=authentihash,
+            trust_pem=trust_pem,
+        )
+    overlay_offset = binary.overlay_offset if binary.overlay_offset else None
+    overlay_size = len(binary.overlay)
+    if signature is not None and overlay_offset is not None:
+        # LIEF counts the certificate table as overlay; ours is what follows it.
+        overlay_size = signature.overlay_after_table
+        overlay_offset = (
+            signature.cert_table_offset + signature.cert_table_size if overlay_size else None
+        )
+    stamp = header.time_date_stamps
+    return PEFacts(
+        machine=_enum_name(header.machine),
+        is_64=optional.magic == lief.PE.PE_TYPE.PE32_PLUS,
+        is_dll=header.has_characteristic(lief.PE.Header.CHARACTERISTICS.DLL),
+        subsystem=_enum_name(optional.subsystem),
+        timestamp=datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
+        if stamp
+        else None,
+        entry_point_rva=entry,
+        entry_section=entry_section,
+        version=_version_strings(binary),
+        imported_dlls=tuple(dlls[:MAX_NAMES]),
+        imported_functions=len(functions),
+        imports_sample=tuple(functions[:MAX_NAMES]),
+        exports=len(exported),
+        exports_sample=tuple(exported[:MAX_NAMES]),
+        sections=tuple(sections),
+        overlay_offset=overlay_offset,
+        overlay_size=overlay_size,
+        size=len(data),
+        signature=signature,
+    )
+
+
+def _norm_serial(value: str) -> str:
+    return re.sub(r"[^0-9a-f]", "", value.lower()).lstrip("0")
+
+
+def _eol_keys(version: Mapping[str, str]) -> list[str]:
+    keys: list[str] = []
+    product = version.get("ProductName", "").strip().lower()
+    company = version.get("CompanyName", "").strip().lower()
+    for text in (product, f"{company} {product}".strip() if product else "", company):
+        if not text:
+            continue
+        for variant in (
+            text,
+            re.sub(r"[^a-z0-9]+", "-", text).strip("-"),
+            re.sub(r"[^a-z0-9]+", "_", text).strip("_"),
+        ):
+            if variant not in keys:
+                keys.append(variant)
+    return keys
+
+
+def _eol_match(keys: list[str], eol: Mapping[str, str]) -> list[str]:
+    """End-of-life keys for this product: exact matches of the name variants first, then
+    products whose key starts a variant as a whole word ("x_trader" for "X_TRADER Pro 7")."""
+    exact = [k for k in keys if k in eol]
+    if exact:
+        return exact
+    prefixed = []
+    for product in eol:
+        if len(product) < 3:
+            continue
+        for key in keys:
+            if key.startswith(product) and not key[len(product) : len(product) + 1].isalnum():
+                prefixed.append(product)
+                break
+    return sorted(prefixed, key=len, reverse=True)
+
+
+def _parse_day(text: str) -> datetime | None:
+    try:
+        return parse_time(text if "T" in text else f"{text}T00:00:00Z")
+    except ValueError:
+        return None
+
+
+def findings_of(path: str, facts: PEFacts, ctx: AnalysisContext) -> tuple[Finding, ...]:
+    """Judge PE facts. Kinds are catalogued in docs/analysers.md."""
+    out: list[Finding] = []
+    sig = facts.signature
+
+    def add(kind: str, severity: Severity, message: str, **evidence: object) -> None:
+        out.append(
+            Finding(kind=kind, severity=severity, subject=path, message=message, evidence=evidence)
+        )
+
+    if sig is None or not sig.signed:
+        add("pe.unsigned", Severity.INFO, "PE file carries no Authenticode signature",
+            product=facts.version.get("ProductName"), company=facts.version.get("CompanyName"))  # fmt: skip
+        if sig is not None and sig.errors:
+            add(
+                "signature.invalid",
+                Severity.HIGH,
+                "certificate table is malformed",
+                errors=list(sig.errors),
+            )
+        return tuple(out)
+
+    signer = sig.signer
+    if sig.appended_size:
+        marker = " with the FE ED FA CE marker" if sig.appended_has_feedface else ""
+        verdict = (
+            "the signature still verifies"
+            if sig.verification == "OK"
+            else f"signature verdict: {sig.verification}"
+        )
+        add(
+            "signature.appended-data",
+            Severity.CRITICAL
+            if sig.appended_has_feedface or sig.verification == "OK"
+            else Severity.HIGH,
+            f"{sig.appended_size} bytes hidden in the certificate table after the PKCS#7 signature"
+            f"{marker} (CVE-2013-3900 layout; {verdict})",
+            size=sig.appended_size,
+            offset=sig.appended_offset,
+            entropy=sig.appended_entropy,
+            feedface_marker=sig.appended_has_feedface,
+            preview=sig.appended_preview,
+            pkcs7_size=sig.pkcs7_size,
+            cert_table_size=sig.cert_table_size,
+            verification=sig.verification,
+            signer=signer.subject if signer else None,
+        )
+    if sig.overlay_after_table:
+        add("pe.overlay-after-signature", Severity.MEDIUM,
+            f"{sig.overlay_after_table} bytes after the certificate table (outside the signed image)",
+            size=sig.overlay_after_table, offset=sig.cert_table_offset + sig.cert_table_size)  # fmt: skip
+    if not sig.parsed:
+        add("signature.invalid", Severity.HIGH, "certificate table present but the signature does not parse",
+            errors=list(sig.errors), verification=sig.verification)  # fmt: skip
+        return tuple(out)
+    if sig.verification is not None and sig.verification != "OK":
+        if sig.digest_matches is False:
+            add("signature.digest-mismatch", Severity.HIGH,
+                "Authenticode digest does not match the file: modified after signing",
+                verification=sig.verification, authentihash_sha256=sig.authentihash_sha256)  # fmt: skip
+        else:
+            add("signature.invalid", Severity.HIGH, f"signature does not verify: {sig.verification}",
+                verification=sig.verification)  # fmt: skip
+    if signer is not None and sig.chain_trusted is False:
+        # A chain that ends in a root missing from the store is common for Windows' own files
+        # (Microsoft's code-signing roots are not in Mozilla's bundle): low. A chain that ends
+        # in a self-signed certificate the store does not know is a home-made CA: medium.
+        self_made = (sig.chain_error or "").startswith("self-signed")
+        add("signature.untrusted-chain", Severity.MEDIUM if self_made else Severity.LOW,
+            f"signer chain does not lead to a trusted root: {sig.chain_error}",
+            signer=signer.subject, issuer=signer.issuer, chain=[c.subject for c in sig.chain],
+            reason=sig.chain_error)  # fmt: skip
+    if signer is not None and sig.valid_at_signing is False:
+        add("signature.expired-at-signing", Severity.MEDIUM,
+            "signing certificate was not valid at the signing time",
+            signer=signer.subject, signing_time=sig.effective_signing_time,
+            not_before=signer.not_before, not_after=signer.not_after)  # fmt: skip
+    when_text = sig.effective_signing_time
+    when = _parse_day(when_text) if when_text else None
+    if when is not None and ctx.eol:
+        for key in _eol_match(_eol_keys(facts.version), ctx.eol):
+            eol_text = ctx.eol.get(key)
+            eol = _parse_day(eol_text) if eol_text else None
+            if eol is not None and when > eol:
+                add("signature.after-end-of-life", Severity.HIGH,
+                    f"signed {when_text} although {key!r} reached end of life on {eol_text}",
+                    product=key, eol=eol_text, signing_time=when_text,
+                    signer=signer.subject if signer else None)  # fmt: skip
+                break
+    if signer is not None:
+        names = {
+            signer.subject.lower(),
+            (signer.common_name or "").lower(),
+            (signer.organization or "").lower(),
+        } - {""}
+        hit_signer = next((s for s in ctx.signers if s in names), None)
+        serials = {_norm_serial(s) for s in ctx.cert_serials}
+        chain_serials = {c.serial for c in sig.chain} | {signer.serial}
+        hit_serial = next((s for s in chain_serials if _norm_serial(s) in serials), None)
+        if hit_signer or hit_serial:
+            indicators = []
+            if hit_signer:
+                indicators.append(f"signer:{hit_signer}")
+            if hit_serial:
+                indicators.append(f"cert_serial:{hit_serial}")
+            out.append(
+                Finding(
+                    kind="signature.signer-ioc",
+                    severity=Severity.CRITICAL,
+                    subject=path,
+                    message=f"signed by a certificate on the indicator list: {signer.subject} (serial {signer.serial})",
+                    evidence={
+                        "signer": signer.subject,
+                        "serial": signer.serial,
+                        "signing_time": when_text,
+                    },
+                    indicators=tuple(indicators),
+                )
+            )
+    return tuple(out)
+
+
+def analyse(item: FileItem, ctx: AnalysisContext) -> AnalysisResult:
+    try:
+        with warnings.catch_warnings():
+            # LIEF warns (RuntimeWarning) for enum values it does not know: hostile input
+            warnings.simplefilter("ignore")
+            facts = facts_of(item.data, ctx.trust_store_pem)
+    except Exception as exc:  # a parser bug on hostile input must not end the scan
+        return AnalysisResult(
+            NAME, None, (_error(item.path, f"PE analysis failed: {type(exc).__name__}: {exc}"),)
+        )
+    if facts is None:
+        return AnalysisResult(
+            NAME, None, (_malformed(item.path, "MZ/PE header present but the PE does not parse"),)
+        )
+    return AnalysisResult(NAME, facts, findings_of(item.path, facts, ctx))
+
+
+def _malformed(path: str, message: str) -> Finding:
+    return Finding(kind="error.malformed", severity=Severity.LOW, subject=path, message=message,
+                   evidence={"format": NAME})  # fmt: skip
+
+
+def _error(path: str, message: str) -> Finding:
+    return Finding(kind="error.analyser", severity=Severity.LOW, subject=path, message=message,
+                   evidence={"analyser": NAME})  # fmt: skip

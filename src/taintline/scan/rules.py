@@ -1,0 +1,221 @@
+"""YARA with yara-x: compile once in the parent, ship the serialised rules to every worker.
+
+Rule sets written for LOKI/THOR-style scanners use the external variables ``filename``,
+``filepath``, ``extension``, ``filetype`` and ``owner``; they are declared (as empty strings)
+before any source is added and set for every file scanned. ``extension`` is lower-case with
+its dot (``.exe``), ``filetype`` an upper-case magic-based type (``EXE``, ``ZIP``...; see
+:func:`taintline.scan.walk.filetype`), ``owner`` the file owner's user name.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yara_x
+
+from taintline.case import Case
+from taintline.errors import InputError, Problem
+from taintline.limits import IntelLimits
+from taintline.model import Finding, Severity
+
+EXTERNALS: tuple[str, ...] = ("filename", "filepath", "extension", "filetype", "owner")
+
+#: Matches kept per pattern by the scanner, and offsets reported per pattern in a finding.
+MAX_MATCHES_PER_PATTERN = 1000
+MAX_OFFSETS_REPORTED = 10
+MAX_PATTERNS_REPORTED = 32
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSource:
+    """One YARA source: where it came from (shown in errors) and its text."""
+
+    origin: str
+    text: str
+    namespace: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRules:
+    """Serialised rules (``None`` when there are no rules) and what could not be compiled."""
+
+    data: bytes | None
+    count: int
+    problems: tuple[Problem, ...] = field(default_factory=tuple)
+
+
+_NS_CLEAN = re.compile(r"[^A-Za-z0-9_]")
+
+
+def namespace_for(origin: str) -> str:
+    stem = PurePosixPath(origin.replace("\\", "/")).name.split(".", 1)[0] or "rules"
+    name = _NS_CLEAN.sub("_", stem)
+    return name if name[:1].isalpha() or name[:1] == "_" else f"r_{name}"
+
+
+def read_rule_files(paths: Sequence[Path], limits: IntelLimits | None = None) -> list[RuleSource]:
+    """YARA sources from ``--rules`` files; an unreadable or oversized file is an input error."""
+    limits = limits or IntelLimits()
+    sources: list[RuleSource] = []
+    for path in paths:
+        try:
+            size = path.stat().st_size
+            if size > limits.max_yara_bytes:
+                raise InputError(str(path), f"YARA file larger than {limits.max_yara_bytes} bytes")
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise InputError(str(path), f"cannot read rules: {exc.strerror or exc}") from exc
+        sources.append(RuleSource(str(path), text, namespace_for(str(path))))
+    return sources
+
+
+def case_rule_sources(case: Case) -> list[RuleSource]:
+    """YARA sources the case holds (added by ``taintline intel``), each in its namespace."""
+    from taintline.intel.store import load_yara_sources
+
+    return [
+        RuleSource(src.origin, src.text, namespace_for(src.namespace or src.origin))
+        for src in load_yara_sources(case)
+    ]
+
+
+def compile_rules(sources: Iterable[RuleSource], *, strict: Sequence[str] = ()) -> CompiledRules:
+    """Compile every source into one rule set, each in its own namespace.
+
+    A source that does not compile is left out with a :class:`Problem` (the others still
+    work), unless its origin is in ``strict`` (the user's ``--rules`` files), which raises
+    :class:`InputError`.
+    """
+    compiler = yara_x.Compiler()
+    for name in EXTERNALS:
+        compiler.define_global(name, "")
+    problems: list[Problem] = []
+    added = 0
+    used_namespaces: dict[str, int] = {}
+    for source in sources:
+        base = source.namespace
+        used_namespaces[base] = used_namespaces.get(base, 0) + 1
+        namespace = base if used_namespaces[base] == 1 else f"{base}_{used_namespaces[base]}"
+        compiler.new_namespace(namespace)
+        try:
+            compiler.add_source(source.text, origin=source.origin)
+        except yara_x.CompileError as exc:
+            if source.origin in strict:
+                raise InputError(source.origin, f"YARA rules do not compile: {exc}") from exc
+            problems.append(Problem(source.origin, f"YARA rules left out: {exc}"))
+            continue
+        added += 1
+    if not added:
+        return CompiledRules(None, 0, tuple(problems))
+    rules = compiler.build()
+    count = sum(1 for _ in rules)
+    buffer = io.BytesIO()
+    rules.serialize_into(buffer)
+    return CompiledRules(buffer.getvalue(), count, tuple(problems))
+
+
+def _severity(meta: dict[str, Any]) -> Severity:
+    """From the rule's metadata: ``severity`` if it names one, else a THOR-style ``score``."""
+    text = meta.get("severity")
+    if isinstance(text, str):
+        try:
+            return Severity(text.lower())
+        except ValueError:
+            pass
+    score = meta.get("score")
+    if isinstance(score, int | float) and not isinstance(score, bool):
+        if score >= 80:
+            return Severity.HIGH
+        if score >= 60:
+            return Severity.MEDIUM
+        return Severity.LOW
+    return Severity.HIGH
+
+
+def extension_of(name: str) -> str:
+    suffix = PurePosixPath(name).suffix
+    return suffix.lower()
+
+
+class RuleScanner:
+    """One per worker process: a yara-x scanner over the deserialised rules."""
+
+    def __init__(self, data: bytes, timeout_s: int) -> None:
+        self.rules = yara_x.Rules.deserialize_from(io.BytesIO(data))
+        self.scanner = yara_x.Scanner(self.rules)
+        self.scanner.set_timeout(max(int(timeout_s), 1))
+        self.scanner.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN)
+
+    def scan(
+        self, data: bytes, *, subject: str, name: str, filetype: str, owner: str
+    ) -> list[Finding]:
+        scanner = self.scanner
+        scanner.set_global("filename", name)
+        scanner.set_global("filepath", subject)
+        scanner.set_global("extension", extension_of(name))
+        scanner.set_global("filetype", filetype)
+        scanner.set_global("owner", owner)
+        try:
+            results = scanner.scan(data)
+        except yara_x.TimeoutError:
+            return [
+                Finding(
+                    kind="error.yara-timeout",
+                    severity=Severity.LOW,
+                    subject=subject,
+                    message="YARA scan timed out; rules not fully evaluated for this file",
+                )
+            ]
+        except yara_x.ScanError as exc:
+            return [
+                Finding(
+                    kind="error.yara",
+                    severity=Severity.LOW,
+                    subject=subject,
+                    message=f"YARA scan failed: {exc}",
+                )
+            ]
+        return [_rule_finding(rule, subject) for rule in results.matching_rules]
+
+
+def _rule_finding(rule: Any, subject: str) -> Finding:
+    meta: dict[str, Any] = {}
+    for key, value in rule.metadata:
+        meta[str(key)] = value.hex() if isinstance(value, bytes) else value
+    strings: list[dict[str, Any]] = []
+    for pattern in rule.patterns:
+        matches = pattern.matches
+        if not matches:
+            continue
+        if len(strings) < MAX_PATTERNS_REPORTED:
+            strings.append(
+                {
+                    "id": pattern.identifier,
+                    "count": len(matches),
+                    "offsets": [m.offset for m in matches[:MAX_OFFSETS_REPORTED]],
+                }
+            )
+    qualified = f"{rule.namespace}.{rule.identifier}"
+    description = meta.get("description")
+    message = f"YARA rule {qualified} matched"
+    if isinstance(description, str) and description:
+        message += f": {description}"
+    return Finding(
+        kind="yara",
+        severity=_severity(meta),
+        subject=subject,
+        message=message,
+        evidence={
+            "rule": rule.identifier,
+            "namespace": rule.namespace,
+            "tags": list(rule.tags),
+            "meta": meta,
+            "strings": strings,
+        },
+        indicators=(f"yara:{rule.identifier}",),
+    )

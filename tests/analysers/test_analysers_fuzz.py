@@ -1,0 +1,108 @@
+"""Hostile input never raises: random truncations, byte flips and junk for every analyser."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from taintline.model import Finding
+from taintline.scan.analysers import ANALYSERS
+from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.testing import elf as elf_builder
+from taintline.testing import image as image_builder
+from taintline.testing import macho as macho_builder
+from taintline.testing.pe import DEFAULT_VERSION_INFO, PESpec, build_pe
+
+
+@cache
+def seeds() -> tuple[bytes, ...]:
+    return (
+        build_pe(PESpec(dll=True, exports=("A", "B"), version_info=DEFAULT_VERSION_INFO)),
+        macho_builder.thin(signature="developer-id"),
+        macho_builder.fat(
+            [
+                macho_builder.thin(signature="adhoc"),
+                macho_builder.thin(cpu=macho_builder.CPU_X86_64),
+            ]
+        ),
+        elf_builder.elf64(),
+        image_builder.ico([image_builder.png(16, 16), image_builder.bmp()[14:]]),
+        image_builder.png(),
+        image_builder.jpeg(),
+        image_builder.gif(),
+        image_builder.bmp(),
+    )
+
+
+def _check(data: bytes) -> None:
+    item = FileItem(path="fuzz", name="fuzz", data=data, top="fuzz")
+    ctx = AnalysisContext()
+    for analyser in ANALYSERS:
+        if not analyser.applies(item):
+            continue
+        result = analyser.analyse(item, ctx)
+        assert isinstance(result, AnalysisResult) and result.analyser == analyser.NAME
+        assert all(isinstance(f, Finding) for f in result.findings)
+        # error.analyser means an unexpected exception was caught: a bug to fix
+        assert not [f for f in result.findings if f.kind == "error.analyser"], result.findings
+
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.integers(0, 8), st.integers(0, 1 << 16))
+def test_truncation(seed: int, cut: int) -> None:
+    data = seeds()[seed]
+    _check(data[: cut % (len(data) + 1)])
+
+
+@FUZZ
+@given(
+    st.integers(0, 8),
+    st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=12),
+)
+def test_byte_flips(seed: int, flips: list[tuple[int, int]]) -> None:
+    data = bytearray(seeds()[seed])
+    for pos, value in flips:
+        data[pos % len(data)] = value
+    _check(bytes(data))
+
+
+@FUZZ
+@given(
+    st.sampled_from(
+        [
+            b"MZ",
+            b"\x7fELF",
+            b"\xcf\xfa\xed\xfe",
+            b"\xca\xfe\xba\xbe\0\0\0\2",
+            b"\x89PNG\r\n\x1a\n",
+            b"\xff\xd8\xff",
+            b"GIF89a",
+            b"BM",
+            b"\0\0\1\0\1\0",
+        ]
+    ),
+    st.binary(max_size=512),
+)
+def test_magic_then_junk(magic: bytes, junk: bytes) -> None:
+    _check(magic + junk)
+
+
+@FUZZ
+@given(
+    st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=12),
+    st.integers(0, 1 << 16),
+)
+def test_signed_pe_certificate_table_flips(
+    signed_dll: bytes, flips: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(signed_dll)
+    start = len(data) - 4700  # inside the certificate table of the tiny signed DLL
+    for pos, value in flips:
+        data[max(start, 0) + pos % (len(data) - max(start, 0))] = value
+    _check(bytes(data))
+    _check(bytes(data[: cut % (len(data) + 1)]))

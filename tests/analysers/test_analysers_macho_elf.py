@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import pytest
+
+from taintline.scan import elf, macho
+from taintline.scan.interface import AnalysisContext, FileItem
+from taintline.testing.elf import ET_DYN, elf64
+from taintline.testing.macho import CPU_ARM64, CPU_X86_64, MH_DYLIB, fat, make_developer_id, thin
+
+
+def _item(
+    data: bytes, path: str = "3CX Desktop App.app/Contents/MacOS/3CX Desktop App"
+) -> FileItem:
+    return FileItem(path=path, name=path.rsplit("/", 1)[-1], data=data, top="app")
+
+
+def _kinds(result: object) -> list[str]:
+    return sorted(f.kind for f in result.findings)  # type: ignore[attr-defined]
+
+
+def test_developer_id_signed_thin_is_quiet() -> None:
+    dev = make_developer_id("Example Corp", "EXAMPLE123")
+    data = thin(
+        signature="developer-id",
+        developer=dev,
+        dylibs=(
+            "/usr/lib/libSystem.B.dylib",
+            "/System/Library/Frameworks/Cocoa.framework/Versions/A/Cocoa",
+            "@rpath/Electron Framework.framework/Electron Framework",
+            "@executable_path/../Frameworks/libffmpeg.dylib",
+        ),
+    )
+    assert macho.applies(_item(data))
+    result = macho.analyse(_item(data), AnalysisContext())
+    facts = result.facts
+    assert facts.architectures == ("ARM64",) and not facts.fat and facts.signed
+    sig = facts.slices[0].signature
+    assert sig.team_id == "EXAMPLE123" and not sig.adhoc and sig.hardened_runtime
+    assert sig.signer == "Developer ID Application: Example Corp (EXAMPLE123)"
+    assert sig.identifier == "com.example.app"
+    assert facts.signer == "EXAMPLE123"
+    assert len(facts.slices[0].dylibs) == 4
+    assert result.findings == ()
+
+
+def test_unsigned_and_unexpected_dylib() -> None:
+    data = thin(dylibs=("/usr/lib/libSystem.B.dylib", "/usr/local/lib/libhook.dylib"))
+    result = macho.analyse(_item(data), AnalysisContext())
+    assert _kinds(result) == ["macho.unexpected-dylib", "macho.unsigned"]
+    (dylib,) = [f for f in result.findings if f.kind == "macho.unexpected-dylib"]
+    assert dylib.evidence["dylib"] == "/usr/local/lib/libhook.dylib"
+
+
+def test_adhoc_fat_binary() -> None:
+    data = fat([thin(cpu=CPU_X86_64, signature="adhoc"), thin(cpu=CPU_ARM64, signature="adhoc")])
+    result = macho.analyse(_item(data), AnalysisContext())
+    assert result.facts.fat and result.facts.architectures == ("X86_64", "ARM64")
+    assert result.facts.signer == "adhoc"
+    assert _kinds(result) == ["macho.adhoc-signature", "macho.adhoc-signature"]
+
+
+@pytest.mark.parametrize(
+    ("path", "unexpected"),
+    [
+        ("/usr/lib/libc++.1.dylib", False),
+        ("@executable_path/../Frameworks/x.dylib", False),
+        ("@loader_path/../../../../../tmp/x.dylib", True),
+        ("@rpath/libfoo.dylib", False),
+        ("/Library/Application Support/x.dylib", True),
+        ("/tmp/x.dylib", True),
+    ],
+)
+def test_unexpected_dylib_rules(path: str, unexpected: bool) -> None:
+    assert macho.unexpected_dylib(path) is unexpected
+
+
+def test_truncated_macho_is_reported() -> None:
+    data = thin(dylibs=("/usr/lib/libSystem.B.dylib",) * 20)
+    result = macho.analyse(_item(data[:300]), AnalysisContext())
+    assert "error.malformed" in _kinds(result)
+    result = macho.analyse(_item(fat([thin(), thin(cpu=CPU_X86_64)])[:5000]), AnalysisContext())
+    assert "error.malformed" in _kinds(result)
+
+
+def test_java_class_is_not_fat_macho() -> None:
+    assert not macho.applies(_item(b"\xca\xfe\xba\xbe\x00\x00\x00\x34" + bytes(100)))
+
+
+def test_dylib_filetype() -> None:
+    facts = macho.analyse(
+        _item(thin(filetype=MH_DYLIB, signature="adhoc")), AnalysisContext()
+    ).facts
+    assert facts.slices[0].filetype == "DYLIB"
+
+
+def test_elf_identity_and_quiet_twin() -> None:
+    data = elf64()
+    assert elf.applies(_item(data, "usr/bin/tool"))
+    result = elf.analyse(_item(data, "usr/bin/tool"), AnalysisContext())
+    facts = result.facts
+    assert (facts.elf_class, facts.machine, facts.type) == ("ELF64", "X86_64", "EXEC")
+    assert facts.overlay_size == 0 and facts.sections == 3 and facts.segments == 1
+    assert result.findings == ()
+    assert elf.analyse(_item(elf64(etype=ET_DYN), "lib.so"), AnalysisContext()).facts.type == "DYN"
+
+
+def test_elf_overlay() -> None:
+    data = elf64(overlay=b"PAYLOAD!" * 32)
+    result = elf.analyse(_item(data, "usr/bin/tool"), AnalysisContext())
+    (finding,) = result.findings
+    assert finding.kind == "elf.overlay"
+    assert finding.evidence["size"] == 256 and finding.evidence["offset"] == len(data) - 256
+
+
+def test_elf_truncated() -> None:
+    result = elf.analyse(_item(elf64()[:100], "usr/bin/tool"), AnalysisContext())
+    assert _kinds(result) == ["error.malformed"]

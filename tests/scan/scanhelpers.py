@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from taintline.case import Case
+from taintline.limits import ScanLimits
+from taintline.model import Finding
+from taintline.scan.engine import ScanOptions, ScanResult, scan_paths
+
+
+def run_scan(
+    case: Case,
+    paths: Sequence[Path | str],
+    *,
+    limits: ScanLimits | None = None,
+    rules: Sequence[Path] = (),
+    workers: int = 0,
+    use_rules: bool = True,
+) -> ScanResult:
+    options = ScanOptions(
+        limits=limits or ScanLimits(),
+        workers=workers,
+        rule_files=tuple(rules),
+        use_rules=use_rules,
+        ensure_intel=False,
+        host="testhost",
+    )
+    return scan_paths(list(paths), case, options)
+
+
+def kinds(findings: Sequence[Finding]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in findings:
+        out.setdefault(f.kind, []).append(f.subject)
+    return out
+
+
+def write_rules(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
