@@ -1,0 +1,172 @@
+"""``taintline hunt LOGS...``: which hosts talked to the indicators in the case, and when."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from taintline.case import Case
+from taintline.cli.common import (
+    DEFAULT_CASE,
+    CaseOption,
+    ExitCode,
+    parse_severity,
+    progress_enabled,
+    stderr_console,
+)
+from taintline.errors import UsageError
+from taintline.hunt.engines import ENGINE_NAMES
+from taintline.hunt.indicators import load_indicators
+from taintline.hunt.model import Field, FileStats, HuntOptions, LogSource, parse_field_name
+from taintline.hunt.readers import discover
+from taintline.hunt.render import render_timeline
+from taintline.hunt.service import HuntResult, hunt_sources
+from taintline.hunt.sightings import findings as to_findings
+from taintline.hunt.store import save
+from taintline.limits import HuntLimits
+from taintline.model import parse_time
+from taintline.report import FORMATS, RenderContext, render_findings
+
+FORMAT_NAMES = ("table", *[f for f in FORMATS if f != "table"])
+
+
+def parse_map(text: str | None) -> dict[Field, str]:
+    """``query=dns.question.name,src=source.ip`` -> {Field.DOMAIN: ..., Field.SRC: ...}."""
+    out: dict[Field, str] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not value.strip():
+            raise UsageError(f"--map expects FIELD=PATH pairs, got {part!r}")
+        try:
+            out[parse_field_name(key)] = value.strip()
+        except ValueError:
+            names = ", ".join(f.value for f in Field)
+            raise UsageError(f"--map: unknown field {key!r}; fields are {names}") from None
+    return out
+
+
+def _time(text: str | None, option: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise UsageError(f"{option}: not an ISO 8601 time: {text!r}") from None
+
+
+def hunt_cmd(
+    logs: Annotated[
+        list[Path],
+        typer.Argument(help="Log files or folders (Zeek TSV/JSON, JSON Lines, CSV; gzip ok)."),
+    ],
+    since: Annotated[
+        str | None, typer.Option(help="Only records at or after this time (ISO 8601).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only records at or before this time (ISO 8601).")
+    ] = None,
+    engine: Annotated[str, typer.Option(help="duckdb (default) or spark.")] = "duckdb",
+    fmt: Annotated[str, typer.Option("--format", help="table, jsonl, sarif or csv.")] = "table",
+    field_map: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Field mapping for other sources: query=dns.question.name,src=source.ip,ts=@timestamp",
+        ),
+    ] = None,
+    memory_limit: Annotated[
+        str, typer.Option(help="DuckDB memory limit.")
+    ] = HuntLimits().memory_limit,
+    fail_on: Annotated[
+        str, typer.Option(help="Exit 1 when a finding is at least this severe.")
+    ] = "high",
+    no_record: Annotated[
+        bool, typer.Option("--no-record", help="Do not write results to the case.")
+    ] = False,
+    case: CaseOption = DEFAULT_CASE,
+) -> int:
+    """Hunt stored logs for the case's indicators: every host that contacted them, and when."""
+    if engine not in ENGINE_NAMES:
+        raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINE_NAMES)}")
+    if fmt not in FORMAT_NAMES:
+        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMAT_NAMES)}")
+    threshold = parse_severity(fail_on)
+    options = HuntOptions(
+        since=_time(since, "--since"),
+        until=_time(until, "--until"),
+        engine=engine,
+        memory_limit=memory_limit,
+        field_map=parse_map(field_map),
+    )
+    err = stderr_console()
+    found = discover(logs, options.field_map)
+    for problem in found.problems:
+        err.print(f"[yellow]skipped[/yellow] {problem.one_line()}", markup=True)
+    if not found.sources:
+        raise UsageError("no readable log file among the inputs")
+    with Case(case) as c:
+        indicators = load_indicators(c)
+        if indicators.empty:
+            err.print("the case has no network or hash indicators: run `taintline intel` first")
+        run_id = None if no_record else c.start_run("hunt")
+        show = progress_enabled(err)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=err,
+            disable=not show,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("hunting", total=len(found.sources))
+
+            def step(src: LogSource, stats: FileStats) -> None:
+                bar.update(task, advance=1, description=Path(src.path).name)
+
+            sightings, files = hunt_sources(found.sources, indicators, options, step)
+        result = HuntResult(
+            sightings=sightings, files=files, problems=found.problems, indicators=indicators.count()
+        )
+        if run_id is not None:
+            result.new_findings = save(c, sightings, files, run_id)
+            c.finish_run(
+                run_id,
+                "done",
+                {"files": len(files), "lines": result.lines, "sightings": len(sightings)},
+            )
+    for stats in files:
+        for problem in stats.problems[:5]:
+            err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=True)
+        if stats.garbage:
+            err.print(f"{stats.path}: {stats.garbage} of {stats.lines} line(s) unparsable")
+    findings = to_findings(sightings)
+    if fmt == "table":
+        render_timeline(sightings, files, sys.stdout)
+    else:
+        render_findings(
+            findings,
+            fmt,
+            sys.stdout,
+            RenderContext(
+                command="hunt",
+                title="taintline hunt",
+                inputs=tuple(str(p) for p in logs),
+                extra_columns=("first_seen", "last_seen", "count"),
+            ),
+        )
+    if any(f.severity.at_least(threshold) for f in findings):
+        return ExitCode.FINDINGS
+    return ExitCode.CLEAN
+
+
+def register(app: typer.Typer) -> None:
+    app.command("hunt")(hunt_cmd)

@@ -1,0 +1,200 @@
+"""Records the hunt speaks: what a log file is, what was seen in it, and per-file counts.
+
+No I/O here. Readers produce :class:`LogSource` values (a description of one file: its
+format, its columns and which of them carry the fields the matcher needs); engines turn
+them into :class:`HitGroup` rows; :mod:`taintline.hunt.sightings` folds those into
+:class:`Sighting` values, one per (host, indicator).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from taintline.errors import Problem
+from taintline.model import IndicatorType
+
+
+class LogKind(StrEnum):
+    DNS = "dns"
+    HTTP = "http"
+    SSL = "ssl"
+    CONN = "conn"
+    FILES = "files"
+    X509 = "x509"
+    GENERIC = "generic"
+
+
+class LogFormat(StrEnum):
+    ZEEK_TSV = "zeek-tsv"
+    ZEEK_JSON = "zeek-json"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+class Field(StrEnum):
+    """The common fields every reader maps its columns onto (the ``--map`` keys)."""
+
+    TS = "ts"
+    #: The host the defender cares about (the connection's originator by default).
+    SRC = "src"
+    DST = "dst"
+    DST_PORT = "dst_port"
+    #: An explicit host name/identity; when present it names the host instead of ``src``.
+    HOST = "host"
+    #: A DNS query, an HTTP Host header, a domain column of a proxy log.
+    DOMAIN = "domain"
+    #: TLS server name indication.
+    SNI = "sni"
+    #: The HTTP request target (path and query), joined to ``domain`` into a URL.
+    URI = "uri"
+    #: A full URL (proxy logs).
+    URL = "url"
+    #: Certificate subject (``CN=...``) and subject alternative names (comma separated).
+    CERT_SUBJECT = "cert_subject"
+    CERT_SAN = "cert_san"
+    MD5 = "md5"
+    SHA1 = "sha1"
+    SHA256 = "sha256"
+
+
+#: ``--map`` accepts these extra spellings for a field.
+FIELD_ALIASES: dict[str, Field] = {
+    "query": Field.DOMAIN,
+    "server_name": Field.SNI,
+    "src_ip": Field.SRC,
+    "dst_ip": Field.DST,
+    "port": Field.DST_PORT,
+    "time": Field.TS,
+    "timestamp": Field.TS,
+    "subject": Field.CERT_SUBJECT,
+    "san": Field.CERT_SAN,
+}
+
+
+def parse_field_name(text: str) -> Field:
+    key = text.strip().lower()
+    if key in FIELD_ALIASES:
+        return FIELD_ALIASES[key]
+    return Field(key)
+
+
+@dataclass(frozen=True, slots=True)
+class LogSource:
+    """One log file as a reader understood it.
+
+    ``columns`` are the physical columns of a delimited file (Zeek TSV, CSV), in order;
+    ``fields`` maps each common field to a column name (a one-item tuple, delimited files) or
+    a key path (JSON files: ``("dns", "question", "name")`` for nested objects,
+    ``("id.orig_h",)`` for Zeek's flat dotted keys).
+    """
+
+    path: str
+    format: LogFormat
+    kind: LogKind
+    fields: dict[Field, tuple[str, ...]]
+    columns: tuple[str, ...] = ()
+    delimiter: str = "\t"
+    #: Values that mean "no value" (Zeek's ``-`` and ``(empty)``).
+    null_values: tuple[str, ...] = ()
+    #: Separator inside set/vector values (Zeek's ``set_separator``).
+    set_separator: str = ","
+    #: Lines before the data that a reader skips on purpose (a CSV header line).
+    header_lines: int = 0
+    compressed: bool = False
+
+
+@dataclass(slots=True)
+class FileStats:
+    """What happened to one file: every line is accounted for.
+
+    ``lines == records + comments + blank + garbage`` (``comments`` are Zeek ``#`` header and
+    footer lines; ``garbage`` are lines that could not be parsed: wrong field count, invalid
+    UTF-8, invalid JSON, over-long).
+    """
+
+    path: str
+    format: str = ""
+    kind: str = ""
+    lines: int = 0
+    records: int = 0
+    comments: int = 0
+    blank: int = 0
+    garbage: int = 0
+    hits: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class HitGroup:
+    """Matched records of one file, grouped by (host, indicator, matched field).
+
+    Times are microseconds since the epoch (UTC); ``lines`` holds the smallest line numbers
+    (at most the engine's cap) and ``min_line``/``max_line`` the full range.
+    """
+
+    host: str
+    indicator_type: str
+    indicator_value: str
+    field: str
+    path: str
+    first_us: int | None
+    last_us: int | None
+    count: int
+    min_line: int
+    max_line: int
+    lines: tuple[int, ...]
+    observed: str
+
+
+@dataclass(frozen=True, slots=True)
+class FileLocation:
+    path: str
+    first_line: int
+    last_line: int
+    count: int
+    lines: tuple[int, ...]
+
+    def text(self) -> str:
+        span = (
+            f"{self.first_line}"
+            if self.first_line == self.last_line
+            else f"{self.first_line}-{self.last_line}"
+        )
+        return f"{self.path}:{span}"
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """One indicator seen for one host: when first and last, how often, where in which logs."""
+
+    host: str
+    indicator_type: IndicatorType
+    indicator_value: str
+    first_seen: datetime | None
+    last_seen: datetime | None
+    count: int
+    sources: tuple[str, ...]
+    campaign: str | None
+    fields: tuple[str, ...]
+    observed: tuple[str, ...]
+    locations: tuple[FileLocation, ...]
+
+    @property
+    def indicator_key(self) -> str:
+        return f"{self.indicator_type}:{self.indicator_value}"
+
+
+@dataclass(frozen=True, slots=True)
+class HuntOptions:
+    since: datetime | None = None
+    until: datetime | None = None
+    engine: str = "duckdb"
+    memory_limit: str = "2GB"
+    threads: int = 2
+    field_map: dict[Field, str] = field(default_factory=dict)
+    #: At most this many line numbers kept per (sighting, file).
+    max_lines: int = 10
+    #: Over-long lines (bytes) are garbage.
+    max_line_bytes: int = 1 << 20

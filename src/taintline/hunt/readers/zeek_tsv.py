@@ -1,0 +1,68 @@
+"""Zeek's tab-separated logs: ``#separator``/``#fields``/``#types`` header, ``-`` for unset and
+``(empty)`` for empty values, gzip-compressed and rotated (``dns.2023-03-29-10-00-00.log.gz``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from taintline.errors import Problem
+from taintline.hunt.model import Field, LogFormat, LogSource
+from taintline.hunt.readers.fields import (
+    ZEEK_FIELDS,
+    kind_from_fields,
+    kind_from_path,
+    pick_columns,
+)
+from taintline.hunt.readers.textio import is_gzip
+
+FORMAT = LogFormat.ZEEK_TSV
+
+
+def sniff(head: list[bytes], path: Path) -> bool:
+    return bool(head) and head[0].startswith(b"#separator")
+
+
+def _unescape(value: str) -> str:
+    # Zeek writes the separator as "\x09"; decode such escapes.
+    if "\\x" in value:
+        return value.encode("ascii", "replace").decode("unicode_escape")
+    return value
+
+
+def describe(path: Path, head: list[bytes], field_map: Mapping[Field, str]) -> LogSource | Problem:
+    meta: dict[str, str] = {}
+    separator = "\t"
+    fields: list[str] = []
+    for raw in head:
+        if not raw.startswith(b"#"):
+            break
+        line = raw.decode("utf-8", "replace")
+        if line.startswith("#separator"):
+            separator = _unescape(line.split(" ", 1)[1] if " " in line else "\\x09") or "\t"
+            continue
+        key, _, value = line[1:].partition(separator)
+        if key == "fields":
+            fields = value.split(separator)
+        else:
+            meta[key] = value
+    if not fields:
+        return Problem(str(path), "Zeek log without a #fields header line")
+    if len(separator) != 1:
+        return Problem(str(path), f"unsupported Zeek separator {separator!r}")
+    kind = kind_from_path(meta.get("path")) or kind_from_path(path.name.split(".", 1)[0])
+    if kind is None:
+        kind = kind_from_fields(fields)
+    chosen = pick_columns(fields, ZEEK_FIELDS, field_map)
+    return LogSource(
+        path=str(path),
+        format=FORMAT,
+        kind=kind,
+        fields={f: (c,) for f, c in chosen.items()},
+        columns=tuple(fields),
+        delimiter=separator,
+        null_values=(meta.get("unset_field", "-"), meta.get("empty_field", "(empty)")),
+        set_separator=_unescape(meta.get("set_separator", ",")) or ",",
+        compressed=is_gzip(path),
+    )

@@ -1,0 +1,65 @@
+"""Writes a hunt into the case: the sightings table, findings, and ``observed_on`` edges."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from taintline.case import Case
+from taintline.hunt.model import FileStats, Sighting
+from taintline.hunt.sightings import findings, to_edge
+from taintline.model import Node, NodeKind, utc
+
+
+def _naive(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value).replace(tzinfo=None)
+
+
+def save(
+    case: Case, sightings: Sequence[Sighting], stats: Sequence[FileStats], run_id: str | None
+) -> int:
+    """Record everything in one transaction; returns how many findings were new."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+        {
+            "run_id": pa.array([run_id] * len(sightings), pa.string()),
+            "host": pa.array([s.host for s in sightings], pa.string()),
+            "indicator_type": pa.array([str(s.indicator_type) for s in sightings], pa.string()),
+            "indicator_value": pa.array([s.indicator_value for s in sightings], pa.string()),
+            "first_seen": pa.array([_naive(s.first_seen) for s in sightings], pa.timestamp("us")),
+            "last_seen": pa.array([_naive(s.last_seen) for s in sightings], pa.timestamp("us")),
+            "count": pa.array([s.count for s in sightings], pa.int64()),
+            "sources": pa.array([list(s.sources) for s in sightings], pa.list_(pa.string())),
+            "campaign": pa.array([s.campaign for s in sightings], pa.string()),
+            "fields": pa.array([list(s.fields) for s in sightings], pa.list_(pa.string())),
+            "locations": pa.array(
+                [[loc.text() for loc in s.locations] for s in sightings], pa.list_(pa.string())
+            ),
+        }
+    )
+    files = pa.table(  # noqa: F841
+        {
+            "run_id": pa.array([run_id] * len(stats), pa.string()),
+            "path": pa.array([f.path for f in stats], pa.string()),
+            "format": pa.array([f.format for f in stats], pa.string()),
+            "kind": pa.array([f.kind for f in stats], pa.string()),
+            "lines": pa.array([f.lines for f in stats], pa.int64()),
+            "records": pa.array([f.records for f in stats], pa.int64()),
+            "comments": pa.array([f.comments for f in stats], pa.int64()),
+            "blank": pa.array([f.blank for f in stats], pa.int64()),
+            "garbage": pa.array([f.garbage for f in stats], pa.int64()),
+            "hits": pa.array([f.hits for f in stats], pa.int64()),
+            "problems": pa.array(
+                [[p.one_line() for p in f.problems] for f in stats], pa.list_(pa.string())
+            ),
+        }
+    )
+    with case.transaction() as con:
+        con.execute("INSERT INTO hunt_sightings SELECT *, ? FROM rows", [now])
+        con.execute("INSERT INTO hunt_files SELECT *, ? FROM files", [now])
+        new = case.add_findings(findings(sightings), run_id=run_id, origin="hunt")
+        case.add_nodes(Node(NodeKind.HOST, s.host) for s in sightings)
+        case.add_edges(to_edge(s) for s in sightings)
+    return new

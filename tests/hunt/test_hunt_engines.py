@@ -1,0 +1,60 @@
+"""Both engines give identical sightings and counts on the same files."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.hunt.conftest import make_logs
+
+from taintline.case import Case
+from taintline.hunt.engines.duckdb_engine import DuckDBEngine
+from taintline.hunt.indicators import load_indicators
+from taintline.hunt.model import Field, HuntOptions
+from taintline.hunt.readers import discover
+from taintline.hunt.sightings import fold
+
+pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    if shutil.which("java") is None:
+        pytest.skip("no Java runtime for Spark")
+    pytest.importorskip("pyspark")
+    from taintline.hunt.engines.spark_engine import local_session
+
+    session = local_session(2)
+    yield session
+    session.stop()
+
+
+def _run(
+    engine: Any, case: Case, folder: Path, options: HuntOptions
+) -> tuple[list[Any], list[Any]]:
+    found = discover([folder], options.field_map)
+    ind = load_indicators(case)
+    result = engine.run(found.sources, ind, options)
+    stats = sorted(
+        (s.path, s.lines, s.records, s.comments, s.blank, s.garbage, s.hits) for s in result.stats
+    )
+    return fold(result.groups, ind), stats
+
+
+def test_engines_agree(spark: Any, hunt_case: Case, tmp_path: Path) -> None:
+    from taintline.hunt.engines.spark_engine import SparkEngine
+
+    folder = tmp_path / "logs"
+    make_logs(folder)
+    # Some garbage and a blank line too.
+    with (folder / "dns.log").open("a") as handle:
+        handle.write("not a record\n\n")
+    options = HuntOptions(field_map={Field.DOMAIN: "dns.question.name"})
+    duck, duck_stats = _run(DuckDBEngine(), hunt_case, folder, options)
+    sparked, spark_stats = _run(SparkEngine(spark), hunt_case, folder, options)
+    assert len(duck) == 13, "the data must produce every kind of sighting"
+    assert sparked == duck
+    assert spark_stats == duck_stats
