@@ -20,6 +20,10 @@ class IntelLimits:
     max_line_bytes: int = 64 * KiB
     #: A YARA source file larger than this is refused.
     max_yara_bytes: int = 16 * MiB
+    #: Any intel file larger than this is refused before it is opened (checked on its size).
+    max_file_bytes: int = 1 * GiB
+    #: A CSV/text IOC list larger than this is refused (it is read whole for the Arrow path).
+    max_text_bytes: int = 1 * GiB
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import typer
 
 from taintline import __version__
-from taintline.cli import case_cmds, demo, report
+from taintline.cli import case_cmds, demo, graph, hunt, intel, report, scan
 from taintline.cli.common import ExitCode, stderr_console
 from taintline.errors import TaintlineError
 
 #: Command groups, in help order. Adding a command group is adding its module here.
-COMMAND_MODULES = (case_cmds, report, demo)
+COMMAND_MODULES = (intel, case_cmds, scan, hunt, report, graph, demo)
 
 
 def build_app() -> typer.Typer:

@@ -1,0 +1,1 @@
+"""One module per input format; :data:`taintline.graph.ingest.READERS` lists them."""
