@@ -24,3 +24,8 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "demo-case.duckdb" in out
     for number in range(1, len(STAGES) + 1):
         assert f"{number}. " in out
+    html = (tmp_path / "report.html").read_text()
+    # The cascade's explaining path reaches the customer's host through the build host.
+    assert "host:initech-pc-7" in html
+    assert "--built_on--&gt;" in html or "--built_on-->" in html
+    assert "<script src=" not in html  # self-contained

@@ -19,12 +19,19 @@ from taintline.democontext import DemoContext, StageResult
 from taintline.graph import demo as graph_demo
 from taintline.hunt import demo as hunt_demo
 from taintline.intel import demo as intel_demo
+from taintline.report import demo as report_demo
 from taintline.scan import demo as scan_demo
 
 Stage = Callable[[DemoContext], StageResult]
 
 #: The story, in order. Each later capability adds its stage here.
-STAGES: tuple[Stage, ...] = (intel_demo.stage, scan_demo.stage, hunt_demo.stage, graph_demo.stage)
+STAGES: tuple[Stage, ...] = (
+    intel_demo.stage,
+    scan_demo.stage,
+    hunt_demo.stage,
+    graph_demo.stage,
+    report_demo.stage,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -450,3 +450,24 @@ def root_of(case: Case, run_id: str, ref: NodeRef) -> tuple[NodeRef, datetime | 
         [run_id, str(start.kind), start.key],
     ).fetchone()
     return start, _aware(row[0]) if row else None
+
+
+def report_rows(
+    case: Case, limit: int = 500, run_id: str | None = None
+) -> list[tuple[str, str, str, list[str]]]:
+    """The newest (or given) cascade run as report rows: node, earliest time, confidence and
+    the explaining path, one readable step per fact (for the HTML report)."""
+    run = run_id or latest_run(case)
+    if run is None:
+        return []
+    rows: list[tuple[str, str, str, list[str]]] = []
+    for node in reached_nodes(case, run, limit=limit):
+        steps = [
+            f"{f.frm} --{f.edge_kind}--> {f.to}"
+            + (f" from {f.to_time.isoformat()}" if f.to_time else "")
+            + (f" [{f.source}]" if f.source else "")
+            for f in explain_path(case, run, node.ref) or []
+        ]
+        when = node.time.isoformat() if node.time else "seed (any time)"
+        rows.append((str(node.ref), when, f"{node.confidence:.2f}", steps))
+    return rows

@@ -125,7 +125,7 @@ def stage(ctx: DemoContext) -> StageResult:
     )
     ctx.shared["hunt"] = {"sightings": len(result.sightings), "logs": [str(p) for p in paths]}
     buffer = io.StringIO()
-    render_timeline(result.sightings, result.files, buffer, width=150)
+    render_timeline(result.sightings, result.files, buffer, width=max(80, ctx.console.width - 4))
     hosts = sorted({s.host for s in result.sightings})
     lines = [
         f"{intel_note}; hunting {len(paths)} synthetic logs ({result.lines} lines: Zeek dns.log"

@@ -23,9 +23,9 @@ def render_timeline(
         console.print(f"hunt: no indicator seen in {len(files)} file(s), {lines} line(s)")
     else:
         table = Table(title="hosts that contacted indicators (per-host timeline)")
-        table.add_column("host")
-        table.add_column("first contact")
-        table.add_column("last contact")
+        table.add_column("host", no_wrap=True)
+        table.add_column("first contact", no_wrap=True, min_width=20)
+        table.add_column("last contact", no_wrap=True, min_width=20)
         table.add_column("count", justify="right")
         table.add_column("indicator", overflow="fold")
         table.add_column("campaign")

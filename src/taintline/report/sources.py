@@ -8,18 +8,17 @@ from taintline.case import Case
 from taintline.report.html import CascadeRow
 
 
-def cascade_rows(case: Case, limit: int = 500) -> tuple[CascadeRow, ...]:
-    """The newest cascade run's reached nodes with their explaining paths, if any.
+def cascade_rows(
+    case: Case, limit: int = 500, run_id: str | None = None
+) -> tuple[CascadeRow, ...]:
+    """The newest (or the given) cascade run's reached nodes with their explaining paths, if any.
 
-    Reads through ``taintline.graph`` when that stage is present; a case without a cascade
-    (or an older schema) simply has no cascade section.
+    A case without a cascade (or an older schema) simply has no cascade section.
     """
+    from taintline.graph import report_rows
+
     try:
-        from taintline.graph import report_rows  # type: ignore[attr-defined]
-    except ImportError:
-        return ()
-    try:
-        rows = report_rows(case, limit=limit)
+        rows = report_rows(case, limit=limit, run_id=run_id)
     except duckdb.Error:
         return ()
     return tuple(CascadeRow(str(r[0]), str(r[1]), str(r[2]), tuple(r[3])) for r in rows)
