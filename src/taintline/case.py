@@ -295,12 +295,16 @@ class Case:
         return int(row[0]) if row else 0
 
     def indicator_count(self) -> int:
-        row = self.con.execute("SELECT count(*) FROM indicators").fetchone()
+        # Distinct keys directly: counting the ``indicators`` view would build every row's
+        # source list (10x slower on a million indicators).
+        row = self.con.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT type, value FROM indicator_sources)"
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def indicator_counts_by_type(self) -> dict[str, int]:
         rows = self.con.execute(
-            "SELECT type, count(*) FROM indicators GROUP BY type ORDER BY type"
+            "SELECT type, count(DISTINCT value) FROM indicator_sources GROUP BY type ORDER BY type"
         ).fetchall()
         return {str(t): int(n) for t, n in rows}
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from taintline.intel import csvtext
 from taintline.intel.interface import ReadResult
 from taintline.limits import IntelLimits
@@ -120,3 +122,34 @@ def test_limits(write: Callable[[str, str], Path]) -> None:
     assert result.problems[0].line == 2
     refused = csvtext.read(path, IntelLimits(max_text_bytes=10))
     assert refused.failed and "limit" in refused.problems[0].message
+
+
+def test_chunked_reading_keeps_header_line_numbers_and_every_row(
+    write: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A list far larger than one chunk: the header from the first chunk applies to all, no
+    row is lost or doubled at chunk boundaries, and problems keep their true line numbers."""
+    monkeypatch.setattr(csvtext, "CHUNK_BYTES", 97)  # many boundaries, most mid-line
+    body = ["value,type,source"]
+    expected: set[tuple[str, str]] = set()
+    for i in range(300):
+        value = f"{i:064x}"
+        body.append(f"{value},sha256,feed")
+        expected.add(("sha256", value))
+    body.insert(150, "zz-not-a-hash,sha256,feed")  # becomes line 151
+    path = write("big.csv", "\ufeff" + "\n".join(body))  # BOM, no final newline
+    result = csvtext.read(path, IntelLimits())
+    assert pairs(result) == expected
+    assert [(p.line, p.message) for p in result.problems] == [
+        (151, "not a hex hash: 'zz-not-a-hash'")
+    ]
+
+
+def test_an_endless_line_is_skipped_while_streaming(
+    write: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csvtext, "CHUNK_BYTES", 64)
+    path = write("long.txt", "evil.example\n" + "a" * 5000 + "\nbad.example\n")
+    result = csvtext.read(path, IntelLimits(max_line_bytes=256))
+    assert pairs(result) == {("domain", "evil.example"), ("domain", "bad.example")}
+    assert [(p.line, p.message) for p in result.problems] == [(2, "line too long; skipped")]

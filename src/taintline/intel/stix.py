@@ -152,6 +152,7 @@ def read(path: Path, limits: IntelLimits) -> ReadResult:
     item = str(path)
     result = ReadResult(format=NAME)
     rows: list[Row] = []
+    batches: list[pa.Table] = []
     names: dict[str, tuple[str, str]] = {}  # id -> (type, name) for campaigns etc. and identities
     relations: list[tuple[str, str]] = []
     times = _Times()
@@ -181,13 +182,19 @@ def read(path: Path, limits: IntelLimits) -> ReadResult:
                     result.skip(f"stix {kind} objects")
             except (ValueError, TypeError) as exc:
                 result.problems.append(Problem(item, f"{kind} {obj.get('id', '')}: {exc}", index))
+            if len(rows) >= BATCH_ROWS:
+                # Columnar as we go: a million row tuples would cost ~1 GB of Python objects.
+                batches.append(_batch(rows))
+                rows = []
     except JsonStreamError as exc:
         return ReadResult.failure(NAME, item, str(exc))
     except OSError as exc:
         return ReadResult.failure(NAME, item, f"cannot read: {exc.strerror or exc}")
-    if not rows:
+    if rows:
+        batches.append(_batch(rows))
+    if not batches:
         return result
-    result.tables.append(_table(rows, names, relations, path.name))
+    result.tables.append(_finish(pa.concat_tables(batches), names, relations, path.name))
     return result
 
 
@@ -378,13 +385,13 @@ def _observable(
 _SAFE_ID = r"^[a-z0-9-]+--[0-9a-fA-F-]+$"
 
 
-def _table(
-    rows: list[Row],
-    names: dict[str, tuple[str, str]],
-    relations: list[tuple[str, str]],
-    default_source: str,
-) -> pa.Table:
-    """Columns from the row tuples, mostly vectorised: a million rows are the normal case."""
+#: Rows are turned into Arrow columns every this many rows while reading.
+BATCH_ROWS = 100_000
+
+
+def _batch(rows: list[Row]) -> pa.Table:
+    """Columns from row tuples (vectorised where it matters): everything except the sources
+    and the relationship-derived campaigns, which need the whole bundle (see :func:`_finish`)."""
     (
         types,
         values,
@@ -398,39 +405,12 @@ def _table(
         extras,
     ) = zip(*rows, strict=True)
     stix_ids = pa.array(ids, pa.string())
-    # sources: the identity named by created_by_ref, else the file name
-    identities = {k: v[1] for k, v in names.items() if v[0] == "identity"}
-    source_col: pa.Array = pa.nulls(len(rows), pa.string())
-    if identities:
-        keys = pa.array(list(identities), pa.string())
-        index = pc.index_in(pa.array(created_by, pa.string()), value_set=keys)
-        source_col = pc.take(pa.array(list(identities.values()), pa.string()), index)
-    source_col = pc.fill_null(source_col, default_source)
-    # campaign / intrusion set / malware names through relationships (either direction)
-    related: dict[str, dict[str, list[str]]] = {}
-    for src, dst in relations:
-        for a, b in ((src, dst), (dst, src)):
-            target = names.get(b)
-            if target is not None and target[0] in _GROUP_TYPES:
-                related.setdefault(a, {}).setdefault(target[0], []).append(target[1])
-    campaigns: list[str | None] = [None] * len(rows)
-    contexts: list[str | None] = [None] * len(rows)
-    special = set(related)
     safe = pc.fill_null(pc.match_substring_regex(stix_ids, _SAFE_ID), False)
     plain = pc.binary_join_element_wise('{"stix_id":"', stix_ids, '"}', "")
-    for i, (stix_id, extra) in enumerate(zip(ids, extras, strict=True)):
-        if extra is None and stix_id not in special:
-            continue
-        context: dict[str, Any] = {"stix_id": stix_id}
-        groups = related.get(stix_id)
-        if groups:
-            named = groups.get("campaign") or groups.get("intrusion-set")
-            campaigns[i] = named[0] if named else None
-            context.update({k.replace("-", "_"): sorted(set(v)) for k, v in groups.items()})
-        if extra:
-            context.update(extra)
-        contexts[i] = orjson.dumps(context).decode()
-    special_ctx = pa.array(contexts, pa.string())
+    contexts = [
+        None if extra is None else orjson.dumps({"stix_id": sid, **extra}).decode()
+        for sid, extra in zip(ids, extras, strict=True)
+    ]
     unsafe = pc.invert(safe)
     if pc.any(unsafe).as_py():
         fixed = [
@@ -438,18 +418,75 @@ def _table(
             for sid, bad in zip(ids, unsafe.to_pylist(), strict=True)
         ]
         plain = pc.coalesce(pa.array(fixed, pa.string()), plain)
-    context_col = pc.coalesce(special_ctx, plain)
     return pa.table(
         {
             "type": pa.array(types, pa.string()),
             "value": pa.array(values, pa.string()),
-            "source": source_col,
-            "campaign": pa.array(campaigns, pa.string()),
+            "created_by": pa.array(created_by, pa.string()),
+            "campaign": pa.nulls(len(rows), pa.string()),
             "confidence": pa.array(confidence, pa.int32()),
             "valid_from": pa.array(valid_from, pa.timestamp("us")),
             "valid_until": pa.array(valid_until, pa.timestamp("us")),
             "description": pa.array(description, pa.string()),
             "labels": pa.array(labels, pa.list_(pa.string())),
+            "context": pc.coalesce(pa.array(contexts, pa.string()), plain),
+            "stix_id": stix_ids,
+        }
+    )
+
+
+def _finish(
+    table: pa.Table,
+    names: dict[str, tuple[str, str]],
+    relations: list[tuple[str, str]],
+    default_source: str,
+) -> pa.Table:
+    """Sources (the identity named by created_by_ref, else the file name) and the campaign /
+    intrusion set / malware names reached through relationships (either direction)."""
+    identities = {k: v[1] for k, v in names.items() if v[0] == "identity"}
+    source_col: pa.ChunkedArray | pa.Array = pa.nulls(table.num_rows, pa.string())
+    if identities:
+        keys = pa.array(list(identities), pa.string())
+        index = pc.index_in(table.column("created_by"), value_set=keys)
+        source_col = pc.take(pa.array(list(identities.values()), pa.string()), index)
+    source_col = pc.fill_null(source_col, default_source)
+    related: dict[str, dict[str, list[str]]] = {}
+    for src, dst in relations:
+        for a, b in ((src, dst), (dst, src)):
+            target = names.get(b)
+            if target is not None and target[0] in _GROUP_TYPES:
+                related.setdefault(a, {}).setdefault(target[0], []).append(target[1])
+    campaign_col = table.column("campaign")
+    context_col = table.column("context")
+    if related:
+        ids = table.column("stix_id")
+        hit = pc.fill_null(pc.is_in(ids, value_set=pa.array(list(related), pa.string())), False)
+        positions = pc.indices_nonzero(hit).to_pylist()
+        if positions:
+            campaigns: list[str | None] = [None] * table.num_rows
+            contexts: list[str | None] = [None] * table.num_rows
+            hit_ids = pc.take(ids, positions).to_pylist()
+            hit_ctx = pc.take(context_col, positions).to_pylist()
+            for pos, stix_id, old in zip(positions, hit_ids, hit_ctx, strict=True):
+                groups = related[stix_id]
+                context: dict[str, Any] = orjson.loads(old) if old else {"stix_id": stix_id}
+                named = groups.get("campaign") or groups.get("intrusion-set")
+                campaigns[pos] = named[0] if named else None
+                context.update({k.replace("-", "_"): sorted(set(v)) for k, v in groups.items()})
+                contexts[pos] = orjson.dumps(context).decode()
+            campaign_col = pa.array(campaigns, pa.string())
+            context_col = pc.coalesce(pa.array(contexts, pa.string()), context_col)
+    return pa.table(
+        {
+            "type": table.column("type"),
+            "value": table.column("value"),
+            "source": source_col,
+            "campaign": campaign_col,
+            "confidence": table.column("confidence"),
+            "valid_from": table.column("valid_from"),
+            "valid_until": table.column("valid_until"),
+            "description": table.column("description"),
+            "labels": table.column("labels"),
             "context": context_col,
         }
     )

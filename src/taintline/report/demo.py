@@ -20,7 +20,9 @@ def stage(ctx: DemoContext) -> StageResult:
     for name, fmt in outputs.items():
         with (ctx.workdir / name).open("w", encoding="utf-8") as out:
             if fmt == "html":
-                extras = HtmlExtras(case_path=str(ctx.workdir / "demo-case.duckdb"), cascade=cascade)
+                extras = HtmlExtras(
+                    case_path=str(ctx.workdir / "demo-case.duckdb"), cascade=cascade
+                )
                 render_html(findings, out, rctx, extras)
             else:
                 render_findings(findings, fmt, out, rctx)

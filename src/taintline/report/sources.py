@@ -8,9 +8,7 @@ from taintline.case import Case
 from taintline.report.html import CascadeRow
 
 
-def cascade_rows(
-    case: Case, limit: int = 500, run_id: str | None = None
-) -> tuple[CascadeRow, ...]:
+def cascade_rows(case: Case, limit: int = 500, run_id: str | None = None) -> tuple[CascadeRow, ...]:
     """The newest (or the given) cascade run's reached nodes with their explaining paths, if any.
 
     A case without a cascade (or an older schema) simply has no cascade section.
