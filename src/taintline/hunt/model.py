@@ -198,3 +198,6 @@ class HuntOptions:
     max_lines: int = 10
     #: Over-long lines (bytes) are garbage.
     max_line_bytes: int = 1 << 20
+    #: Zeek TSV files: find candidate lines with the literal pre-filter
+    #: (:mod:`taintline.hunt.prefilter`) and parse only those; False parses every line.
+    prefilter: bool = True

@@ -15,8 +15,9 @@ the blank lines, so ``line = row + (skipped lines before it)``, computed with an
 
 from __future__ import annotations
 
+import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from taintline.errors import Problem
+from taintline.hunt import prefilter
 from taintline.hunt.engines.interface import EngineResult, Progress
 from taintline.hunt.indicators import TAIL, IndicatorSet
 from taintline.hunt.model import (
@@ -117,6 +119,92 @@ class DuckDBEngine:
         self._short_lengths = sorted(short)
         self._cidr = ind.cidr_first_labels() if ind.cidrs else None
         _x(con, _HITS_DDL)
+
+    # -- literal pre-filter (Zeek TSV) ---------------------------------------------------
+    _matcher: prefilter.Matcher | None = None
+
+    def _fast(self, src: LogSource) -> bool:
+        return self._matcher is not None and src.format is LogFormat.ZEEK_TSV and bool(src.columns)
+
+    def _prefilter_results(
+        self, sources: Sequence[LogSource], ind: IndicatorSet, opts: HuntOptions
+    ) -> Iterator[prefilter.PrefilterResult]:
+        self._matcher = None
+        if not (opts.prefilter and prefilter.available()) or ind.empty:
+            return iter(())
+        patterns = prefilter.literals(
+            ind.domains,
+            ind.url_hosts(),
+            (v for v, _ in ind.ips),
+            ind.cidrs,
+            (v for v, _ in ind.hashes),
+        )
+        if not patterns:
+            return iter(())
+        self._matcher = prefilter.compile_matcher(patterns)
+        jobs = [(s.path, len(s.columns)) for s in sources if self._fast(s)]
+        return prefilter.prefilter_many(
+            jobs, self._matcher, opts.max_line_bytes, max(1, int(opts.threads))
+        )
+
+    def _run_file_fast(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        src: LogSource,
+        pre: prefilter.PrefilterResult,
+        opts: HuntOptions,
+        tmp: str,
+    ) -> FileStats:
+        """The file's line accounting from the pre-filter pass; DuckDB reads only the
+        candidate lines (same SQL as the full path), numbered with their true line numbers."""
+        if pre.flooded:
+            return self._run_file(con, src, opts, tmp)
+        stats = FileStats(path=src.path, format=str(src.format), kind=str(src.kind))
+        if pre.error is not None:
+            stats.problems.append(Problem(src.path, pre.error))
+            return stats
+        stats.lines, stats.blank, stats.comments = pre.lines, pre.blank, pre.comments
+        stats.garbage = pre.garbage
+        if pre.damage:
+            stats.problems.append(
+                Problem(src.path, f"{pre.damage}; the {pre.lines} line(s) before it were read")
+            )
+        for line, why in pre.garbage_lines:
+            stats.problems.append(Problem(src.path, why, line=line))
+        if pre.cut_line:
+            stats.problems.append(Problem(src.path, "last line cut short", line=pre.lines))
+        stats.records = max(0, stats.lines - stats.blank - stats.comments - stats.garbage)
+        if not pre.candidates:
+            return stats
+        fd, name = tempfile.mkstemp(prefix="taintline-cand-", suffix=".log", dir=tmp)
+        cand_path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(b"\n".join(pre.candidates) + b"\n")
+            scratch = FileStats(path=src.path)
+            skipped = self._candidates(
+                con, src, str(cand_path), False, opts, LineScan(lines=len(pre.candidates)), scratch
+            )
+            self._number_lines(con, skipped)
+        except duckdb.Error:
+            return self._run_file(con, src, opts, tmp)
+        finally:
+            cand_path.unlink(missing_ok=True)
+        mapping = pa.table(
+            {
+                "t": pa.array(range(1, len(pre.candidate_lines) + 1), pa.int64()),
+                "l": pa.array(pre.candidate_lines, pa.int64()),
+            }
+        )
+        con.register("_linemap", mapping)
+        _x(
+            con,
+            "CREATE OR REPLACE TEMP TABLE _cand AS"
+            " SELECT c.* REPLACE (m.l AS line) FROM _cand c JOIN _linemap m ON c.line = m.t",
+        )
+        con.unregister("_linemap")
+        self._match(con, src)
+        return stats
 
     # -- per file ------------------------------------------------------------------------
     def _reader_sql(
@@ -540,8 +628,13 @@ class DuckDBEngine:
             con = self._connect(options, tmp)
             try:
                 self._load_indicators(con, indicators)
+                pre = self._prefilter_results(sources, indicators, options)
                 for src in sources:
-                    stats = self._run_file(con, src, options, tmp)
+                    found = next(pre) if self._fast(src) else None
+                    if found is not None:
+                        stats = self._run_file_fast(con, src, found, options, tmp)
+                    else:
+                        stats = self._run_file(con, src, options, tmp)
                     result.stats.append(stats)
                     if progress is not None:
                         progress(src, stats)
