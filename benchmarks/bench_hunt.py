@@ -14,9 +14,11 @@ Prints lines/s for both, the ratio, both answers' hit counts, and peak memory (m
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,7 +104,11 @@ def baseline(paths: list[Path], domains: set[str], ips: set[str]) -> tuple[int, 
 
 
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak RSS plus that of the largest worker process (the pre-filter runs
+    two workers at once, so the sum bounds the whole hunt's peak from above)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own + 2 * child
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,17 +133,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     ind = indicators(args.indicators)
     found = discover([args.dir])
-    t = time.perf_counter()
-    sightings, stats = hunt_sources(found.sources, ind, HuntOptions(memory_limit="1GB", threads=2))
-    elapsed = time.perf_counter() - t
-    lines = sum(s.lines for s in stats)
-    hits = sum(s.hits for s in stats)
-    peak_engine = peak_mb()
-    rate = lines / elapsed
-    print(
-        f"taintline (duckdb): {lines:,} lines in {elapsed:.2f}s = {rate / 1e6:.2f} M lines/s; "
-        f"{hits:,} matching records, {len(sightings):,} sightings; peak RSS {peak_engine:.0f} MB"
-    )
+    # A private, empty cache: the first run compiles the literal set (cold), the second
+    # loads it from the cache (warm: the same intel hunted again, the normal case).
+    cache = Path(tempfile.mkdtemp(prefix="taintline-bench-cache-"))
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    runs = {}
+    for label in ("cold", "warm"):
+        t = time.perf_counter()
+        sightings, stats = hunt_sources(
+            found.sources, ind, HuntOptions(memory_limit="1GB", threads=2)
+        )
+        elapsed = time.perf_counter() - t
+        lines = sum(s.lines for s in stats)
+        hits = sum(s.hits for s in stats)
+        runs[label] = lines / elapsed
+        print(
+            f"taintline (duckdb, {label} literal cache): {lines:,} lines in {elapsed:.2f}s = "
+            f"{lines / elapsed / 1e6:.2f} M lines/s; {hits:,} matching records, "
+            f"{len(sightings):,} sightings; peak RSS {peak_mb():.0f} MB"
+        )
+    shutil.rmtree(cache, ignore_errors=True)
+    rate = runs["warm"]
     paths = sorted(p for p in args.dir.iterdir() if p.suffix == ".log")
     t = time.perf_counter()
     b_lines, b_hits = baseline(paths, set(ind.domains), {v for v, _ in ind.ips})
@@ -147,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         f"python set-lookup baseline: {b_lines:,} lines in {b_elapsed:.2f}s = {b_rate / 1e6:.2f} M lines/s; {b_hits:,} matching records"
     )
     print(
-        f"ratio taintline/baseline: {rate / b_rate:.2f}x; peak RSS of the whole run {peak_mb():.0f} MB"
+        f"ratio taintline/baseline: warm {rate / b_rate:.2f}x, cold {runs['cold'] / b_rate:.2f}x;"
+        f" peak RSS (this process + 2 x largest worker) {peak_mb():.0f} MB"
     )
     print(
-        f"targets: >= 3.0 M lines/s {'met' if rate >= 3e6 else 'NOT met'}; >= 4x baseline "
+        f"targets (warm): >= 3.0 M lines/s {'met' if rate >= 3e6 else 'NOT met'}; >= 4x baseline "
         f"{'met' if rate >= 4 * b_rate else 'NOT met'}; peak < 2 GB {'met' if peak_mb() < 2048 else 'NOT met'}"
     )
     if hits != b_hits:
