@@ -266,28 +266,45 @@ class Case:
         ("context", pa.string()),
     )
 
-    def _insert_indicator_arrow(self, table: pa.Table, added_at: datetime | None) -> int:
+    def add_indicator_tables(self, tables: Sequence[pa.Table]) -> int:
+        """Several reader tables (any subset of the columns) stored in one statement."""
+        if not tables:
+            return 0
+        batches = [self._indicator_columns(t) for t in tables]
+        return self._insert_indicator_arrow(pa.concat_tables(batches), _naive(now_utc()))
+
+    def _indicator_columns(self, table: pa.Table) -> pa.Table:
         columns = {}
         for name, dtype in self._INDICATOR_COLUMNS:
             if name in table.column_names:
-                columns[name] = table.column(name)
+                column = table.column(name)
+                columns[name] = column if column.type == dtype else column.cast(dtype)
             else:
                 columns[name] = pa.nulls(table.num_rows, dtype)
-        batch = pa.table(columns)  # noqa: F841  (read by DuckDB's replacement scan)
+        return pa.table(columns)
+
+    #: Rows per INSERT statement: bounds DuckDB's working memory (duplicate removal) on
+    #: million-row intel files; duplicates across slices meet the NOT EXISTS check.
+    INSERT_SLICE_ROWS = 200_000
+
+    def _insert_indicator_arrow(self, table: pa.Table, added_at: datetime | None) -> int:
+        full = self._indicator_columns(table)
         before = self._count("indicator_sources")
-        self.con.execute(
-            """
-            INSERT INTO indicator_sources
-            SELECT b.type, b.value, b.source, b.campaign, b.confidence, b.valid_from,
-                   b.valid_until, b.description, b.labels, b.context::JSON, ?
-            FROM (SELECT DISTINCT ON (type, value, source) * FROM batch) AS b
-            WHERE NOT EXISTS (
-                SELECT 1 FROM indicator_sources s
-                WHERE s.type = b.type AND s.value = b.value AND s.source = b.source
+        for offset in range(0, full.num_rows, self.INSERT_SLICE_ROWS):
+            batch = full.slice(offset, self.INSERT_SLICE_ROWS)  # noqa: F841  (DuckDB reads it)
+            self.con.execute(
+                """
+                INSERT INTO indicator_sources
+                SELECT b.type, b.value, b.source, b.campaign, b.confidence, b.valid_from,
+                       b.valid_until, b.description, b.labels, b.context::JSON, ?
+                FROM (SELECT DISTINCT ON (type, value, source) * FROM batch) AS b
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM indicator_sources s
+                    WHERE s.type = b.type AND s.value = b.value AND s.source = b.source
+                )
+                """,
+                [added_at],
             )
-            """,
-            [added_at],
-        )
         return self._count("indicator_sources") - before
 
     def _count(self, table: str) -> int:

@@ -19,7 +19,9 @@ the fast path cannot classify go through Python one by one.
 from __future__ import annotations
 
 import csv
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -85,23 +87,67 @@ def read(path: Path, limits: IntelLimits) -> ReadResult:
     header: tuple[str, dict[str, int]] | None = None
     header_seen = False
     first_line = 1
-    for text in _chunks(path, limits.max_line_bytes):
-        lines, numbers = _lines(text, first_line, item, limits, result)
-        first_line += text.count("\n")
-        if len(lines) == 0:
-            continue
-        if not header_seen:
+    # Arrow's compute kernels release the GIL: once the header is known, chunks are
+    # classified on worker threads (both cores), a few at a time, merged in file order.
+    pending: deque[Future[ReadResult]] = deque()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="taintline-csv") as pool:
+        for text in _chunks(path, limits.max_line_bytes):
+            start, first_line = first_line, first_line + text.count("\n")
+            if header_seen:
+                pending.append(pool.submit(_chunk, text, start, header, item, path.name, limits))
+                while len(pending) > 2:
+                    _merge(result, pending.popleft().result())
+                continue
+            lines, numbers = _lines(text, start, item, limits, result)
+            if len(lines) == 0:
+                continue
             header_seen = True
             header = _header(lines[0].as_py())
             if header is not None:
                 lines, numbers = lines[1:], numbers[1:]
-        if header is not None:
-            delimiter, roles = header
-            columns = _split_columns(lines, delimiter, roles, item, numbers.to_pylist())
-        else:
-            columns = _headerless(lines)
-        _classify_columns(result, columns, numbers, item, path.name)
+            _classify_lines(result, lines, numbers, header, item, path.name)
+        while pending:
+            _merge(result, pending.popleft().result())
     return result
+
+
+def _chunk(
+    text: str,
+    first_line: int,
+    header: tuple[str, dict[str, int]] | None,
+    item: str,
+    source: str,
+    limits: IntelLimits,
+) -> ReadResult:
+    part = ReadResult(format=NAME)
+    lines, numbers = _lines(text, first_line, item, limits, part)
+    if len(lines):
+        _classify_lines(part, lines, numbers, header, item, source)
+    return part
+
+
+def _classify_lines(
+    result: ReadResult,
+    lines: pa.Array,
+    numbers: pa.Array,
+    header: tuple[str, dict[str, int]] | None,
+    item: str,
+    source: str,
+) -> None:
+    if header is not None:
+        delimiter, roles = header
+        columns = _split_columns(lines, delimiter, roles, item, numbers.to_pylist())
+    else:
+        columns = _headerless(lines)
+    _classify_columns(result, columns, numbers, item, source)
+
+
+def _merge(result: ReadResult, part: ReadResult) -> None:
+    result.tables.extend(part.tables)
+    result.indicators.extend(part.indicators)
+    result.problems.extend(part.problems)
+    for reason, count in part.skipped.items():
+        result.skip(reason, count)
 
 
 #: Lines are processed column-wise in chunks of about this many bytes: big enough for Arrow's

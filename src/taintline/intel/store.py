@@ -167,8 +167,7 @@ def store_result(case: Case, result: ReadResult) -> tuple[int, int, int, int]:
     Returns (new statements, new indicators, yara sources stored, eol records stored)."""
     before = case.indicator_count()
     new = case.add_indicators(result.indicators) if result.indicators else 0
-    for table in result.tables:
-        new += case.add_indicator_table(table)
+    new += case.add_indicator_tables(result.tables)
     yara = sum(_store_yara(case, y) for y in result.yara)
     eol = _store_eol(case, result.eol) if result.eol else 0
     return new, case.indicator_count() - before, yara, eol
