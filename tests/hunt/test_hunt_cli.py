@@ -112,3 +112,16 @@ def test_hunt_usage_errors(setup: tuple[Path, Path], args: list[str]) -> None:
 def test_hunt_no_readable_input(tmp_path: Path) -> None:
     (tmp_path / "x.txt").write_text("hello\n")
     assert main(["hunt", str(tmp_path / "x.txt"), "--case", str(tmp_path / "c.duckdb")]) == 2
+
+
+def test_full_read_flag_gives_the_same_findings(
+    setup: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    case_path, logs = setup
+    outputs = []
+    for extra in ([], ["--full-read"]):
+        args = ["hunt", str(logs / "dns.log"), "--format", "jsonl", "--no-record"]
+        assert main([*args, "--case", str(case_path), *extra]) == 1
+        records = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
+        outputs.append(sorted((r.get("host"), r["subject"], r["message"]) for r in records))
+    assert outputs[0] == outputs[1] and outputs[0]

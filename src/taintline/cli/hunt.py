@@ -92,6 +92,14 @@ def hunt_cmd(
     no_record: Annotated[
         bool, typer.Option("--no-record", help="Do not write results to the case.")
     ] = False,
+    full_read: Annotated[
+        bool,
+        typer.Option(
+            "--full-read",
+            help="Parse every line of Zeek TSV logs instead of only the lines the literal "
+            "pre-filter passes (slower; same sightings).",
+        ),
+    ] = False,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
     """Hunt stored logs for the case's indicators: every host that contacted them, and when."""
@@ -106,6 +114,7 @@ def hunt_cmd(
         engine=engine,
         memory_limit=memory_limit,
         field_map=parse_map(field_map),
+        prefilter=not full_read,
     )
     err = stderr_console()
     found = discover(logs, options.field_map)
