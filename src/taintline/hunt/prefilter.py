@@ -112,9 +112,18 @@ class Matcher:
     count: int
 
     def database(self) -> object:
-        db = hyperscan.loadb(self.blob, hyperscan.HS_MODE_BLOCK)
-        db.scratch = hyperscan.Scratch(db)
+        """The loaded database (with its scratch space), loaded once per process."""
+        key = hashlib.sha256(self.blob).digest()
+        db = _LOADED.get(key)
+        if db is None:
+            db = hyperscan.loadb(self.blob, hyperscan.HS_MODE_BLOCK)
+            db.scratch = hyperscan.Scratch(db)
+            _LOADED.clear()
+            _LOADED[key] = db
         return db
+
+
+_LOADED: dict[bytes, Any] = {}
 
 
 def _cache_dir() -> Path | None:
@@ -413,16 +422,23 @@ def prefilter_file(path: str, ncols: int, matcher: Matcher, max_line: int) -> Pr
     return result
 
 
+def _warm() -> bool:
+    """Run in each new worker: by then it has imported this module (hyperscan, NumPy)."""
+    return True
+
+
 def prefilter_many(
-    jobs: list[tuple[str, int]], matcher: Matcher, max_line: int, workers: int
+    jobs: list[tuple[str, int]], patterns: list[bytes], max_line: int, workers: int
 ) -> Iterator[PrefilterResult]:
     """``prefilter_file`` over many files, in file order, in ``workers`` processes when the
-    input is large enough to pay for starting them."""
+    input is large enough to pay for starting them. The workers start (and import) while
+    this process compiles the literal set."""
     total = 0
     for path, _ in jobs:
         with contextlib.suppress(OSError):
             total += Path(path).stat().st_size
     if workers <= 1 or len(jobs) < 2 or total < POOL_MIN_BYTES:
+        matcher = compile_matcher(patterns)
         for path, ncols in jobs:
             yield prefilter_file(path, ncols, matcher, max_line)
         return
@@ -432,6 +448,10 @@ def prefilter_many(
     # spawn: the parent holds a DuckDB connection (with its own threads), never fork that.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        warm = [pool.submit(_warm) for _ in range(workers)]
+        matcher = compile_matcher(patterns)
+        for started in warm:
+            started.result()
         futures = [
             pool.submit(prefilter_file, path, ncols, matcher, max_line) for path, ncols in jobs
         ]

@@ -121,15 +121,15 @@ class DuckDBEngine:
         _x(con, _HITS_DDL)
 
     # -- literal pre-filter (Zeek TSV) ---------------------------------------------------
-    _matcher: prefilter.Matcher | None = None
+    _prefiltering = False
 
     def _fast(self, src: LogSource) -> bool:
-        return self._matcher is not None and src.format is LogFormat.ZEEK_TSV and bool(src.columns)
+        return self._prefiltering and src.format is LogFormat.ZEEK_TSV and bool(src.columns)
 
     def _prefilter_results(
         self, sources: Sequence[LogSource], ind: IndicatorSet, opts: HuntOptions
     ) -> Iterator[prefilter.PrefilterResult]:
-        self._matcher = None
+        self._prefiltering = False
         if not (opts.prefilter and prefilter.available()) or ind.empty:
             return iter(())
         patterns = prefilter.literals(
@@ -141,10 +141,10 @@ class DuckDBEngine:
         )
         if not patterns:
             return iter(())
-        self._matcher = prefilter.compile_matcher(patterns)
+        self._prefiltering = True
         jobs = [(s.path, len(s.columns)) for s in sources if self._fast(s)]
         return prefilter.prefilter_many(
-            jobs, self._matcher, opts.max_line_bytes, max(1, int(opts.threads))
+            jobs, patterns, opts.max_line_bytes, max(1, int(opts.threads))
         )
 
     def _run_file_fast(
