@@ -283,15 +283,18 @@ class Case:
                 columns[name] = pa.nulls(table.num_rows, dtype)
         return pa.table(columns)
 
-    #: Rows per INSERT statement: bounds DuckDB's working memory (duplicate removal) on
-    #: million-row intel files; duplicates across slices meet the NOT EXISTS check.
-    INSERT_SLICE_ROWS = 200_000
+    #: Bytes of Arrow data per INSERT statement: bounds DuckDB's working memory (duplicate
+    #: removal) on million-row intel files; duplicates across slices meet the NOT EXISTS
+    #: check (whose cost grows with the number of slices, hence not too small).
+    INSERT_SLICE_BYTES = 64 << 20
 
     def _insert_indicator_arrow(self, table: pa.Table, added_at: datetime | None) -> int:
         full = self._indicator_columns(table)
         before = self._count("indicator_sources")
-        for offset in range(0, full.num_rows, self.INSERT_SLICE_ROWS):
-            batch = full.slice(offset, self.INSERT_SLICE_ROWS)  # noqa: F841  (DuckDB reads it)
+        row_bytes = max(1, full.nbytes // max(1, full.num_rows))
+        step = max(50_000, self.INSERT_SLICE_BYTES // row_bytes)
+        for offset in range(0, full.num_rows, step):
+            batch = full.slice(offset, step)  # noqa: F841  (read by DuckDB's replacement scan)
             self.con.execute(
                 """
                 INSERT INTO indicator_sources
