@@ -58,6 +58,18 @@ def test_duplicates_within_one_file(case: Case, write: Callable[[str, str], Path
     assert report.new == 1 and report.duplicates == 2
 
 
+def test_duplicates_across_insert_slices(
+    case: Case, write: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Big files are inserted in slices; a value repeated far apart is still one row."""
+    monkeypatch.setattr(Case, "INSERT_SLICE_BYTES", 1)  # the 50,000-row floor applies
+    values = [f"h{i}.example.com" for i in range(60_000)]
+    path = write("many.txt", "\n".join([*values, values[0], values[59_999].upper()]) + "\n")
+    report = ingest(case, [path])
+    assert report.new == 60_000 and report.duplicates == 2
+    assert case.indicator_count() == 60_000
+
+
 def test_source_override(case: Case, write: Callable[[str, str], Path]) -> None:
     path = write("x.txt", "evil.com\n")
     ingest(case, [path], source="Partner feed")
