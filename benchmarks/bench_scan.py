@@ -12,7 +12,9 @@ times, in this one run:
 
 Every contender runs twice and the second run is kept (the page cache is warm for all of
 them; the corpus is also read once before the first run). Peak memory is the largest sum of
-RSS over the contender's whole process tree, sampled every 20 ms from /proc.
+RSS over the contender's whole process tree, sampled every 20 ms from /proc. The CPU time
+other processes used during each run is printed too: on a shared 2-core machine a busy
+neighbour easily moves a run by 30%.
 
     python benchmarks/bench_scan.py            # 2 GB corpus, 1,000+ rules
     python benchmarks/bench_scan.py --quick    # 150 MB corpus, 1,000+ rules
@@ -201,18 +203,29 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
+def _busy_cpu_seconds() -> float:
+    """CPU time all processes on the machine have used (user + system, every core)."""
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Run:
     name: str
     seconds: float
     peak_rss: int
     rc: int
+    #: CPU seconds used during the run by processes other than the contender (noise)
+    others_cpu: float = 0.0
 
 
 def run(
     name: str, cmd: list[str] | str, *, shell: bool = False, env: dict[str, str] | None = None
 ) -> Run:
     peak = 0
+    busy0, own0 = _busy_cpu_seconds(), os.times()
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
@@ -231,9 +244,15 @@ def run(
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
+    own1 = os.times()
+    contender = (own1.children_user - own0.children_user) + (
+        own1.children_system - own0.children_system
+    )
+    bench = (own1.user - own0.user) + (own1.system - own0.system)  # the RSS sampler
+    others = max(0.0, _busy_cpu_seconds() - busy0 - contender - bench)
     if proc.returncode not in (0, 1):
         print(f"  {name}: exit {proc.returncode}: {err.decode(errors='replace')[-400:]}")
-    return Run(name, seconds, peak, proc.returncode)
+    return Run(name, seconds, peak, proc.returncode, others)
 
 
 def main() -> int:
@@ -290,19 +309,27 @@ def main() -> int:
             for leftover in (case, Path(str(case) + ".wal")):
                 leftover.unlink(missing_ok=True)
             r = run(name, cmd, shell=isinstance(cmd, str))
-            print(f"  {name}: run {attempt}: {r.seconds:.1f}s (exit {r.rc})", flush=True)
+            print(
+                f"  {name}: run {attempt}: {r.seconds:.1f}s (exit {r.rc};"
+                f" other processes used {r.others_cpu:.1f} CPU s)",
+                flush=True,
+            )
         results[name] = r  # the second, warm run
 
     names = list(contenders)
     full, yara, nohash, sha = (results[n] for n in names)
     print()
     print(f"corpus {n_bytes / MB:.0f} MB, {n_files} files; {args.rules + 1} YARA rules; 2 cores")
-    print(f"{'contender':58} {'seconds':>8} {'MB/s':>8} {'files/s':>8} {'peak RSS':>9}")
+    print(
+        f"{'contender':58} {'seconds':>8} {'MB/s':>8} {'files/s':>8} {'peak RSS':>9}"
+        f" {'others CPU':>10}"
+    )
     for r in results.values():
         print(
             f"{r.name:58} {r.seconds:8.1f} {n_bytes / MB / r.seconds:8.1f}"
-            f" {n_files / r.seconds:8.1f} {r.peak_rss / MB:7.0f}MB"
+            f" {n_files / r.seconds:8.1f} {r.peak_rss / MB:7.0f}MB {r.others_cpu:9.1f}s"
         )
+    print("(others CPU: CPU seconds other processes used during the kept run; noise if large)")
     ratio_yara = yara.seconds / full.seconds
     ratio_sha = sha.seconds / nohash.seconds
     peak = max(full.peak_rss, nohash.peak_rss)

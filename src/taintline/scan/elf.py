@@ -7,20 +7,20 @@ and would otherwise hide that the tables run past the end of the file).
 
 from __future__ import annotations
 
-import io
 import struct
 import warnings
 from dataclasses import dataclass
-
-import lief
+from typing import TYPE_CHECKING
 
 from taintline.model import Finding, Severity
+from taintline.scan import lieflazy
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 from taintline.scan.measure import entropy, preview
 
-NAME = "elf"
+if TYPE_CHECKING:
+    import lief
 
-lief.logging.disable()
+NAME = "elf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +91,12 @@ def truncation(data: bytes) -> str | None:
 
 
 def facts_of(data: bytes) -> ELFFacts | None:
+    lieflazy.ready()
+    import lief
+
     if len(data) < (64 if data[4:5] == b"\x02" else 52):
         return None  # header truncated: LIEF misbehaves on such stubs
-    binary = lief.ELF.parse(io.BytesIO(data))
+    binary = lief.ELF.parse(data)
     if binary is None:
         return None
     header = binary.header

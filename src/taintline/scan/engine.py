@@ -1,13 +1,15 @@
 """The scan engine: walk, read each file once, hash, YARA, analysers, containers, bundles.
 
-``scan_paths(paths, case, options) -> ScanResult``. The parent process walks the file system
-and hands batches of files to a pool of worker processes (yara-x holds the GIL, so processes,
-not threads). Each worker reads a file once and feeds the same buffer to the three hashes, the
-YARA scanner and every analyser whose ``applies`` says yes, then opens it if it is a container
-and does the same for every member (recursively, within :class:`~taintline.limits.ScanLimits`).
-The parent writes what comes back in batches (``file_facts`` rows, findings, hash-indicator
-matches), so an interrupted scan keeps everything already recorded, then runs the bundle
-analysers over each folder bundle.
+``scan_paths(paths, case, options) -> ScanResult``. The parent process walks the file system,
+starts a pool of worker processes (yara-x holds the GIL, so processes, not threads; they import
+while the parent compiles the rules) and hands them batches of files, largest first. Each
+worker (:mod:`taintline.scan.worker`) reads a file once and feeds the same buffer to the three
+hashes, the YARA scanner and every analyser whose ``applies`` says yes, then opens it if it is
+a container and does the same for every member (recursively, within
+:class:`~taintline.limits.ScanLimits`). The parent writes what comes back in batches
+(``file_facts`` rows, findings, hash-indicator matches), so an interrupted scan keeps
+everything already recorded, then runs the bundle analysers over each folder bundle (members
+in walk order, whatever order the workers finished in).
 
 A worker that dies (a native parser crashing on hostile input) is replaced; the files of the
 batches it was running are retried one at a time, and the file that kills a worker again gets
@@ -21,19 +23,16 @@ import contextlib
 import dataclasses
 import os
 import socket
-import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import get_context
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
-
-import orjson
 
 from taintline.case import Case
 from taintline.errors import Problem, TaintlineError
@@ -41,18 +40,34 @@ from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding, IndicatorType
 from taintline.scan import rules as rules_mod
 from taintline.scan import store
-from taintline.scan.hashes import HashedFile, hash_bytes, hash_stream, match_hashes
-from taintline.scan.interface import AnalysisContext, BundleMember, FileItem
-from taintline.scan.walk import (
-    SEP,
-    Budget,
-    FileTask,
-    container_kind,
-    error_finding,
-    expand,
-    filetype,
-    walk_inputs,
+from taintline.scan.hashes import HashedFile, match_hashes
+from taintline.scan.interface import AnalysisContext
+from taintline.scan.walk import FileTask, error_finding, walk_inputs
+from taintline.scan.worker import (
+    FileRecord,
+    TaskResult,
+    Worker,
+    WorkerConfig,
+    _init_worker_from_queue,
+    _ping,
+    _run_in_worker,
+    facts_to_json,
+    run_bundle_analysers,
 )
+
+__all__ = [
+    "FileRecord",
+    "ScanOptions",
+    "ScanProgress",
+    "ScanResult",
+    "TaskResult",
+    "Worker",
+    "WorkerConfig",
+    "build_context",
+    "facts_to_json",
+    "run_bundle_analysers",
+    "scan_paths",
+]
 
 #: Files per worker task and the byte size at which a batch is closed early.
 BATCH_FILES = 64
@@ -79,35 +94,6 @@ class ScanOptions:
     ensure_intel: bool = True
     #: Write findings and file facts into the case.
     record: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    """One scanned file or member, as the worker sends it back."""
-
-    top: str
-    path: str
-    name: str
-    size: int
-    md5: str
-    sha1: str
-    sha256: str
-    filetype: str
-    depth: int
-    #: analyser NAME -> its facts record (a frozen dataclass)
-    facts: dict[str, Any] = field(default_factory=dict)
-    #: analyser NAME -> the facts as JSON text (``dataclasses.asdict``)
-    facts_json: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class TaskResult:
-    records: list[FileRecord]
-    findings: list[Finding]
-    bytes_read: int
-    files: int
-    #: (display path of the file on disk, first record index, end index) per task
-    spans: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -166,270 +152,6 @@ def _ensure_intel(case: Case) -> Problem | None:
     except TaintlineError as exc:
         return Problem("intel", f"campaign intel not loaded: {exc.diagnostics()}")
     return None
-
-
-# -- the worker side -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerConfig:
-    rules: bytes | None
-    limits: ScanLimits
-    context: AnalysisContext
-
-
-def _facts_default(value: Any) -> Any:
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    return str(value)
-
-
-def facts_to_json(facts: Any) -> str:
-    value = (
-        dataclasses.asdict(facts)
-        if dataclasses.is_dataclass(facts) and not isinstance(facts, type)
-        else facts
-    )
-    return orjson.dumps(
-        value, default=_facts_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
-    ).decode()
-
-
-class Worker:
-    """Everything one process needs to scan files: rules, limits, analysers, context."""
-
-    def __init__(self, config: WorkerConfig) -> None:
-        from taintline.scan.analysers import ANALYSERS, BUNDLE_ANALYSERS
-
-        self.limits = config.limits
-        self.context = config.context
-        self.analysers = ANALYSERS
-        self.bundle_analysers = BUNDLE_ANALYSERS
-        self.rules = (
-            rules_mod.RuleScanner(config.rules, config.limits.yara_timeout_s)
-            if config.rules
-            else None
-        )
-
-    # one file on disk -------------------------------------------------------------------
-    def run_batch(self, tasks: Sequence[FileTask]) -> TaskResult:
-        out = TaskResult([], [], 0, 0)
-        for task in tasks:
-            start = len(out.records)
-            self.run_task(task, out)
-            out.spans.append((task.display, start, len(out.records)))
-        return out
-
-    def run_task(self, task: FileTask, out: TaskResult) -> None:
-        out.files += 1
-        limits = self.limits
-        try:
-            fd = os.open(task.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError as exc:
-            out.findings.append(
-                error_finding(
-                    "error.unreadable", task.display, f"cannot open: {exc.strerror or exc}"
-                )
-            )
-            return
-        with os.fdopen(fd, "rb") as fh:
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    out.findings.append(
-                        error_finding("error.not-regular", task.display, "not a regular file")
-                    )
-                    return
-                if st.st_size > limits.max_file_bytes:
-                    self._too_large(task, st.st_size, fh, out)
-                    return
-                data = fh.read(st.st_size)
-            except OSError as exc:
-                out.findings.append(
-                    error_finding(
-                        "error.unreadable", task.display, f"read failed: {exc.strerror or exc}"
-                    )
-                )
-                return
-        out.bytes_read += len(data)
-        budget = Budget(limits)
-        name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
-        self.scan_item(data, task.display, name, task.top, 0, task.owner, budget, out)
-
-    def _too_large(self, task: FileTask, size: int, fh: Any, out: TaskResult) -> None:
-        """Bigger than ``--max-file-size``: reported; hashed in bounded chunks (so a known-bad
-        hash still matches) unless the file is sparse (mostly holes: hashing them costs time
-        and says nothing); never read whole, no YARA, no analysers."""
-        sparse = task.sparse
-        out.findings.append(
-            error_finding(
-                "error.too-large",
-                task.display,
-                f"file of {size} bytes is larger than --max-file-size ({self.limits.max_file_bytes});"
-                + (" sparse, not hashed" if sparse else " hashed only"),
-                size=size,
-                sparse=sparse,
-            )
-        )
-        if sparse:
-            out.records.append(
-                FileRecord(task.top, task.display, task.display, size, "", "", "", "", 0)
-            )
-            return
-        hashes = hash_stream(fh)
-        out.bytes_read += hashes.size
-        out.records.append(
-            FileRecord(
-                task.top,
-                task.display,
-                PurePosixPath(task.display).name,
-                hashes.size,
-                hashes.md5,
-                hashes.sha1,
-                hashes.sha256,
-                "",
-                0,
-            )
-        )
-
-    # one buffer (file or member) ----------------------------------------------------------
-    def scan_item(
-        self,
-        data: bytes,
-        path: str,
-        name: str,
-        top: str,
-        depth: int,
-        owner: str,
-        budget: Budget,
-        out: TaskResult,
-    ) -> None:
-        hashes = hash_bytes(data)
-        ftype = filetype(data, name)
-        item = FileItem(
-            path=path,
-            name=name,
-            data=data,
-            top=top,
-            depth=depth,
-            sha256=hashes.sha256,
-            sha1=hashes.sha1,
-            md5=hashes.md5,
-        )
-        if self.rules is not None:
-            out.findings.extend(
-                self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
-            )
-        facts: dict[str, Any] = {}
-        facts_json: dict[str, str] = {}
-        for analyser in self.analysers:
-            analyser_name = str(getattr(analyser, "NAME", type(analyser).__name__))
-            try:
-                if not analyser.applies(item):
-                    continue
-                result = analyser.analyse(item, self.context)
-                if result.facts is not None:
-                    facts_json[analyser_name] = facts_to_json(result.facts)
-                    facts[analyser_name] = result.facts
-                out.findings.extend(result.findings)
-            except Exception as exc:  # one bad parser never ends the scan
-                out.findings.append(
-                    error_finding(
-                        "error.analyser",
-                        path,
-                        f"analyser {analyser_name} failed: {type(exc).__name__}: {exc}",
-                        analyser=analyser_name,
-                        exception=type(exc).__name__,
-                    )
-                )
-        start = len(out.records)
-        out.records.append(
-            FileRecord(
-                top,
-                path,
-                name,
-                hashes.size,
-                hashes.md5,
-                hashes.sha1,
-                hashes.sha256,
-                ftype,
-                depth,
-                facts,
-                facts_json,
-            )
-        )
-        kind = container_kind(data)
-        if kind is None:
-            return
-        if depth >= self.limits.max_depth:
-            out.findings.append(
-                error_finding(
-                    "error.too-deep",
-                    path,
-                    f"containers nested deeper than {self.limits.max_depth} (--max-depth);"
-                    " not opened",
-                    depth=depth,
-                )
-            )
-            return
-        for produced in expand(data, kind, path, name, budget):
-            if isinstance(produced, Finding):
-                out.findings.append(produced)
-                continue
-            member_path = f"{path}{SEP}{produced.name}"
-            member_name = PurePosixPath(produced.name).name or produced.name
-            self.scan_item(
-                produced.data, member_path, member_name, top, depth + 1, owner, budget, out
-            )
-        members = out.records[start + 1 :]
-        if members and self.bundle_analysers:
-            out.findings.extend(
-                run_bundle_analysers(self.bundle_analysers, path, members, self.context)
-            )
-
-
-def run_bundle_analysers(
-    analysers: Iterable[Any], root: str, records: Sequence[FileRecord], ctx: AnalysisContext
-) -> list[Finding]:
-    members = [BundleMember(r.path, r.name, r.sha256, r.facts) for r in records]
-    findings: list[Finding] = []
-    for analyser in analysers:
-        analyser_name = str(getattr(analyser, "NAME", type(analyser).__name__))
-        try:
-            findings.extend(analyser.analyse_bundle(root, members, ctx))
-        except Exception as exc:  # one bad analyser never ends the scan
-            findings.append(
-                error_finding(
-                    "error.analyser",
-                    root,
-                    f"bundle analyser {analyser_name} failed: {type(exc).__name__}: {exc}",
-                    analyser=analyser_name,
-                    exception=type(exc).__name__,
-                )
-            )
-    return findings
-
-
-_WORKER: Worker | None = None
-
-
-def _init_worker(config: WorkerConfig) -> None:
-    global _WORKER  # noqa: PLW0603  (one scanner per worker process, built once)
-    _WORKER = Worker(config)
-
-
-def _ping() -> bool:
-    return _WORKER is not None
-
-
-def _run_in_worker(tasks: Sequence[FileTask]) -> TaskResult:
-    if _WORKER is None:  # pragma: no cover - the initializer always ran
-        raise RuntimeError("worker not initialised")
-    return _WORKER.run_batch(tasks)
 
 
 # -- the parent side -------------------------------------------------------------------------
@@ -505,6 +227,40 @@ def scan_paths(
     """Scan files, folders and containers; findings (and file facts) go into ``case``."""
     options = options or ScanOptions()
     started = time.monotonic()
+    tasks: list[FileTask] = []
+    walk_findings: list[Finding] = []
+    for produced in walk_inputs([str(p) for p in paths], options.limits):
+        if isinstance(produced, Finding):
+            walk_findings.append(produced)
+        else:
+            tasks.append(produced)
+    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    pool: _WorkerPool | None = None
+    batches: list[list[FileTask]] = []
+    if workers > 0 and tasks:
+        # largest first: the last batches are the small files, so no worker idles long at
+        # the end while another still scans a big one
+        batches = _batches(sorted(tasks, key=lambda t: t.size, reverse=True))
+        # the worker processes start now: their imports overlap the intel, rules and context
+        pool = _WorkerPool(min(workers, len(batches)))
+    try:
+        return _scan(paths, case, options, progress, started, tasks, walk_findings, pool, batches)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
+
+def _scan(
+    paths: Sequence[str | Path],
+    case: Case,
+    options: ScanOptions,
+    progress: ScanProgress | None,
+    started: float,
+    tasks: list[FileTask],
+    walk_findings: list[Finding],
+    pool: _WorkerPool | None,
+    batches: list[list[FileTask]],
+) -> ScanResult:
     when = datetime.now(UTC).replace(microsecond=0)
     host = options.host or socket.gethostname()
     problems: list[Problem] = []
@@ -518,25 +274,24 @@ def scan_paths(
         problems.extend(compiled.problems)
     context = build_context(case, options.ca_bundle)
     config = WorkerConfig(compiled.data if compiled else None, options.limits, context)
+    if pool is not None:
+        pool.configure(config)
 
     run_id = case.start_run("scan " + " ".join(str(p) for p in paths)) if options.record else None
     recorder = _Recorder(case if options.record else None, run_id, host, when)
     result = ScanResult(run_id, recorder.findings, rules=compiled.count if compiled else 0)
 
-    tasks: list[FileTask] = []
-    walk_findings: list[Finding] = []
-    for produced in walk_inputs([str(p) for p in paths], options.limits):
-        if isinstance(produced, Finding):
-            walk_findings.append(produced)
-        else:
-            tasks.append(produced)
     recorder.add([], walk_findings)
     if progress is not None:
         progress.start(len(tasks), sum(t.size for t in tasks))
 
-    # folder bundles: root -> members, filled as results come back
-    bundle_members: dict[str, list[FileRecord]] = {}
-    bundles_of_top: dict[str, tuple[str, ...]] = {t.display: t.bundles for t in tasks}
+    # folder bundles: root -> (walk index of the file, its records), filled as results come
+    # back (in any order: the pool scans the largest files first) and put back in walk order
+    # before the bundle analysers run, so their verdicts never depend on scheduling
+    bundle_parts: dict[str, list[tuple[int, list[FileRecord]]]] = {}
+    bundles_of_top: dict[str, tuple[int, tuple[str, ...]]] = {
+        t.display: (i, t.bundles) for i, t in enumerate(tasks)
+    }
 
     def collect(res: TaskResult) -> None:
         result.files += res.files
@@ -544,24 +299,30 @@ def scan_paths(
         result.members += sum(1 for r in res.records if r.depth > 0)
         recorder.add(res.records, res.findings)
         for display, start, end in res.spans:
-            for root in bundles_of_top.get(display, ()):
-                bundle_members.setdefault(root, []).extend(res.records[start:end])
+            index, roots = bundles_of_top.get(display, (0, ()))
+            for root in roots:
+                bundle_parts.setdefault(root, []).append((index, res.records[start:end]))
         if progress is not None:
             progress.advance(res.files, res.bytes_read)
 
     status = "ok"
     try:
-        workers = (os.cpu_count() or 1) if options.workers is None else options.workers
-        if workers <= 0:
-            worker = Worker(config)
-            for batch in _batches(tasks):
-                collect(worker.run_batch(batch))
-        elif tasks:
-            _run_pool(_batches(tasks), workers, config, collect, recorder)
-        if bundle_members:
+        if pool is not None:
+            _run_pool(pool, batches, collect, recorder)
+        elif tasks:  # --workers 0: in this process, in walk order
+            worker = Worker(config, hash_threads=(os.cpu_count() or 1) > 1)
+            try:
+                for batch in _batches(tasks):
+                    collect(worker.run_batch(batch))
+            finally:
+                worker.close()
+        if bundle_parts:
             from taintline.scan.analysers import BUNDLE_ANALYSERS
 
-            for root, records in bundle_members.items():
+            roots = dict.fromkeys(root for t in tasks for root in t.bundles if root in bundle_parts)
+            for root in roots:
+                parts = sorted(bundle_parts[root], key=lambda part: part[0])
+                records = [r for _, part in parts for r in part]
                 recorder.add([], run_bundle_analysers(BUNDLE_ANALYSERS, root, records, context))
     except KeyboardInterrupt:
         status = "interrupted"
@@ -588,42 +349,95 @@ def scan_paths(
     return result
 
 
+class _WorkerPool:
+    """The scan's worker processes (``spawn``: a clean interpreter each; yara-x holds the GIL,
+    so processes, not threads).
+
+    Started as soon as the walk found files, before the rules are compiled: each worker imports
+    the engine while the parent prepares, then waits in its initializer for the
+    :class:`WorkerConfig`, sent through a queue by :meth:`configure`. :meth:`restart` replaces
+    a pool broken by a dying worker (same configuration).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        # hash threads overlap hashing with YARA only where a core would otherwise idle
+        self.hash_threads = workers < (os.cpu_count() or 1)
+        self.context = get_context("spawn")
+        self.config: WorkerConfig | None = None
+        self.queue: Any = None
+        self.executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        self.queue = self.context.Queue()
+        # a worker that dies before taking its copy leaves it in the pipe: never wait at exit
+        # for the queue's feeder thread to deliver it
+        self.queue.cancel_join_thread()
+        executor = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=self.context,
+            initializer=_init_worker_from_queue,
+            initargs=(self.queue, self.hash_threads),
+        )
+        for _ in range(self.workers):
+            executor.submit(_ping)  # each submit starts one process (spawned on demand)
+        if self.config is not None:
+            self._send(self.config)
+        return executor
+
+    def _send(self, config: WorkerConfig | None) -> None:
+        for _ in range(self.workers):
+            self.queue.put(config)
+
+    def configure(self, config: WorkerConfig) -> None:
+        self.config = config
+        self._send(config)
+
+    def submit(self, batch: list[FileTask]) -> Future[TaskResult]:
+        try:
+            return self.executor.submit(_run_in_worker, batch)
+        except BrokenProcessPool as exc:  # broke before this submit: fail like a running task
+            failed: Future[TaskResult] = Future()
+            failed.set_exception(exc)
+            return failed
+
+    def ping(self) -> None:
+        self.executor.submit(_ping).result()
+
+    def restart(self) -> None:
+        self.shutdown()
+        self.executor = self._start()
+
+    def shutdown(self) -> None:
+        if self.config is None:
+            self._send(None)  # never configured (the scan failed first): let the workers go
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.queue.close()
+
+
 def _run_pool(
+    pool: _WorkerPool,
     batches: list[list[FileTask]],
-    workers: int,
-    config: WorkerConfig,
     collect: Callable[[TaskResult], None],
     recorder: _Recorder,
 ) -> None:
-    """Run ``batches`` on a process pool; survive workers that die (see module docstring)."""
+    """Run ``batches`` on the pool; survive workers that die (see module docstring)."""
     pending: deque[list[FileTask]] = deque(batches)
     quarantine: deque[list[FileTask]] = deque()
     retried: set[str] = set()
     completed = 0
-    max_inflight = workers * 3
-
-    def new_pool() -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(config,),
-        )
+    max_inflight = pool.workers * 3
 
     def check_pool_starts() -> None:
         """After a break before anything completed: can workers start at all? Otherwise
         every file would be retried on a fresh pool, one by one, for nothing."""
-        probe = new_pool()
         try:
-            probe.submit(_ping).result()
+            pool.ping()
         except BrokenProcessPool as exc:
             raise TaintlineError(
                 "scan worker processes cannot start (run with --workers 0 to see why)"
             ) from exc
-        finally:
-            probe.shutdown(wait=True, cancel_futures=True)
 
-    pool = new_pool()
     inflight: dict[Future[TaskResult], list[FileTask]] = {}
     try:
         while pending or quarantine or inflight:
@@ -631,11 +445,11 @@ def _run_pool(
                 # after a crash: one file at a time, so the file that kills a worker is known
                 if not inflight:
                     batch = quarantine.popleft()
-                    inflight[pool.submit(_run_in_worker, batch)] = batch
+                    inflight[pool.submit(batch)] = batch
             else:
                 while pending and len(inflight) < max_inflight:
                     batch = pending.popleft()
-                    inflight[pool.submit(_run_in_worker, batch)] = batch
+                    inflight[pool.submit(batch)] = batch
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             broken: list[list[FileTask]] = []
             for future in done:
@@ -661,10 +475,9 @@ def _run_pool(
                 continue
             broken.extend(inflight.values())
             inflight.clear()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.restart()
             if not completed:
                 check_pool_starts()
-            pool = new_pool()
             for batch in broken:
                 if len(batch) == 1 and batch[0].path in retried:
                     recorder.add(
@@ -681,5 +494,6 @@ def _run_pool(
                 for task in batch:
                     quarantine.append([task])
                     retried.add(task.path)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    finally:  # interrupted: drop what has not started (the caller shuts the pool down)
+        for future in inflight:
+            future.cancel()

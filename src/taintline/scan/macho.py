@@ -9,21 +9,18 @@ does not decode the SuperBlob inside (CodeDirectory flags, identifier, team id, 
 
 from __future__ import annotations
 
-import io
 import posixpath
 import struct
 import warnings
 from dataclasses import dataclass
 
-import lief
 from asn1crypto import cms
 
 from taintline.model import Finding, Severity
+from taintline.scan import lieflazy
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 
 NAME = "macho"
-
-lief.logging.disable()
 
 MAGICS = (
     b"\xfe\xed\xfa\xce",
@@ -192,9 +189,12 @@ def _enum_name(value: object) -> str:
 
 
 def facts_of(data: bytes) -> MachOFacts | None:
+    lieflazy.ready()
+    import lief
+
     if len(data) < 28:
         return None
-    parsed = lief.MachO.parse(io.BytesIO(data))
+    parsed = lief.MachO.parse(data)
     if parsed is None:
         return None
     slices = []

@@ -9,23 +9,23 @@ findings, :func:`analyse` does both for the engine.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import lief
+from typing import TYPE_CHECKING
 
 from taintline.model import Finding, Severity, parse_time
+from taintline.scan import lieflazy
 from taintline.scan.authenticode import AuthenticodeFacts, analyse_signature
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 from taintline.scan.measure import entropy
 
-NAME = "pe"
+if TYPE_CHECKING:
+    import lief
 
-lief.logging.disable()
+NAME = "pe"
 
 VERSION_KEYS = (
     "CompanyName",
@@ -103,6 +103,8 @@ def _enum_name(value: object) -> str:
 
 
 def _version_strings(binary: lief.PE.Binary) -> dict[str, str]:
+    import lief  # imported (and silenced) by facts_of
+
     out: dict[str, str] = {}
     if not binary.has_resources:
         return out
@@ -138,17 +140,21 @@ def _version_strings(binary: lief.PE.Binary) -> dict[str, str]:
 
 def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
     """Parse ``data``; ``None`` when LIEF does not see a PE at all."""
-    binary = lief.PE.parse(io.BytesIO(data))
+    lieflazy.ready()
+    import lief
+
+    binary = lief.PE.parse(data)
     if binary is None:
         return None
     header = binary.header
     optional = binary.optional_header
     sections = []
+    view = memoryview(data)
     entry = optional.addressof_entrypoint
     entry_section: str | None = None
     for section in binary.sections:
         start = section.offset
-        raw = data[start : start + section.size] if start < len(data) else b""
+        raw = view[start : start + section.size]  # no copy; empty past the end
         name = _attr_text(section, "name")
         sections.append(
             SectionFacts(

@@ -14,14 +14,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yara_x
 
-from taintline.case import Case
 from taintline.errors import InputError, Problem
 from taintline.limits import IntelLimits
 from taintline.model import Finding, Severity
+
+if TYPE_CHECKING:
+    from taintline.case import Case
 
 EXTERNALS: tuple[str, ...] = ("filename", "filepath", "extension", "filetype", "owner")
 

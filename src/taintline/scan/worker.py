@@ -1,0 +1,381 @@
+"""The worker side of the scan engine: one file read once, fed to hashes, YARA and analysers.
+
+Runs in the scan's worker processes (and in the parent with ``--workers 0``). It imports no
+DuckDB, pyarrow or LIEF up front: a worker process starts in a fraction of a second, and LIEF
+is imported by the first executable that needs it (see :mod:`taintline.scan.lieflazy`).
+
+Per buffer (a file or a container member):
+
+* the three hashes start on the worker's hash threads (:func:`~taintline.scan.hashes.start_hashes`;
+  hashlib releases the GIL for the whole buffer) while this thread runs the YARA rules over the
+  same bytes (yara-x holds the GIL for a whole scan, so the hashes must be running before it
+  starts);
+* then the analysers whose ``applies`` says yes, then the container's members, recursively.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import orjson
+
+from taintline.limits import ScanLimits
+from taintline.model import Finding
+from taintline.scan import rules as rules_mod
+from taintline.scan.hashes import hash_stream, start_hashes
+from taintline.scan.interface import AnalysisContext, BundleMember, FileItem
+from taintline.scan.walk import (
+    SEP,
+    Budget,
+    FileTask,
+    container_kind,
+    error_finding,
+    expand,
+    filetype,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    rules: bytes | None
+    limits: ScanLimits
+    context: AnalysisContext
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One scanned file or member, as the worker sends it back."""
+
+    top: str
+    path: str
+    name: str
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    filetype: str
+    depth: int
+    #: analyser NAME -> its facts record (a frozen dataclass)
+    facts: dict[str, Any] = field(default_factory=dict)
+    #: analyser NAME -> the facts as JSON text (``dataclasses.asdict``)
+    facts_json: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TaskResult:
+    records: list[FileRecord]
+    findings: list[Finding]
+    bytes_read: int
+    files: int
+    #: (display path of the file on disk, first record index, end index) per task
+    spans: list[tuple[str, int, int]] = field(default_factory=list)
+
+
+def _facts_default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def facts_to_json(facts: Any) -> str:
+    value = (
+        dataclasses.asdict(facts)
+        if dataclasses.is_dataclass(facts) and not isinstance(facts, type)
+        else facts
+    )
+    return orjson.dumps(
+        value, default=_facts_default, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+    ).decode()
+
+
+class Worker:
+    """Everything one process needs to scan files: rules, limits, analysers, context."""
+
+    def __init__(self, config: WorkerConfig, hash_threads: bool = True) -> None:
+        from taintline.scan.analysers import ANALYSERS, BUNDLE_ANALYSERS
+
+        self.limits = config.limits
+        self.context = config.context
+        self.analysers = ANALYSERS
+        self.analyser_names = tuple(
+            str(getattr(a, "NAME", type(a).__name__)) for a in self.analysers
+        )
+        self.bundle_analysers = BUNDLE_ANALYSERS
+        self.rules = (
+            rules_mod.RuleScanner(config.rules, config.limits.yara_timeout_s)
+            if config.rules
+            else None
+        )
+        #: one thread per hash (MD5, SHA-1, SHA-256), see :func:`start_hashes`; only when this
+        #: process has a core to spare (with as many busy workers as cores, the threads only
+        #: add switches and memory traffic: the buffer is then hashed in one cache-sized pass)
+        self._hash_threads = (
+            ThreadPoolExecutor(3, thread_name_prefix="taintline-hash") if hash_threads else None
+        )
+
+    def close(self) -> None:
+        if self._hash_threads is not None:
+            self._hash_threads.shutdown(wait=True)
+
+    # one file on disk -------------------------------------------------------------------
+    def run_batch(self, tasks: Sequence[FileTask]) -> TaskResult:
+        out = TaskResult([], [], 0, 0)
+        for i, task in enumerate(tasks):
+            if i + 1 < len(tasks):
+                self._prefetch(tasks[i + 1])
+            start = len(out.records)
+            self.run_task(task, out)
+            out.spans.append((task.display, start, len(out.records)))
+        return out
+
+    def _prefetch(self, task: FileTask) -> None:
+        """Have the kernel start reading the next file while this one is scanned (a cold page
+        cache otherwise stalls the worker on every read). Only a hint: errors are ignored
+        (:meth:`run_task` reports them), and only regular files that will be read whole."""
+        if (
+            task.sparse
+            or task.size > self.limits.max_file_bytes
+            or not hasattr(os, "posix_fadvise")
+        ):
+            return
+        try:
+            fd = os.open(task.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def run_task(self, task: FileTask, out: TaskResult) -> None:
+        out.files += 1
+        limits = self.limits
+        try:
+            fd = os.open(task.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            out.findings.append(
+                error_finding(
+                    "error.unreadable", task.display, f"cannot open: {exc.strerror or exc}"
+                )
+            )
+            return
+        with os.fdopen(fd, "rb") as fh:
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    out.findings.append(
+                        error_finding("error.not-regular", task.display, "not a regular file")
+                    )
+                    return
+                if st.st_size > limits.max_file_bytes:
+                    self._too_large(task, st.st_size, fh, out)
+                    return
+                data = fh.read(st.st_size)
+            except OSError as exc:
+                out.findings.append(
+                    error_finding(
+                        "error.unreadable", task.display, f"read failed: {exc.strerror or exc}"
+                    )
+                )
+                return
+        out.bytes_read += len(data)
+        budget = Budget(limits)
+        name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
+        self.scan_item(data, task.display, name, task.top, 0, task.owner, budget, out)
+
+    def _too_large(self, task: FileTask, size: int, fh: Any, out: TaskResult) -> None:
+        """Bigger than ``--max-file-size``: reported; hashed in bounded chunks (so a known-bad
+        hash still matches) unless the file is sparse (mostly holes: hashing them costs time
+        and says nothing); never read whole, no YARA, no analysers."""
+        sparse = task.sparse
+        out.findings.append(
+            error_finding(
+                "error.too-large",
+                task.display,
+                f"file of {size} bytes is larger than --max-file-size ({self.limits.max_file_bytes});"
+                + (" sparse, not hashed" if sparse else " hashed only"),
+                size=size,
+                sparse=sparse,
+            )
+        )
+        if sparse:
+            out.records.append(
+                FileRecord(task.top, task.display, task.display, size, "", "", "", "", 0)
+            )
+            return
+        hashes = hash_stream(fh)
+        out.bytes_read += hashes.size
+        out.records.append(
+            FileRecord(
+                task.top,
+                task.display,
+                PurePosixPath(task.display).name,
+                hashes.size,
+                hashes.md5,
+                hashes.sha1,
+                hashes.sha256,
+                "",
+                0,
+            )
+        )
+
+    # one buffer (file or member) ----------------------------------------------------------
+    def scan_item(
+        self,
+        data: bytes,
+        path: str,
+        name: str,
+        top: str,
+        depth: int,
+        owner: str,
+        budget: Budget,
+        out: TaskResult,
+    ) -> None:
+        job = start_hashes(data, self._hash_threads)  # runs while YARA scans
+        ftype = filetype(data, name)
+        if self.rules is not None:
+            out.findings.extend(
+                self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
+            )
+        hashes = job.result()
+        item = FileItem(
+            path=path,
+            name=name,
+            data=data,
+            top=top,
+            depth=depth,
+            sha256=hashes.sha256,
+            sha1=hashes.sha1,
+            md5=hashes.md5,
+        )
+        facts: dict[str, Any] = {}
+        facts_json: dict[str, str] = {}
+        for analyser, analyser_name in zip(self.analysers, self.analyser_names, strict=True):
+            try:
+                if not analyser.applies(item):
+                    continue
+                result = analyser.analyse(item, self.context)
+                if result.facts is not None:
+                    facts_json[analyser_name] = facts_to_json(result.facts)
+                    facts[analyser_name] = result.facts
+                out.findings.extend(result.findings)
+            except Exception as exc:  # one bad parser never ends the scan
+                out.findings.append(
+                    error_finding(
+                        "error.analyser",
+                        path,
+                        f"analyser {analyser_name} failed: {type(exc).__name__}: {exc}",
+                        analyser=analyser_name,
+                        exception=type(exc).__name__,
+                    )
+                )
+        start = len(out.records)
+        out.records.append(
+            FileRecord(
+                top,
+                path,
+                name,
+                hashes.size,
+                hashes.md5,
+                hashes.sha1,
+                hashes.sha256,
+                ftype,
+                depth,
+                facts,
+                facts_json,
+            )
+        )
+        kind = container_kind(data)
+        if kind is None:
+            return
+        if depth >= self.limits.max_depth:
+            out.findings.append(
+                error_finding(
+                    "error.too-deep",
+                    path,
+                    f"containers nested deeper than {self.limits.max_depth} (--max-depth);"
+                    " not opened",
+                    depth=depth,
+                )
+            )
+            return
+        for produced in expand(data, kind, path, name, budget):
+            if isinstance(produced, Finding):
+                out.findings.append(produced)
+                continue
+            member_path = f"{path}{SEP}{produced.name}"
+            member_name = PurePosixPath(produced.name).name or produced.name
+            self.scan_item(
+                produced.data, member_path, member_name, top, depth + 1, owner, budget, out
+            )
+        members = out.records[start + 1 :]
+        if members and self.bundle_analysers:
+            out.findings.extend(
+                run_bundle_analysers(self.bundle_analysers, path, members, self.context)
+            )
+
+
+def run_bundle_analysers(
+    analysers: Iterable[Any], root: str, records: Sequence[FileRecord], ctx: AnalysisContext
+) -> list[Finding]:
+    members = [BundleMember(r.path, r.name, r.sha256, r.facts) for r in records]
+    findings: list[Finding] = []
+    for analyser in analysers:
+        analyser_name = str(getattr(analyser, "NAME", type(analyser).__name__))
+        try:
+            findings.extend(analyser.analyse_bundle(root, members, ctx))
+        except Exception as exc:  # one bad analyser never ends the scan
+            findings.append(
+                error_finding(
+                    "error.analyser",
+                    root,
+                    f"bundle analyser {analyser_name} failed: {type(exc).__name__}: {exc}",
+                    analyser=analyser_name,
+                    exception=type(exc).__name__,
+                )
+            )
+    return findings
+
+
+# -- in a pool process -----------------------------------------------------------------------
+
+_WORKER: Worker | None = None
+
+
+def _init_worker(config: WorkerConfig, hash_threads: bool = False) -> None:
+    global _WORKER  # noqa: PLW0603  (one scanner per worker process, built once)
+    _WORKER = Worker(config, hash_threads)
+
+
+def _init_worker_from_queue(queue: Any, hash_threads: bool) -> None:
+    """Initializer of a pool started before its configuration was known: the imports are
+    done while the parent compiles the rules; ``None`` means the scan ended first."""
+    import taintline.scan.analysers  # noqa: F401
+
+    config = queue.get()
+    if config is not None:
+        _init_worker(config, hash_threads)
+
+
+def _ping() -> bool:
+    return _WORKER is not None
+
+
+def _run_in_worker(tasks: Sequence[FileTask]) -> TaskResult:
+    if _WORKER is None:  # pragma: no cover - the initializer always ran
+        raise RuntimeError("worker not initialised")
+    return _WORKER.run_batch(tasks)
