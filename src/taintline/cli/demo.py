@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from taintline.cli.common import ExitCode, stdout_console
-from taintline.demo import run_demo
 
 
 def demo_cmd(
@@ -18,6 +17,8 @@ def demo_cmd(
     ] = None,
 ) -> int:
     """Build a synthetic, harmless 3CX / X_TRADER case and run every stage on it."""
+    from taintline.demo import run_demo  # every stage's package: imported only when needed
+
     run_demo(stdout_console(), workdir, keep=workdir is not None)
     return ExitCode.CLEAN
 
