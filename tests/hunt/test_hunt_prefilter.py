@@ -10,6 +10,7 @@ from tests.hunt.conftest import dns, make_logs
 
 from taintline.case import Case
 from taintline.hunt import prefilter
+from taintline.hunt.engines import duckdb_engine
 from taintline.hunt.model import FileStats, HuntOptions, Sighting
 from taintline.hunt.service import run_hunt
 from taintline.hunt.synth import FIELDS, write_zeek_tsv, zeek_header, zeek_line
@@ -80,10 +81,14 @@ def test_every_match_kind_and_gzip(hunt_case: Case, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not prefilter.available(), reason="hyperscan is not installed")
-def test_worker_processes_give_the_same_answer(
-    hunt_case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("batch_bytes", [duckdb_engine.BATCH_BYTES, 1])
+def test_worker_processes_and_batches_give_the_same_answer(
+    hunt_case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
 ) -> None:
+    """Candidates of several files matched in one batch (or one flush per file) keep their
+    files and line numbers."""
     monkeypatch.setattr(prefilter, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(duckdb_engine, "BATCH_BYTES", batch_bytes)
     paths = []
     for n in range(3):
         path = tmp_path / f"dns.{n}.log"

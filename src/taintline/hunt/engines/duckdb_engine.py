@@ -174,37 +174,57 @@ class DuckDBEngine:
         if pre.cut_line:
             stats.problems.append(Problem(src.path, "last line cut short", line=pre.lines))
         stats.records = max(0, stats.lines - stats.blank - stats.comments - stats.garbage)
-        if not pre.candidates:
-            return stats
+        if pre.candidates:
+            key = _signature(src)
+            batch = self._batches.setdefault(key, _Batch(src))
+            batch.add(src, pre)
+            if batch.size >= BATCH_BYTES:
+                self._flush(con, key, opts, tmp)
+        return stats
+
+    def _flush(
+        self, con: duckdb.DuckDBPyConnection, key: tuple[Any, ...], opts: HuntOptions, tmp: str
+    ) -> None:
+        """Match the candidate lines of all files of one layout in one DuckDB pass (the
+        per-statement cost, not the few lines, is what a file would otherwise pay)."""
+        batch = self._batches.pop(key)
         fd, name = tempfile.mkstemp(prefix="taintline-cand-", suffix=".log", dir=tmp)
         cand_path = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(b"\n".join(pre.candidates) + b"\n")
-            scratch = FileStats(path=src.path)
+                out.write(b"\n".join(batch.lines) + b"\n")
+            scratch = FileStats(path=batch.src.path)
             skipped = self._candidates(
-                con, src, str(cand_path), False, opts, LineScan(lines=len(pre.candidates)), scratch
+                con,
+                batch.src,
+                str(cand_path),
+                False,
+                opts,
+                LineScan(lines=len(batch.lines)),
+                scratch,
             )
             self._number_lines(con, skipped)
         except duckdb.Error:
-            return self._run_file(con, src, opts, tmp)
+            for src in batch.sources:  # read those files in full instead
+                self._run_file(con, src, opts, tmp)
+            return
         finally:
             cand_path.unlink(missing_ok=True)
         mapping = pa.table(
             {
-                "t": pa.array(range(1, len(pre.candidate_lines) + 1), pa.int64()),
-                "l": pa.array(pre.candidate_lines, pa.int64()),
+                "t": pa.array(range(1, len(batch.lines) + 1), pa.int64()),
+                "l": pa.array(batch.numbers, pa.int64()),
+                "p": pa.array(batch.paths, pa.string()),
             }
         )
         con.register("_linemap", mapping)
         _x(
             con,
-            "CREATE OR REPLACE TEMP TABLE _cand AS"
-            " SELECT c.* REPLACE (m.l AS line) FROM _cand c JOIN _linemap m ON c.line = m.t",
+            "CREATE OR REPLACE TEMP TABLE _cand AS SELECT c.* REPLACE (m.l AS line),"
+            " m.p AS src_path FROM _cand c JOIN _linemap m ON c.line = m.t",
         )
         con.unregister("_linemap")
-        self._match(con, src)
-        return stats
+        self._match(con, batch.src, path_sql="src_path")
 
     # -- per file ------------------------------------------------------------------------
     def _reader_sql(
@@ -455,8 +475,12 @@ class DuckDBEngine:
             """,
         )
 
-    def _match(self, con: duckdb.DuckDBPyConnection, src: LogSource) -> None:
-        path = lit(src.path)
+    def _match(
+        self, con: duckdb.DuckDBPyConnection, src: LogSource, path_sql: str | None = None
+    ) -> None:
+        """Exact matching of ``_cand`` into ``_hits``; ``path_sql`` names the column holding
+        each row's file (batched candidates), else every row is from ``src.path``."""
+        path = path_sql or lit(src.path)
         label = {f: lit(".".join(src.fields[f])) for f in src.fields}
 
         def lab(f: Field) -> str:
@@ -479,7 +503,7 @@ class DuckDBEngine:
             f"""
             INSERT INTO _hits
             WITH n AS (
-                SELECT line, f_ts, {host} AS host, u.fld AS field, u.v AS observed,
+                SELECT {path} AS p, line, f_ts, {host} AS host, u.fld AS field, u.v AS observed,
                        lower(rtrim(trim(u.v), '.')) AS name
                 FROM (
                     SELECT *, unnest([{", ".join(names)}]) AS u FROM ({base})
@@ -492,7 +516,7 @@ class DuckDBEngine:
                     lambda i: array_to_string(string_split(name, '.')[i:], '.'))) AS suffix
                 FROM n
             )
-            SELECT {path}, line, f_ts, host, 'domain', d.value, field, observed
+            SELECT p, line, f_ts, host, 'domain', d.value, field, observed
             FROM s JOIN _dom d ON s.suffix = d.value
             """,
         )
@@ -506,7 +530,7 @@ class DuckDBEngine:
             f"""
             INSERT INTO _hits
             WITH k AS (
-                SELECT line, f_ts, {host} AS host, field, observed, key, split_part(key, '?', 1) AS key_noq
+                SELECT {path} AS p, line, f_ts, {host} AS host, field, observed, key, split_part(key, '?', 1) AS key_noq
                 FROM (
                     SELECT *, CASE
                         WHEN f_url IS NOT NULL THEN {lab(Field.URL)}
@@ -520,7 +544,7 @@ class DuckDBEngine:
                     FROM ({base})
                 ) WHERE key IS NOT NULL
             )
-            SELECT DISTINCT {path}, line, f_ts, host, 'url', value, field, observed FROM (
+            SELECT DISTINCT p, line, f_ts, host, 'url', value, field, observed FROM (
                 SELECT k.*, u.value FROM k JOIN _url u ON k.key = u.key
                 UNION ALL
                 SELECT k.*, u.value FROM k JOIN _url u ON k.key_noq = u.key AND NOT u.has_query
@@ -628,6 +652,7 @@ class DuckDBEngine:
             con = self._connect(options, tmp)
             try:
                 self._load_indicators(con, indicators)
+                self._batches: dict[tuple[Any, ...], _Batch] = {}
                 pre = self._prefilter_results(sources, indicators, options)
                 for src in sources:
                     found = next(pre) if self._fast(src) else None
@@ -638,6 +663,8 @@ class DuckDBEngine:
                     result.stats.append(stats)
                     if progress is not None:
                         progress(src, stats)
+                for key in list(self._batches):
+                    self._flush(con, key, options, tmp)
                 result.groups, per_file = self._aggregate(con, options)
                 for stats in result.stats:
                     stats.hits = per_file.get(stats.path, 0)
@@ -694,3 +721,40 @@ def _clean_copy(path: Path, src: LogSource, compressed: bool, tmp: str) -> tuple
     except (OSError, EOFError) as exc:
         del exc  # a damaged tail: what was copied stays
     return out_path, garbage
+
+
+#: Candidate lines are matched in batches of about this many bytes.
+BATCH_BYTES = 32 << 20
+
+
+class _Batch:
+    """Candidate lines of several files with the same layout, with their files and lines."""
+
+    def __init__(self, src: LogSource) -> None:
+        self.src = src
+        self.sources: list[LogSource] = []
+        self.lines: list[bytes] = []
+        self.numbers: list[int] = []
+        self.paths: list[str] = []
+        self.size = 0
+
+    def add(self, src: LogSource, pre: prefilter.PrefilterResult) -> None:
+        self.sources.append(src)
+        self.lines.extend(pre.candidates)
+        self.numbers.extend(pre.candidate_lines)
+        self.paths.extend([src.path] * len(pre.candidates))
+        self.size += sum(len(x) + 1 for x in pre.candidates)
+
+
+def _signature(src: LogSource) -> tuple[Any, ...]:
+    """Files with the same signature are read and matched by the same SQL."""
+    return (
+        src.format,
+        src.kind,
+        src.columns,
+        tuple(sorted((str(k), v) for k, v in src.fields.items())),
+        src.null_values,
+        src.set_separator,
+        src.delimiter,
+        src.header_lines,
+    )
