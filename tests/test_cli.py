@@ -29,3 +29,11 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "host:initech-pc-7" in html
     assert "--built_on--&gt;" in html or "--built_on-->" in html
     assert "<script src=" not in html  # self-contained
+
+
+def test_error_messages_are_not_rich_markup(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """User input and shell syntax in errors (``taintline[spark]``) print as written."""
+    assert main(["report", "--format", "[bold]x[/bold]", "--case", str(tmp_path / "c")]) == 2
+    assert "[bold]x[/bold]" in capsys.readouterr().err

@@ -125,3 +125,18 @@ def test_full_read_flag_gives_the_same_findings(
         records = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
         outputs.append(sorted((r.get("host"), r["subject"], r["message"]) for r in records))
     assert outputs[0] == outputs[1] and outputs[0]
+
+
+def test_a_case_without_intel_hunts_with_the_builtin_pack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "dns.log").write_text(
+        "#separator \\x09\n#fields\tts\tid.orig_h\tquery\n1680000000.0\t10.0.0.1\tmsstorageazure.com\n"
+    )
+    code = main(["hunt", str(logs), "--format", "jsonl", "--case", str(tmp_path / "new.duckdb")])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "built-in 3CX / X_TRADER pack" in captured.err
+    assert "msstorageazure.com" in captured.out

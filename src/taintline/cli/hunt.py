@@ -28,6 +28,7 @@ from taintline.hunt.render import render_timeline
 from taintline.hunt.service import HuntResult, hunt_sources
 from taintline.hunt.sightings import findings as to_findings
 from taintline.hunt.store import save
+from taintline.intel.store import ensure_intel
 from taintline.limits import HuntLimits
 from taintline.model import parse_time
 from taintline.report import FORMATS, RenderContext, render_findings
@@ -123,6 +124,8 @@ def hunt_cmd(
     if not found.sources:
         raise UsageError("no readable log file among the inputs")
     with Case(case) as c:
+        if ensure_intel(c):  # a case without intel hunts with the built-in campaign pack
+            err.print("the case had no intel: loaded the built-in 3CX / X_TRADER pack")
         indicators = load_indicators(c)
         if indicators.empty:
             err.print("the case has no network or hash indicators: run `taintline intel` first")

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 import typer
+from rich.markup import escape
 
 from taintline import __version__
 from taintline.cli import case_cmds, demo, graph, hunt, intel, report, scan
@@ -60,10 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if callable(show):
             show()
         else:
-            stderr_console().print(f"error: {exc}")
+            stderr_console().print(f"error: {escape(str(exc))}")
         return ExitCode.USAGE
     except TaintlineError as exc:
-        stderr_console().print(f"[red]error:[/red] {exc.diagnostics()}")
+        # Messages quote user input and shell syntax ("taintline[spark]"): never markup.
+        stderr_console().print(f"[red]error:[/red] {escape(exc.diagnostics())}")
         return ExitCode.USAGE
     except KeyboardInterrupt:
         stderr_console().print("interrupted; nothing half-written was kept")
