@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import ipaddress
 import os
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ import hyperscan
 import numpy as np
 import numpy.typing as npt
 
-from taintline.hunt.readers.textio import GZIP_MAGIC
+from taintline.hunt.readers.textio import GZIP_MAGIC, Damage, gzip_blocks
 
 try:
     hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -307,8 +306,8 @@ class _GzipReader:
     """``readinto`` over the decompressed bytes of every gzip member, in bounded steps; a
     damaged stream ends the data, recording why (what came before stays)."""
 
-    def __init__(self, handle: BinaryIO, result: PrefilterResult) -> None:
-        self.chunks = _gunzip(handle, result)
+    def __init__(self, handle: BinaryIO, damage: Damage) -> None:
+        self.chunks = gzip_blocks(handle, damage, BLOCK)
         self.pending = b""
         self.offset = 0
 
@@ -333,7 +332,8 @@ def _read_blocks(path: Path, result: PrefilterResult, work: _Pass) -> None:
     with path.open("rb", buffering=0) as raw:
         gz = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
-        reader: Any = _GzipReader(raw, result) if gz else raw
+        damage = Damage()
+        reader: Any = _GzipReader(raw, damage) if gz else raw
         have = 0
         skipping = False
         while True:
@@ -360,6 +360,7 @@ def _read_blocks(path: Path, result: PrefilterResult, work: _Pass) -> None:
             work.feed(buf, cut)
             have = size - cut
             buf[:have] = buf[cut:size]
+        result.damage = damage.message
         if skipping:
             work.long_line()
         elif have:
@@ -368,38 +369,6 @@ def _read_blocks(path: Path, result: PrefilterResult, work: _Pass) -> None:
             else:
                 buf[have] = NL
                 work.feed(buf, have + 1)
-
-
-def _gunzip(handle: BinaryIO, result: PrefilterResult) -> Iterator[bytes]:
-    decomp = zlib.decompressobj(wbits=31)
-    in_member = False
-    while raw := handle.read(BLOCK):
-        while raw:
-            in_member = True
-            try:
-                out = decomp.decompress(raw, BLOCK)
-                while out:
-                    yield out
-                    tail = decomp.unconsumed_tail
-                    out = decomp.decompress(tail, BLOCK) if tail else b""
-            except zlib.error as exc:
-                result.damage = f"corrupt gzip data ({exc})"
-                return
-            if decomp.eof:
-                raw = decomp.unused_data
-                decomp = zlib.decompressobj(wbits=31)
-                in_member = False
-                if raw and not raw.startswith(GZIP_MAGIC):
-                    if raw.strip(b"\0"):
-                        result.damage = "trailing bytes after the gzip data"
-                    return
-            else:
-                raw = b""
-    if in_member:
-        tail = decomp.flush()
-        if tail:
-            yield tail
-        result.damage = "truncated gzip file (the compressed stream ends early)"
 
 
 def prefilter_file(path: str, ncols: int, matcher: Matcher, max_line: int) -> PrefilterResult:

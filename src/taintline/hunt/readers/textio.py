@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def head_lines(path: Path, max_bytes: int = 256 * 1024, max_lines: int = 200) ->
 
 def _salvage_gzip_head(path: Path, max_bytes: int) -> bytes:
     out = bytearray()
-    for chunk in _gzip_chunks(path, _Damage()):
+    for chunk in _gzip_chunks(path, Damage()):
         out += chunk
         if len(out) >= max_bytes:
             break
@@ -63,40 +64,47 @@ def _salvage_gzip_head(path: Path, max_bytes: int) -> bytes:
 
 
 @dataclass(slots=True)
-class _Damage:
+class Damage:
     message: str | None = None
 
 
-def _gzip_chunks(path: Path, damage: _Damage) -> Iterator[bytes]:
-    """Decompressed blocks of every gzip member; stops (recording why) at the first damage."""
+def _gzip_chunks(path: Path, damage: Damage) -> Iterator[bytes]:
     with path.open("rb") as handle:
-        decomp = zlib.decompressobj(wbits=31)
-        in_member = False
-        while raw := handle.read(_BLOCK):
-            while raw:
-                in_member = True
-                try:
-                    out = decomp.decompress(raw)
-                except zlib.error as exc:
-                    damage.message = f"corrupt gzip data ({exc})"
-                    return
-                if out:
+        yield from gzip_blocks(handle, damage)
+
+
+def gzip_blocks(handle: BinaryIO, damage: Damage, block: int = _BLOCK) -> Iterator[bytes]:
+    """Decompressed blocks (at most ``block`` bytes each, whatever the compression ratio) of
+    every gzip member; stops (recording why in ``damage``) at the first damage."""
+    decomp = zlib.decompressobj(wbits=31)
+    in_member = False
+    while raw := handle.read(block):
+        while raw:
+            in_member = True
+            try:
+                out = decomp.decompress(raw, block)
+                while out:
                     yield out
-                if decomp.eof:
-                    raw = decomp.unused_data
-                    decomp = zlib.decompressobj(wbits=31)
-                    in_member = False
-                    if raw and not raw.startswith(GZIP_MAGIC):
-                        if raw.strip(b"\0"):
-                            damage.message = "trailing bytes after the gzip data"
-                        return
-                else:
-                    raw = b""
-        if in_member:
-            tail = decomp.flush()
-            if tail:
-                yield tail
-            damage.message = "truncated gzip file (the compressed stream ends early)"
+                    tail = decomp.unconsumed_tail
+                    out = decomp.decompress(tail, block) if tail else b""
+            except zlib.error as exc:
+                damage.message = f"corrupt gzip data ({exc})"
+                return
+            if decomp.eof:
+                raw = decomp.unused_data
+                decomp = zlib.decompressobj(wbits=31)
+                in_member = False
+                if raw and not raw.startswith(GZIP_MAGIC):
+                    if raw.strip(b"\0"):
+                        damage.message = "trailing bytes after the gzip data"
+                    return
+            else:
+                raw = b""
+    if in_member:
+        tail = decomp.flush()
+        if tail:
+            yield tail
+        damage.message = "truncated gzip file (the compressed stream ends early)"
 
 
 @dataclass(slots=True)
@@ -223,7 +231,7 @@ def scan_file(path: Path, salvage_dir: Path | None = None) -> LineScan:
         counter.finish()
         scan.blank.sort()
         return scan
-    damage = _Damage()
+    damage = Damage()
     for block in _gzip_chunks(path, damage):
         counter.feed(block)
     if damage.message is None:
@@ -244,7 +252,7 @@ def _salvage(path: Path, salvage_dir: Path | None) -> Path:
     fd, name = tempfile.mkstemp(prefix="taintline-salvage-", suffix=".log", dir=salvage_dir)
     pending = b""
     with os.fdopen(fd, "wb") as out:
-        for block in _gzip_chunks(path, _Damage()):
+        for block in _gzip_chunks(path, Damage()):
             data = pending + block
             cut = data.rfind(b"\n")
             if cut == -1:
