@@ -8,9 +8,11 @@ them into :class:`HitGroup` rows; :mod:`taintline.hunt.sightings` folds those in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from taintline.errors import Problem
 from taintline.model import IndicatorType
@@ -146,6 +148,25 @@ class HitGroup:
     max_line: int
     lines: tuple[int, ...]
     observed: str
+
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> HitGroup:
+        """From an engine's grouped row: host, type, value, field, path, first, last, count,
+        min line, max line, line list, observed (the column order both engines select)."""
+        return cls(
+            host=r[0],
+            indicator_type=r[1],
+            indicator_value=r[2],
+            field=r[3],
+            path=r[4],
+            first_us=r[5],
+            last_us=r[6],
+            count=int(r[7]),
+            min_line=int(r[8]),
+            max_line=int(r[9]),
+            lines=tuple(int(x) for x in r[10]),
+            observed=r[11] or "",
+        )
 
 
 @dataclass(frozen=True, slots=True)

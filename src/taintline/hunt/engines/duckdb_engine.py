@@ -619,23 +619,7 @@ class DuckDBEngine:
         per_file = dict(
             con.execute("SELECT path, count(DISTINCT line) FROM _rows GROUP BY path").fetchall()
         )
-        groups = [
-            HitGroup(
-                host=r[0],
-                indicator_type=r[1],
-                indicator_value=r[2],
-                field=r[3],
-                path=r[4],
-                first_us=r[5],
-                last_us=r[6],
-                count=int(r[7]),
-                min_line=int(r[8]),
-                max_line=int(r[9]),
-                lines=tuple(int(x) for x in r[10]),
-                observed=r[11] or "",
-            )
-            for r in rows
-        ]
+        groups = [HitGroup.from_row(r) for r in rows]
         return groups, {str(k): int(v) for k, v in per_file.items()}
 
     # -- the whole run -------------------------------------------------------------------

@@ -399,23 +399,7 @@ class SparkEngine:
                 "SELECT path, count(DISTINCT line) FROM hrows GROUP BY path"
             ).collect()
         }
-        groups = [
-            HitGroup(
-                host=r[0],
-                indicator_type=r[1],
-                indicator_value=r[2],
-                field=r[3],
-                path=r[4],
-                first_us=r[5],
-                last_us=r[6],
-                count=int(r[7]),
-                min_line=int(r[8]),
-                max_line=int(r[9]),
-                lines=tuple(int(x) for x in r[10]),
-                observed=r[11] or "",
-            )
-            for r in rows
-        ]
+        groups = [HitGroup.from_row(r) for r in rows]
         groups.sort(key=lambda g: (g.host, g.indicator_type, g.indicator_value, g.field, g.path))
         spark.catalog.uncacheTable("hrows")
         return groups, per_file
