@@ -4,11 +4,14 @@ byte counts, prefetching, largest-first scheduling, and the pool started before 
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import random
+import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,10 +19,10 @@ import pytest
 from taintline.case import Case
 from taintline.limits import ScanLimits
 from taintline.model import Finding
-from taintline.scan import analysers, measure
+from taintline.scan import analysers, measure, walk
 from taintline.scan.hashes import THREADED_MIN, hash_bytes, start_hashes
 from taintline.scan.interface import AnalysisContext, BundleMember
-from taintline.scan.walk import FileTask
+from taintline.scan.walk import Budget, FileTask
 from taintline.scan.worker import Worker, WorkerConfig
 
 from .scanhelpers import kinds, run_scan
@@ -137,3 +140,156 @@ def test_pool_shut_down_when_the_rules_do_not_compile(tmp_path: Path, case: Case
     bad.write_text("rule broken {")
     with pytest.raises(InputError):
         run_scan(case, [tmp_path / "a.txt"], rules=[bad], workers=2)
+
+
+# -- ZIP members through libdeflate ----------------------------------------------------------
+
+
+def _zips_of_every_kind() -> tuple[bytes, bytes]:
+    """A ZIP with members of every compression zipfile writes, and one whose member has a
+    data descriptor (written to a stream that cannot seek)."""
+    rng = random.Random(5)
+    text = b" ".join(rng.choice([b"alpha", b"beta", b"gamma\n"]) for _ in range(200_000))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("stored.bin", rng.randbytes(300_000), zipfile.ZIP_STORED)
+        zf.writestr("deflated.txt", text, zipfile.ZIP_DEFLATED)
+        zf.writestr("empty.txt", b"", zipfile.ZIP_DEFLATED)
+        zf.writestr("empty-stored", b"", zipfile.ZIP_STORED)
+        zf.writestr("bzip2.txt", text[:50_000], zipfile.ZIP_BZIP2)
+        zf.writestr("lzma.txt", text[:50_000], zipfile.ZIP_LZMA)
+        zf.writestr("ünïcode/名前.txt", b"utf-8 name", zipfile.ZIP_DEFLATED)
+    unseekable = _Unseekable()
+    with zipfile.ZipFile(unseekable, "w") as zf, zf.open("streamed.txt", "w") as fh:
+        fh.write(b"streamed " * 9000)
+    streamed = bytes(unseekable.data)
+    assert zipfile.ZipFile(io.BytesIO(streamed)).infolist()[0].flag_bits & 0x08
+    return buffer.getvalue(), streamed
+
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.data += bytes(b)
+        return len(b)
+
+
+_REAL_FAST = walk._zip_member_fast
+
+
+def _expand_both(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], int]:
+    """``expand`` with the fast path, then with zipfile only; and how often the fast path
+    produced a member."""
+    used = 0
+    real = _REAL_FAST
+
+    def counting(*args: Any) -> bytes | None:
+        nonlocal used
+        out = real(*args)
+        used += out is not None
+        return out
+
+    def view(items: list[Any]) -> list[Any]:
+        return [
+            (i.name, i.data) if isinstance(i, walk.Member) else (i.kind, i.subject, i.message)
+            for i in items
+        ]
+
+    monkeypatch.setattr(walk, "_zip_member_fast", counting)
+    fast = view(list(walk.expand(data, walk.ContainerKind.ZIP, "z", "z", Budget(ScanLimits()))))
+    monkeypatch.setattr(walk, "_zip_member_fast", lambda *args: None)
+    slow = view(list(walk.expand(data, walk.ContainerKind.ZIP, "z", "z", Budget(ScanLimits()))))
+    return fast, slow, used
+
+
+def test_zip_fast_path_gives_zipfiles_members(monkeypatch: pytest.MonkeyPatch) -> None:
+    base, streamed = _zips_of_every_kind()
+    for data in (base, streamed):
+        fast, slow, used = _expand_both(data, monkeypatch)
+        assert fast == slow
+        assert all(len(item) == 2 for item in fast), fast  # members only, no errors
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            expected = [(i.filename, zf.read(i)) for i in zf.infolist()]
+            fast_kinds = sum(
+                i.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) for i in zf.infolist()
+            )
+        assert fast == expected
+        assert used == fast_kinds  # bzip2 and lzma members went through zipfile
+
+
+def _patch(data: bytes, offset: int, value: bytes) -> bytes:
+    return data[:offset] + value + data[offset + len(value) :]
+
+
+def _central_entry(data: bytes, name: bytes) -> int:
+    offset = data.find(b"PK\x01\x02")
+    while offset >= 0:
+        name_len = int.from_bytes(data[offset + 28 : offset + 30], "little")
+        if data[offset + 46 : offset + 46 + name_len] == name:
+            return offset
+        offset = data.find(b"PK\x01\x02", offset + 4)
+    raise AssertionError(name)
+
+
+def _simple_zip() -> bytes:
+    buffer = io.BytesIO()
+    rng = random.Random(9)
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("a.txt", b"hello zip " * 20_000, zipfile.ZIP_DEFLATED)
+        zf.writestr("b.bin", rng.randbytes(50_000), zipfile.ZIP_STORED)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "crc-deflated",
+        "crc-stored",
+        "size-larger",
+        "size-smaller",
+        "local-name",
+        "local-signature",
+        "truncated-data",
+        "deflate-garbage",
+    ],
+)
+def test_zip_fast_path_leaves_damaged_members_to_zipfile(
+    damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _simple_zip()
+    a, b = _central_entry(data, b"a.txt"), _central_entry(data, b"b.bin")
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        a_info = zf.getinfo("a.txt")
+    a_body = a_info.header_offset + 30 + len("a.txt")
+    if damage == "crc-deflated":
+        data = _patch(data, a + 16, b"\x00\x00\x00\x00")
+    elif damage == "crc-stored":
+        data = _patch(data, b + 16, b"\x01\x02\x03\x04")
+    elif damage == "size-larger":
+        data = _patch(data, a + 24, (a_info.file_size + 100).to_bytes(4, "little"))
+    elif damage == "size-smaller":
+        data = _patch(data, a + 24, (a_info.file_size - 100).to_bytes(4, "little"))
+    elif damage == "local-name":
+        data = _patch(data, a_info.header_offset + 30, b"X")
+    elif damage == "local-signature":
+        data = _patch(data, a_info.header_offset, b"PK\x09\x09")
+    elif damage == "truncated-data":
+        data = data[: a_body + a_info.compress_size // 2]
+    else:
+        data = _patch(data, a_body, b"\xff" * 64)
+    fast, slow, used = _expand_both(data, monkeypatch)
+    assert fast == slow
+    # the intact member took the fast path (a truncated ZIP has no central directory left)
+    assert used == (0 if damage == "truncated-data" else 1)
+    errors = [item for item in fast if len(item) == 3]
+    assert all(kind.startswith("error.") for kind, _, _ in errors)
+    if damage == "size-larger":
+        # zipfile reads to the end of the compressed data: the member is intact, no error
+        assert not errors and ("a.txt", b"hello zip " * 20_000) in fast
+    else:
+        assert errors, fast  # zipfile noticed the damage and said so
