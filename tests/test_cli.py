@@ -12,6 +12,32 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert "taintline" in capsys.readouterr().out
 
 
+def test_command_table_matches_what_modules_register() -> None:
+    """The lazy start-up loads one module per command: the table that says which module owns
+    a command must name exactly the commands each module registers."""
+    import importlib
+
+    import typer
+
+    from taintline.cli.main import COMMAND_MODULES, build_app
+
+    everything = typer.main.get_command(build_app())
+    assert isinstance(everything, typer.core.TyperGroup)
+    assert set(everything.commands) == {c for cs in COMMAND_MODULES.values() for c in cs}
+    for module, commands in COMMAND_MODULES.items():
+        app = typer.Typer()
+        importlib.import_module(f"taintline.cli.{module}").register(app)
+        group = typer.main.get_command(app)
+        registered = set(group.commands) if isinstance(group, typer.core.TyperGroup) else set()
+        if not registered:  # a single command: typer returns it, not a group
+            registered = {str(group.name)}
+        assert registered == set(commands), module
+        for command in commands:
+            only = typer.main.get_command(build_app([command, "--help"]))
+            assert isinstance(only, typer.core.TyperGroup)
+            assert set(only.commands) == set(commands)
+
+
 def test_unknown_command_is_usage_error() -> None:
     assert main(["no-such-command"]) == 2
 

@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 import typer
 from rich.markup import escape
 
 from taintline import __version__
-from taintline.cli import case_cmds, demo, graph, hunt, intel, report, scan
 from taintline.cli.common import ExitCode, stderr_console
 from taintline.errors import TaintlineError
 
-#: Command groups, in help order. Adding a command group is adding its module here.
-COMMAND_MODULES = (intel, case_cmds, scan, hunt, report, graph, demo)
+#: Command modules of ``taintline.cli``, in help order, each with the top-level commands its
+#: ``register`` adds. Adding a command is adding it here (a test checks the two agree).
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "intel": ("intel",),
+    "case_cmds": ("import", "export"),
+    "scan": ("scan",),
+    "hunt": ("hunt",),
+    "report": ("report",),
+    "graph": ("graph", "cascade"),
+    "demo": ("demo",),
+}
+_MODULE_OF = {
+    command: module for module, commands in COMMAND_MODULES.items() for command in commands
+}
 
 
-def build_app() -> typer.Typer:
+def _modules(args: Sequence[str]) -> list[ModuleType]:
+    """The command modules to load for ``args``: only the one that owns the command when the
+    command is known (a scan does not import the hunt, graph and STIX code: about half a second
+    of start-up), else all of them (help, usage errors)."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    names = [_MODULE_OF[command]] if command in _MODULE_OF else list(COMMAND_MODULES)
+    return [importlib.import_module(f"taintline.cli.{name}") for name in names]
+
+
+def build_app(args: Sequence[str] | None = None) -> typer.Typer:
+    """The typer app; with ``args``, only the commands needed to run them are registered."""
     app = typer.Typer(
         name="taintline",
         help="Supply-chain compromise triage: are we affected, where, since when, "
@@ -40,15 +63,15 @@ def build_app() -> typer.Typer:
     ) -> None:
         """Supply-chain compromise triage."""
 
-    for module in COMMAND_MODULES:
+    for module in _modules(args or []):
         module.register(app)
     return app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run taintline with ``argv`` (without the program name); returns the exit code."""
-    command = typer.main.get_command(build_app())
     args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(build_app(args))
     try:
         result = command.main(args=args, prog_name="taintline", standalone_mode=False)
     except typer.Exit as exc:
