@@ -8,7 +8,6 @@ and would otherwise hide that the tables run past the end of the file).
 from __future__ import annotations
 
 import struct
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,27 +45,11 @@ def applies(item: FileItem) -> bool:
     return item.data[:4] == b"\x7fELF"
 
 
-def _attr_text(obj: object, attr: str) -> str:
-    """A string attribute of a LIEF object; LIEF raises UnicodeDecodeError for names that are
-    not UTF-8 (hostile input), and some names come back as bytes."""
-    try:
-        value = getattr(obj, attr)
-    except UnicodeDecodeError:
-        return "<undecodable>"
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
 def _libraries(binary: lief.ELF.Binary) -> list[str | bytes]:
     try:
         return list(binary.libraries)
     except UnicodeDecodeError:
         return ["<undecodable>"]
-
-
-def _enum_name(value: object) -> str:
-    return str(value).rsplit(".", 1)[-1]
 
 
 def truncation(data: bytes) -> str | None:
@@ -101,15 +84,15 @@ def facts_of(data: bytes) -> ELFFacts | None:
         return None
     header = binary.header
     overlay = bytes(binary.overlay)
-    interpreter = _attr_text(binary, "interpreter") if binary.has_interpreter else None
+    interpreter = lieflazy.attr_text(binary, "interpreter") if binary.has_interpreter else None
     needed = tuple(
         lib.decode("utf-8", "replace") if isinstance(lib, bytes) else str(lib)
         for lib in _libraries(binary)
     )[:256]
     return ELFFacts(
-        elf_class=_enum_name(header.identity_class),
-        machine=_enum_name(header.machine_type),
-        type=_enum_name(header.file_type),
+        elf_class=lieflazy.enum_name(header.identity_class),
+        machine=lieflazy.enum_name(header.machine_type),
+        type=lieflazy.enum_name(header.file_type),
         entry=header.entrypoint,
         interpreter=interpreter,
         needed=needed,
@@ -150,17 +133,9 @@ def findings_of(path: str, facts: ELFFacts) -> tuple[Finding, ...]:
 
 
 def analyse(item: FileItem, ctx: AnalysisContext) -> AnalysisResult:
-    try:
-        with warnings.catch_warnings():
-            # LIEF warns (RuntimeWarning) for enum values it does not know: hostile input
-            warnings.simplefilter("ignore")
-            facts = facts_of(item.data)
-    except Exception as exc:  # a parser bug on hostile input must not end the scan
-        return AnalysisResult(NAME, None, (Finding("error.analyser", Severity.LOW, item.path,
-                              f"ELF analysis failed: {type(exc).__name__}: {exc}",
-                              evidence={"analyser": NAME}),))  # fmt: skip
-    if facts is None:
-        return AnalysisResult(NAME, None, (Finding("error.malformed", Severity.LOW, item.path,
-                              "ELF magic present but the header is truncated or does not parse",
-                              evidence={"format": NAME}),))  # fmt: skip
-    return AnalysisResult(NAME, facts, findings_of(item.path, facts))
+    return lieflazy.guarded(
+        NAME, "ELF", item.path,
+        lambda: facts_of(item.data),
+        lambda facts: findings_of(item.path, facts),
+        "ELF magic present but the header is truncated or does not parse",
+    )  # fmt: skip

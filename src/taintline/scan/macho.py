@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import posixpath
 import struct
-import warnings
 from dataclasses import dataclass
 
 from asn1crypto import cms
@@ -172,22 +171,6 @@ def parse_code_signature(blob: bytes) -> CodeSignature:
     )
 
 
-def _attr_text(obj: object, attr: str) -> str:
-    """A string attribute of a LIEF object; LIEF raises UnicodeDecodeError for names that are
-    not UTF-8 (hostile input), and some names come back as bytes."""
-    try:
-        value = getattr(obj, attr)
-    except UnicodeDecodeError:
-        return "<undecodable>"
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def _enum_name(value: object) -> str:
-    return str(value).rsplit(".", 1)[-1]
-
-
 def facts_of(data: bytes) -> MachOFacts | None:
     lieflazy.ready()
     import lief
@@ -200,7 +183,7 @@ def facts_of(data: bytes) -> MachOFacts | None:
     slices = []
     for binary in parsed:
         rpaths = tuple(
-            _attr_text(cmd, "path")
+            lieflazy.attr_text(cmd, "path")
             for cmd in binary.commands
             if isinstance(cmd, lief.MachO.RPathCommand)
         )
@@ -210,9 +193,9 @@ def facts_of(data: bytes) -> MachOFacts | None:
             signature = parse_code_signature(bytes(command.content))
         slices.append(
             MachOSlice(
-                cpu=_enum_name(binary.header.cpu_type),
-                filetype=_enum_name(binary.header.file_type),
-                dylibs=tuple(_attr_text(lib, "name") for lib in binary.libraries)[:256],
+                cpu=lieflazy.enum_name(binary.header.cpu_type),
+                filetype=lieflazy.enum_name(binary.header.file_type),
+                dylibs=tuple(lieflazy.attr_text(lib, "name") for lib in binary.libraries)[:256],
                 rpaths=rpaths[:64],
                 signed=signature is not None and signature.error is None,
                 signature=signature,
@@ -307,17 +290,9 @@ def findings_of(path: str, facts: MachOFacts) -> tuple[Finding, ...]:
 
 
 def analyse(item: FileItem, ctx: AnalysisContext) -> AnalysisResult:
-    try:
-        with warnings.catch_warnings():
-            # LIEF warns (RuntimeWarning) for enum values it does not know: hostile input
-            warnings.simplefilter("ignore")
-            facts = facts_of(item.data)
-    except Exception as exc:  # a parser bug on hostile input must not end the scan
-        return AnalysisResult(NAME, None, (Finding("error.analyser", Severity.LOW, item.path,
-                              f"Mach-O analysis failed: {type(exc).__name__}: {exc}",
-                              evidence={"analyser": NAME}),))  # fmt: skip
-    if facts is None:
-        return AnalysisResult(NAME, None, (Finding("error.malformed", Severity.LOW, item.path,
-                              "Mach-O magic present but the file does not parse",
-                              evidence={"format": NAME}),))  # fmt: skip
-    return AnalysisResult(NAME, facts, findings_of(item.path, facts))
+    return lieflazy.guarded(
+        NAME, "Mach-O", item.path,
+        lambda: facts_of(item.data),
+        lambda facts: findings_of(item.path, facts),
+        "Mach-O magic present but the file does not parse",
+    )  # fmt: skip

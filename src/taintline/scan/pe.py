@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -85,23 +84,6 @@ def applies(item: FileItem) -> bool:
     return e_lfanew + 4 <= len(data) and data[e_lfanew : e_lfanew + 4] == b"PE\0\0"
 
 
-def _attr_text(obj: object, attr: str) -> str:
-    """A string attribute of a LIEF object; LIEF raises UnicodeDecodeError for names that are
-    not UTF-8 (hostile input), and some names come back as bytes."""
-    try:
-        value = getattr(obj, attr)
-    except UnicodeDecodeError:
-        return "<undecodable>"
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
-
-
-def _enum_name(value: object) -> str:
-    text = str(value)
-    return text.rsplit(".", 1)[-1]
-
-
 def _version_strings(binary: lief.PE.Binary) -> dict[str, str]:
     import lief  # imported (and silenced) by facts_of
 
@@ -132,9 +114,9 @@ def _version_strings(binary: lief.PE.Binary) -> dict[str, str]:
             except UnicodeDecodeError:
                 continue
             for entry in entries:
-                key = _attr_text(entry, "key")
+                key = lieflazy.attr_text(entry, "key")
                 if key in VERSION_KEYS and key not in out:
-                    out[key] = _attr_text(entry, "value").strip("\0").strip()[:512]
+                    out[key] = lieflazy.attr_text(entry, "value").strip("\0").strip()[:512]
     return out
 
 
@@ -155,7 +137,7 @@ def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
     for section in binary.sections:
         start = section.offset
         raw = view[start : start + section.size]  # no copy; empty past the end
-        name = _attr_text(section, "name")
+        name = lieflazy.attr_text(section, "name")
         sections.append(
             SectionFacts(
                 name=name,
@@ -176,12 +158,12 @@ def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
     dlls: list[str] = []
     functions: list[str] = []
     for imported in binary.imports:
-        dll = _attr_text(imported, "name")
+        dll = lieflazy.attr_text(imported, "name")
         dlls.append(dll)
         for func in imported.entries:
             if len(functions) < 10_000:
-                functions.append(f"{dll}!{_attr_text(func, 'name') or f'#{func.ordinal}'}")
-    exported = [_attr_text(f, "name") for f in binary.exported_functions]
+                functions.append(f"{dll}!{lieflazy.attr_text(func, 'name') or f'#{func.ordinal}'}")
+    exported = [lieflazy.attr_text(f, "name") for f in binary.exported_functions]
 
     signature: AuthenticodeFacts | None = None
     security = binary.data_directory(lief.PE.DataDirectory.TYPES.CERTIFICATE_TABLE)
@@ -190,7 +172,7 @@ def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
         authentihash: str | None = None
         if binary.has_signatures:
             checks = lief.PE.Signature.VERIFICATION_CHECKS.SKIP_CERT_TIME
-            flags = _enum_name(binary.verify_signature(checks)).replace(" | ", "|")
+            flags = lieflazy.enum_name(binary.verify_signature(checks)).replace(" | ", "|")
             authentihash = bytes(binary.authentihash(lief.PE.ALGORITHMS.SHA_256)).hex()
         signature = analyse_signature(
             data,
@@ -210,10 +192,10 @@ def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
         )
     stamp = header.time_date_stamps
     return PEFacts(
-        machine=_enum_name(header.machine),
+        machine=lieflazy.enum_name(header.machine),
         is_64=optional.magic == lief.PE.PE_TYPE.PE32_PLUS,
         is_dll=header.has_characteristic(lief.PE.Header.CHARACTERISTICS.DLL),
-        subsystem=_enum_name(optional.subsystem),
+        subsystem=lieflazy.enum_name(optional.subsystem),
         timestamp=datetime.fromtimestamp(stamp, UTC).isoformat().replace("+00:00", "Z")
         if stamp
         else None,
@@ -401,27 +383,9 @@ def findings_of(path: str, facts: PEFacts, ctx: AnalysisContext) -> tuple[Findin
 
 
 def analyse(item: FileItem, ctx: AnalysisContext) -> AnalysisResult:
-    try:
-        with warnings.catch_warnings():
-            # LIEF warns (RuntimeWarning) for enum values it does not know: hostile input
-            warnings.simplefilter("ignore")
-            facts = facts_of(item.data, ctx.trust_store_pem)
-    except Exception as exc:  # a parser bug on hostile input must not end the scan
-        return AnalysisResult(
-            NAME, None, (_error(item.path, f"PE analysis failed: {type(exc).__name__}: {exc}"),)
-        )
-    if facts is None:
-        return AnalysisResult(
-            NAME, None, (_malformed(item.path, "MZ/PE header present but the PE does not parse"),)
-        )
-    return AnalysisResult(NAME, facts, findings_of(item.path, facts, ctx))
-
-
-def _malformed(path: str, message: str) -> Finding:
-    return Finding(kind="error.malformed", severity=Severity.LOW, subject=path, message=message,
-                   evidence={"format": NAME})  # fmt: skip
-
-
-def _error(path: str, message: str) -> Finding:
-    return Finding(kind="error.analyser", severity=Severity.LOW, subject=path, message=message,
-                   evidence={"analyser": NAME})  # fmt: skip
+    return lieflazy.guarded(
+        NAME, "PE", item.path,
+        lambda: facts_of(item.data, ctx.trust_store_pem),
+        lambda facts: findings_of(item.path, facts, ctx),
+        "MZ/PE header present but the PE does not parse",
+    )  # fmt: skip
