@@ -509,3 +509,47 @@ def test_out_of_range_times_and_huge_fields_are_problems(tmp_path: Path):
     )
     name, facts = read_file(zeek, CTX)
     assert name == "zeek-conn" and len(facts.problems) == 1 and len(facts.edges) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "good", "missing", "bad_time"),
+    [
+        (
+            "inventory",
+            "host,software,version,installed_at",
+            "pc-1,X_TRADER,7.17,2022-01-01",
+            ",X_TRADER,7.17,2022-01-01",
+            "pc-2,X_TRADER,7.17,yesterday-ish",
+        ),
+        (
+            "builds",
+            "build_id,host,started,finished,outputs",
+            f"B1,build-1,2023-01-01T00:00Z,2023-01-01T01:00Z,{SHA_A}",
+            f",build-1,2023-01-01T00:00Z,2023-01-01T01:00Z,{SHA_A}",
+            f"B2,build-1,2023-01-01T00:00Z,not-a-time,{SHA_A}",
+        ),
+        (
+            "auth",
+            "src_host,dst_host,time",
+            "dev-pc,vpn,2022-04-14T21:13:00Z",
+            "dev-pc,,2022-04-14T21:13:00Z",
+            "dev-pc,dc,2022-13-45T99:00:00Z",
+        ),
+    ],
+)
+def test_csv_table_rows_report_problems_with_their_line(
+    tmp_path: Path, name: str, header: str, good: str, missing: str, bad_time: str
+) -> None:
+    path = tmp_path / f"{name}.csv"
+    huge = "x" * 200_000  # over the csv module's field limit: the rest of the file is skipped
+    path.write_text(f'{header}\n{good}\n{missing}\n{bad_time}\n{good}\n"{huge}\n{good}\n')
+    _, facts = read_file(path, CTX)
+    problems = [(p.line, p.message.split(":")[0].split(" (")[0]) for p in facts.problems]
+    assert problems[:2] == [(3, problems[0][1]), (4, "bad time")]
+    assert problems[0][1].startswith("row without")
+    assert problems[2][1] == "malformed CSV" and len(problems) == 3
+    # the good rows before the malformed one give edges whose source names their line
+    sources = sorted({e.source for e in facts.edges})
+    assert sources == [f"{name}.csv:2", f"{name}.csv:5"]
+    if name == "auth":  # no end time: the connection is an instant
+        assert all(e.valid_until == e.valid_from for e in facts.edges)

@@ -7,6 +7,8 @@ Column names are matched case-insensitively with a few common aliases (documente
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -52,6 +54,42 @@ def _digests(text: str | None) -> list[str]:
     return [p.lower().removeprefix("sha256:") for p in parts]
 
 
+class _Rows:
+    """The data rows of one CSV file. A malformed file, and every problem a reader reports with
+    :meth:`problem`, goes to ``out.problems`` with the current line number."""
+
+    def __init__(self, path: Path, data: bytes, out: GraphFacts) -> None:
+        self.path = path
+        self.data = data
+        self.out = out
+        self.line = 0
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        for line, row in csv_rows(self.data):
+            self.line = line
+            if CSV_ERROR in row:
+                self.problem(row[CSV_ERROR])
+                continue
+            yield row
+
+    @property
+    def source(self) -> str:
+        """``file:line`` of the current row, the provenance of the edges it gives."""
+        return f"{self.path.name}:{self.line}"
+
+    def problem(self, message: str) -> None:
+        self.out.problems.append(Problem(str(self.path), message, self.line))
+
+    def times(self, row: dict[str, str], *columns: tuple[str, ...]) -> list[datetime | None] | None:
+        """One time per alias list in ``columns`` (``None`` where empty); ``None`` and a
+        problem when one of them does not parse."""
+        try:
+            return [parse_when(pick(row, *aliases)) for aliases in columns]
+        except ValueError as exc:
+            self.problem(f"bad time: {exc}")
+            return None
+
+
 class InventoryCsv(GraphReader):
     """``host, software, version, installed_at[, removed_at][, sha256]`` -> installed_on."""
 
@@ -69,21 +107,17 @@ class InventoryCsv(GraphReader):
 
     def read(self, path: Path, data: bytes, ctx: ReadContext) -> GraphFacts:
         out = GraphFacts()
-        for line, row in csv_rows(data):
-            if CSV_ERROR in row:
-                out.problems.append(Problem(str(path), row[CSV_ERROR], line))
-                continue
+        rows = _Rows(path, data, out)
+        for row in rows:
             host = pick(row, *HOST)
             name = pick(row, *SOFTWARE)
             if not host or not name:
-                out.problems.append(Problem(str(path), "row without host or software", line))
+                rows.problem("row without host or software")
                 continue
-            try:
-                start = parse_when(pick(row, *INSTALLED))
-                end = parse_when(pick(row, *REMOVED))
-            except ValueError as exc:
-                out.problems.append(Problem(str(path), f"bad time: {exc}", line))
+            times = rows.times(row, INSTALLED, REMOVED)
+            if times is None:
                 continue
+            start, end = times
             version = pick(row, "version")
             sha = pick(row, "sha256", "hash")
             attrs = {"name": name, "version": version}
@@ -100,7 +134,7 @@ class InventoryCsv(GraphReader):
                     EdgeKind.INSTALLED_ON,
                     ref,
                     host_ref(host),
-                    source=f"{path.name}:{line}",
+                    source=rows.source,
                     valid_from=start,
                     valid_until=end,
                     recorded_at=ctx.recorded_at,
@@ -120,25 +154,23 @@ class BuildsCsv(GraphReader):
 
     def read(self, path: Path, data: bytes, ctx: ReadContext) -> GraphFacts:
         out = GraphFacts()
-        for line, row in csv_rows(data):
-            if CSV_ERROR in row:
-                out.problems.append(Problem(str(path), row[CSV_ERROR], line))
-                continue
+        rows = _Rows(path, data, out)
+        for row in rows:
             build_id = pick(row, *BUILD)
             host = pick(row, *HOST)
             if not build_id or not host:
-                out.problems.append(Problem(str(path), "row without build_id or host", line))
+                rows.problem("row without build_id or host")
                 continue
-            try:
-                started = parse_when(pick(row, "started", "start", "started_at"))
-                finished = parse_when(pick(row, "finished", "end", "finished_at"))
-            except ValueError as exc:
-                out.problems.append(Problem(str(path), f"bad time: {exc}", line))
+            times = rows.times(
+                row, ("started", "start", "started_at"), ("finished", "end", "finished_at")
+            )
+            if times is None:
                 continue
+            started, finished = times
             if started and finished and finished < started:
-                out.problems.append(Problem(str(path), "build finished before it started", line))
+                rows.problem("build finished before it started")
                 continue
-            source = f"{path.name}:{line}"
+            source = rows.source
             build = NodeRef(NodeKind.BUILD, build_id.strip())
             out.nodes.append(
                 Node(build.kind, build.key, {"host": host, "started": str(started or "")})
@@ -160,7 +192,7 @@ class BuildsCsv(GraphReader):
                 out.nodes.append(Node(release.kind, release.key, {"name": release_name}))
             for digest in _digests(pick(row, "outputs", "output_digests", "sha256", "digests")):
                 if not is_sha256(digest):
-                    out.problems.append(Problem(str(path), f"not a sha256: {digest[:80]}", line))
+                    rows.problem(f"not a sha256: {digest[:80]}")
                     continue
                 art = artifact_ref(digest)
                 out.nodes.append(Node(art.kind, art.key, {"build": build_id}))
@@ -237,11 +269,9 @@ class DistributionCsv(GraphReader):
 
     def read(self, path: Path, data: bytes, ctx: ReadContext) -> GraphFacts:
         out = GraphFacts()
-        for line, row in csv_rows(data):
-            if CSV_ERROR in row:
-                out.problems.append(Problem(str(path), row[CSV_ERROR], line))
-                continue
-            _distribution_row(path, line, dict(row), ctx, out)
+        rows = _Rows(path, data, out)
+        for row in rows:
+            _distribution_row(path, rows.line, dict(row), ctx, out)
         return out
 
 
@@ -282,30 +312,26 @@ class AuthCsv(GraphReader):
 
     def read(self, path: Path, data: bytes, ctx: ReadContext) -> GraphFacts:
         out = GraphFacts()
-        for line, row in csv_rows(data):
-            if CSV_ERROR in row:
-                out.problems.append(Problem(str(path), row[CSV_ERROR], line))
-                continue
+        rows = _Rows(path, data, out)
+        for row in rows:
             src, dst = pick(row, *SRC), pick(row, *DST)
             if not src or not dst:
-                out.problems.append(Problem(str(path), "row without source or destination", line))
+                rows.problem("row without source or destination")
                 continue
             success = (pick(row, "success", "result", "outcome") or "true").lower()
             if success in {"false", "0", "no", "failure", "failed", "denied"}:
                 continue  # a failed login passes nothing
-            try:
-                start = parse_when(pick(row, *WHEN, "start", "login"))
-                end = parse_when(pick(row, "end", "logout", "until")) or start
-            except ValueError as exc:
-                out.problems.append(Problem(str(path), f"bad time: {exc}", line))
+            times = rows.times(row, (*WHEN, "start", "login"), ("end", "logout", "until"))
+            if times is None:
                 continue
+            start, end = times[0], times[1] or times[0]
             attrs = {k: v for k, v in (("user", pick(row, "user", "account")),) if v}
             out.edges.append(
                 Edge(
                     EdgeKind.CONNECTED_TO,
                     host_ref(src),
                     host_ref(dst),
-                    f"{path.name}:{line}",
+                    rows.source,
                     start,
                     end,
                     ctx.recorded_at,
