@@ -139,3 +139,20 @@ def test_sniff() -> None:
     assert misp.sniff(b'{"Event": {"info": "x"', Path("a.json"))
     assert misp.sniff(b'{"response": [{"Event": {', Path("a.txt"))
     assert not misp.sniff(b'{"type": "bundle"}', Path("a.json"))
+
+
+def test_whole_file_json_readers_refuse_over_the_limit_and_broken_json(
+    write: Callable[[str, str], Path],
+) -> None:
+    from taintline.intel import endoflife
+
+    doc = write("big.json", json.dumps({"Event": event()}))
+    small = IntelLimits(max_json_bytes=100)
+    for reader in (misp, endoflife):
+        result = reader.read(doc, small)
+        assert result.failed and result.format == reader.NAME
+        [problem] = result.problems
+        assert problem.item == str(doc)
+        assert problem.message == f"{doc.stat().st_size} bytes is over the 100-byte JSON limit"
+        broken = write(f"{reader.NAME}.json", '[{"cycle": "7.17", "eol": ')
+        assert "invalid JSON" in reader.read(broken, IntelLimits()).problems[0].message

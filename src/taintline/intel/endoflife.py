@@ -20,10 +20,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from taintline.errors import Problem
-from taintline.intel.interface import EolRecord, ReadResult
+from taintline.intel.interface import EolRecord, ReadResult, load_json
 from taintline.limits import IntelLimits
 from taintline.model import Indicator, IndicatorType
 
@@ -50,15 +48,9 @@ def _date(value: Any, field: str) -> date | None:
 
 def read(path: Path, limits: IntelLimits) -> ReadResult:
     item = str(path)
-    size = path.stat().st_size
-    if size > limits.max_json_bytes:
-        return ReadResult.failure(
-            NAME, item, f"{size} bytes is over the {limits.max_json_bytes}-byte JSON limit"
-        )
-    try:
-        doc = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        return ReadResult.failure(NAME, item, f"invalid JSON ({exc}); truncated?")
+    doc = load_json(path, NAME, limits)
+    if isinstance(doc, ReadResult):
+        return doc
     product = path.stem
     source = "endoflife.date"
     description: str | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -85,6 +85,23 @@ class ReadResult:
     @property
     def statement_count(self) -> int:
         return len(self.indicators) + sum(int(t.num_rows) for t in self.tables)
+
+
+def load_json(path: Path, fmt: str, limits: IntelLimits) -> Any:
+    """The parsed JSON document of a reader that needs the whole file (MISP, endoflife.date),
+    or the failed :class:`ReadResult` that says why not (over ``max_json_bytes``, not JSON):
+    callers check ``isinstance(doc, ReadResult)`` first."""
+    import orjson
+
+    size = path.stat().st_size
+    if size > limits.max_json_bytes:
+        return ReadResult.failure(
+            fmt, str(path), f"{size} bytes is over the {limits.max_json_bytes}-byte JSON limit"
+        )
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        return ReadResult.failure(fmt, str(path), f"invalid JSON ({exc}); truncated?")
 
 
 class Reader(Protocol):

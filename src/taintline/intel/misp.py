@@ -19,10 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from taintline.errors import Problem
-from taintline.intel.interface import ReadResult, YaraSource
+from taintline.intel.interface import ReadResult, YaraSource, load_json
 from taintline.intel.normalize import normalize, normalize_ip
 from taintline.limits import IntelLimits
 from taintline.model import Indicator, IndicatorType, parse_time
@@ -67,15 +65,9 @@ def sniff(head: bytes, path: Path) -> bool:
 
 def read(path: Path, limits: IntelLimits) -> ReadResult:
     item = str(path)
-    size = path.stat().st_size
-    if size > limits.max_json_bytes:
-        return ReadResult.failure(
-            NAME, item, f"{size} bytes is over the {limits.max_json_bytes}-byte JSON limit"
-        )
-    try:
-        doc = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        return ReadResult.failure(NAME, item, f"invalid JSON ({exc}); truncated?")
+    doc = load_json(path, NAME, limits)
+    if isinstance(doc, ReadResult):
+        return doc
     events = _events(doc)
     if events is None:
         return ReadResult.failure(
