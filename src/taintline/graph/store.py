@@ -32,6 +32,18 @@ from taintline.graph.rules import rules_as_rows
 from taintline.model import NodeKind, NodeRef, iso, parse_time, utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The edge facts a loaded graph keeps beside its arrays (and writes with each stored path).
+EDGE_COLUMNS = (
+    "kind",
+    "src_kind",
+    "src_key",
+    "dst_kind",
+    "dst_key",
+    "valid_from",
+    "valid_until",
+    "recorded_at",
+    "source",
+)
 
 
 def to_us(value: datetime | None, default: int) -> int:
@@ -170,19 +182,7 @@ def load_graph(case: Case) -> CaseGraph:
         valid_until=_fill(table.column("vu"), NEVER),
         confidence=np.asarray(table.column("confidence").to_numpy(), np.float64),
     )
-    edge_table = table.select(
-        [
-            "kind",
-            "src_kind",
-            "src_key",
-            "dst_kind",
-            "dst_key",
-            "valid_from",
-            "valid_until",
-            "recorded_at",
-            "source",
-        ]
-    )
+    edge_table = table.select(list(EDGE_COLUMNS))
     return CaseGraph(
         kinds=nodes.column(1).combine_chunks(),
         keys=nodes.column(2).combine_chunks(),
@@ -286,17 +286,7 @@ def reached_table(graph: CaseGraph, result: Propagation) -> pa.Table:
         "rule": rule_col,
     }
     et = graph.edge_table
-    for name in (
-        "kind",
-        "src_kind",
-        "src_key",
-        "dst_kind",
-        "dst_key",
-        "valid_from",
-        "valid_until",
-        "recorded_at",
-        "source",
-    ):
+    for name in EDGE_COLUMNS:
         col = et.column(name).combine_chunks()
         if len(col):
             cols[f"edge_{name}"] = pc.if_else(mask_p, None, col.take(en))
