@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from taintline.case import Case
 from taintline.limits import ScanLimits
@@ -182,6 +184,23 @@ class _Unseekable(io.RawIOBase):
 _REAL_FAST = walk._zip_member_fast
 
 
+def test_zip_fast_path_decodes_the_local_name_as_zipfile_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """zipfile decodes the local header's name by the local header's UTF-8 flag: a local
+    header that drops the flag names another file, and zipfile refuses the member."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("ñame.txt", b"content", zipfile.ZIP_DEFLATED)
+    data = buffer.getvalue()
+    flags = int.from_bytes(data[6:8], "little")
+    assert flags & 0x800
+    data = data[:6] + (flags & ~0x800).to_bytes(2, "little") + data[8:]
+    fast, slow, used = _expand_both(data, monkeypatch)
+    assert fast == slow and used == 0
+    assert [item[0] for item in fast] == ["error.truncated-archive"]
+
+
 def _expand_both(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any], list[Any], int]:
     """``expand`` with the fast path, then with zipfile only; and how often the fast path
     produced a member."""
@@ -256,6 +275,8 @@ def _simple_zip() -> bytes:
         "local-signature",
         "truncated-data",
         "deflate-garbage",
+        "flag-patched-data",
+        "flag-strong-encryption",
     ],
 )
 def test_zip_fast_path_leaves_damaged_members_to_zipfile(
@@ -278,6 +299,10 @@ def test_zip_fast_path_leaves_damaged_members_to_zipfile(
         data = _patch(data, a_info.header_offset + 30, b"X")
     elif damage == "local-signature":
         data = _patch(data, a_info.header_offset, b"PK\x09\x09")
+    elif damage == "flag-patched-data":
+        data = _patch(data, a + 8, b"\x20")
+    elif damage == "flag-strong-encryption":
+        data = _patch(data, a + 8, b"\x40")
     elif damage == "truncated-data":
         data = data[: a_body + a_info.compress_size // 2]
     else:
@@ -293,3 +318,47 @@ def test_zip_fast_path_leaves_damaged_members_to_zipfile(
         assert not errors and ("a.txt", b"hello zip " * 20_000) in fast
     else:
         assert errors, fast  # zipfile noticed the damage and said so
+
+
+_FUZZ_BASE = _simple_zip()
+
+
+def _header_offsets(data: bytes) -> list[int]:
+    """Offsets of the header fields that matter: flags, method, CRC-32, sizes, name and extra
+    lengths, local header offset (central directory) and their local header twins."""
+    spots: list[int] = []
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for info in zf.infolist():
+            central = _central_entry(data, info.filename.encode())
+            spots += [central + o for o in (8, 9, 10, *range(16, 34), *range(42, 46))]
+            local = info.header_offset
+            spots += [local + o for o in (6, 7, 8, *range(14, 30))]
+    return spots
+
+
+_FUZZ_SPOTS = _header_offsets(_FUZZ_BASE)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.one_of(st.sampled_from(_FUZZ_SPOTS), st.integers(0, len(_FUZZ_BASE) - 1)),
+            st.integers(0, 255),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    cut=st.one_of(st.none(), st.integers(0, len(_FUZZ_BASE))),
+)
+def test_zip_fast_path_agrees_with_zipfile_on_damaged_zips(
+    edits: list[tuple[int, int]], cut: int | None
+) -> None:
+    """Whatever the damage, the fast path either gives zipfile's answer or steps aside."""
+    data = bytearray(_FUZZ_BASE)
+    for offset, value in edits:
+        data[offset] = value
+    damaged = bytes(data[:cut] if cut is not None else data)
+    with pytest.MonkeyPatch.context() as mp:
+        fast, slow, _ = _expand_both(damaged, mp)
+    assert fast == slow

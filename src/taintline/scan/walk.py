@@ -387,7 +387,10 @@ def _zip_members(data: bytes, subject: str, name: str, budget: Budget) -> Iterat
 
 #: Members up to this declared size take :func:`_zip_member_fast` (one buffer of that size).
 FAST_MEMBER_MAX = 256 * MiB
-_LOCAL_HEADER = struct.Struct("<4s22xHH")  # signature, then the name and extra lengths
+#: ZIP local file header: signature, general purpose flags, the name and extra field lengths
+_LOCAL_HEADER = struct.Struct("<4s2xH18xHH")
+#: Flag bits zipfile refuses (compressed patched data, strong encryption) or must decrypt
+_ZIP_UNREADABLE_FLAGS = 0x01 | 0x20 | 0x40
 
 
 def _zip_member_fast(data: bytes, info: zipfile.ZipInfo, budget: Budget) -> bytes | None:
@@ -408,6 +411,7 @@ def _zip_member_fast(data: bytes, info: zipfile.ZipInfo, budget: Budget) -> byte
     limits = budget.limits
     if (
         info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+        or info.flag_bits & _ZIP_UNREADABLE_FLAGS
         or size > min(limits.max_file_bytes, FAST_MEMBER_MAX)
         or budget.total_bytes + size > limits.max_total_bytes
         or (size > RATIO_GRACE and size / max(compressed, 1) > limits.max_ratio)
@@ -416,13 +420,13 @@ def _zip_member_fast(data: bytes, info: zipfile.ZipInfo, budget: Budget) -> byte
     start = info.header_offset
     if start < 0 or start + _LOCAL_HEADER.size > len(data):
         return None
-    signature, name_len, extra_len = _LOCAL_HEADER.unpack_from(data, start)
+    signature, local_flags, name_len, extra_len = _LOCAL_HEADER.unpack_from(data, start)
     name_start = start + _LOCAL_HEADER.size
     body = name_start + name_len + extra_len
     if signature != b"PK\x03\x04" or body + compressed > len(data):
         return None
     raw_name = data[name_start : name_start + name_len]
-    encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+    encoding = "utf-8" if local_flags & 0x800 else "cp437"  # as zipfile: the local header's flag
     try:
         if raw_name.decode(encoding) != info.orig_filename:
             return None
