@@ -160,3 +160,51 @@ def test_unreadable_file_is_an_error_finding(
     got = kinds(result.findings)
     assert got["error.unreadable"] == [f"{root}/locked.bin"]
     assert got["yara"] == [f"{root}/ok.bin"]
+
+
+def test_ole_with_a_huge_mini_sector_shift_keeps_the_members_before_it() -> None:
+    """olefile raises OverflowError for a mini sector of 2**64 bytes; the container gives an
+    error finding after the members it could read (found by fuzzing, once an escape)."""
+    from taintline.scan.walk import Budget, Member, container_kind, expand
+    from taintline.testing.archives import msi_like
+
+    data = msi_like({"files.cab": {"a.txt": b"x" * 5000}})
+    data = data[:32] + (64).to_bytes(2, "little") + data[34:]  # uMiniSectorShift
+    kind = container_kind(data)
+    assert kind is not None
+    produced = list(expand(data, kind, "s.msi", "s.msi", Budget(ScanLimits())))
+    assert any(isinstance(p, Member) for p in produced)
+    errors = [p for p in produced if not isinstance(p, Member)]
+    assert [e.kind for e in errors] == ["error.malformed"]
+    assert "cannot fit" in errors[0].message
+
+
+def test_a_bug_on_one_file_keeps_the_rest_of_its_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taintline.scan.interface import AnalysisContext
+    from taintline.scan.walk import FileTask
+    from taintline.scan.worker import Worker, WorkerConfig
+
+    paths = []
+    for name in ("a.txt", "boom.txt", "c.txt"):
+        path = tmp_path / name
+        path.write_bytes(name.encode() * 10)
+        paths.append(path)
+    worker = Worker(WorkerConfig(None, ScanLimits(), AnalysisContext()), hash_threads=False)
+    real = Worker.scan_item
+
+    def scan_item(self: Worker, data: bytes, path: str, *args: object) -> None:
+        if path.endswith("boom.txt"):
+            raise TypeError("a bug")
+        real(self, data, path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Worker, "scan_item", scan_item)
+    tasks = [FileTask(str(p), str(p), str(p), p.stat().st_size, "") for p in paths]
+    result = worker.run_batch(tasks)
+    assert [Path(r.path).name for r in result.records] == ["a.txt", "c.txt"]
+    assert [(f.kind, Path(f.subject).name) for f in result.findings] == [
+        ("error.internal", "boom.txt")
+    ]
+    assert "TypeError: a bug" in result.findings[0].message
+    assert [span[0] for span in result.spans] == [str(p) for p in paths]

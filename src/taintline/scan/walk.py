@@ -327,8 +327,24 @@ def expand(
             f"truncated or corrupt {kind}: {exc}",
             container=kind,
         )
-    except (ValueError, KeyError, IndexError, struct.error, RuntimeError) as exc:
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+        struct.error,
+        RuntimeError,
+        OverflowError,  # olefile, for sector numbers past what an index can hold
+        MemoryError,  # a parser believing a hostile size field
+    ) as exc:
         yield error_finding("error.malformed", subject, f"malformed {kind}: {exc}", container=kind)
+    except Exception as exc:  # any other parser failure on hostile input: this container only
+        yield error_finding(
+            "error.malformed",
+            subject,
+            f"malformed {kind}: {type(exc).__name__}: {exc}",
+            container=kind,
+            exception=type(exc).__name__,
+        )
 
 
 def _member_name_ok(name: str, subject: str) -> Finding | None:

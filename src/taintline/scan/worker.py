@@ -137,7 +137,17 @@ class Worker:
             if i + 1 < len(tasks):
                 self._prefetch(tasks[i + 1])
             start = len(out.records)
-            self.run_task(task, out)
+            try:
+                self.run_task(task, out)
+            except Exception as exc:  # a bug on one file must not lose the batch's other files
+                out.findings.append(
+                    error_finding(
+                        "error.internal",
+                        task.display,
+                        f"scan of this file stopped: {type(exc).__name__}: {exc}",
+                        exception=type(exc).__name__,
+                    )
+                )
             out.spans.append((task.display, start, len(out.records)))
         return out
 
