@@ -28,9 +28,9 @@ def _sightings(sightings: list[Sighting]) -> list[tuple[object, ...]]:
     )  # fmt: skip
 
 
-def _both(case: Case, paths: list[Path]) -> tuple[object, object]:
-    fast = run_hunt(case, paths, HuntOptions(prefilter=True), record=False)
-    full = run_hunt(case, paths, HuntOptions(prefilter=False), record=False)
+def _both(case: Case, paths: list[Path], **options: int) -> tuple[object, object]:
+    fast = run_hunt(case, paths, HuntOptions(prefilter=True, **options), record=False)  # type: ignore[arg-type]
+    full = run_hunt(case, paths, HuntOptions(prefilter=False, **options), record=False)  # type: ignore[arg-type]
     assert _counts(fast.files) == _counts(full.files)
     assert _sightings(fast.sightings) == _sightings(full.sightings)
     for f in fast.files:
@@ -116,6 +116,24 @@ def test_truncated_gzip_and_long_line(
     by_name = {Path(f.path).name: f for f in fast.files}  # type: ignore[attr-defined]
     assert any("truncated gzip" in p.message for p in by_name["dns.log.gz"].problems)
     assert by_name["dns.log"].garbage == 1
+
+
+@pytest.mark.skipif(not prefilter.available(), reason="hyperscan is not installed")
+def test_over_long_line_inside_a_block_is_garbage_with_or_without_a_hit(
+    hunt_case: Case, tmp_path: Path
+) -> None:
+    """A line over --max-line-bytes but shorter than a read block, with the right number of
+    fields: garbage for both engines, whether or not it holds an indicator."""
+    records = [dns(i, "10.0.4.1", f"h{i}.example.org") for i in range(40)]
+    long_fields = ["1680082800.0", "Clong", "10.0.4.9"] + ["x" * 400] * (len(FIELDS["dns"]) - 3)
+    hit_fields = [*long_fields[:-1], "q.evil.com" + "x" * 400]
+    path = tmp_path / "dns.log"
+    write_zeek_tsv(
+        path, "dns", records, extra_lines={5: "\t".join(long_fields), 9: "\t".join(hit_fields)}
+    )
+    fast, _ = _both(hunt_case, [path], max_line_bytes=4096)
+    (stats,) = fast.files  # type: ignore[attr-defined]
+    assert stats.garbage == 2 and stats.records == 40
 
 
 @pytest.mark.skipif(not prefilter.available(), reason="hyperscan is not installed")

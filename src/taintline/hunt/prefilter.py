@@ -223,10 +223,12 @@ class _Pass:
         """Lines of this block that are not data (block-relative, 0-based).
 
         Fast path, from byte counts only (NumPy, several GB/s): an ASCII block without
-        carriage returns whose tabs outside its few ``#`` lines number exactly
-        ``data lines * (columns - 1)`` holds only well-formed records (a blank or short line
-        would leave the count short)."""
+        carriage returns and without lines over ``max_line`` bytes, whose tabs outside its few
+        ``#`` lines number exactly ``data lines * (columns - 1)``, holds only well-formed
+        records (a blank or short line would leave the count short)."""
         if buf.find(b"\r", 0, end) != -1 or int(arr.max(initial=0)) >= 0x80:
+            return self._check_lines(buf, end)
+        if len(newlines) and int(np.diff(newlines, prepend=-1).max()) - 1 > self.max_line:
             return self._check_lines(buf, end)
         hashes: list[int] = []
         if buf.find(b"#", 0, end) != -1:
