@@ -553,3 +553,36 @@ def test_csv_table_rows_report_problems_with_their_line(
     assert sources == [f"{name}.csv:2", f"{name}.csv:5"]
     if name == "auth":  # no end time: the connection is an instant
         assert all(e.valid_until == e.valid_from for e in facts.edges)
+
+
+@pytest.mark.parametrize(
+    ("name", "good"),
+    [
+        (
+            "dist.jsonl",
+            {"customer": "acme", "release": "app@1.0", "time": "2023-03-09T08:00:00Z"},
+        ),
+        (
+            "osqueryd.results.log",
+            {
+                "name": "procs",
+                "hostIdentifier": "build-01",
+                "unixTime": 1650000000,
+                "action": "snapshot",
+                "snapshot": [{"pid": "4", "name": "sshd", "path": "/usr/sbin/sshd"}],
+            },
+        ),
+    ],
+)
+def test_json_readers_report_records_that_are_not_objects(
+    tmp_path: Path, name: str, good: dict[str, object]
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\n".join([orjson.dumps(good), b"[1, 2]", b"42", b"{broken"]))
+    _, facts = read_file(path, CTX)
+    assert facts.edges
+    assert [(p.line, p.message.split(":")[0]) for p in facts.problems] == [
+        (2, "record is not an object"),
+        (3, "record is not an object"),
+        (4, "bad JSON"),
+    ]

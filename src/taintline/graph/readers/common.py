@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import orjson
 
+from taintline.errors import Problem
 from taintline.model import NodeKind, NodeRef, parse_time
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -144,6 +147,20 @@ def json_records(data: bytes) -> Iterator[tuple[int, object]]:
             yield number, orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             yield number, ValueError(f"bad JSON: {exc}")
+
+
+def json_objects(
+    path: Path, records: Iterable[tuple[int, object]], problems: list[Problem]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The objects among :func:`json_records`' records; bad JSON and records that are not
+    objects go to ``problems`` with their record number."""
+    for number, record in records:
+        if isinstance(record, ValueError):
+            problems.append(Problem(str(path), str(record), number))
+        elif not isinstance(record, dict):
+            problems.append(Problem(str(path), "record is not an object", number))
+        else:
+            yield number, record
 
 
 def first_json(head: bytes) -> object | None:

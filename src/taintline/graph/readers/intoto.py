@@ -23,6 +23,7 @@ from taintline.graph.readers.common import (
     artifact_ref,
     host_ref,
     is_sha256,
+    json_objects,
     json_records,
     norm,
     parse_when,
@@ -71,16 +72,7 @@ class InToto(GraphReader):
                 records = [(1, orjson.loads(data))]
             except orjson.JSONDecodeError as exc:
                 records = [(1, ValueError(f"bad JSON: {exc}"))]
-        for number, record in records:
-            if isinstance(record, ValueError) or not isinstance(record, dict):
-                out.problems.append(
-                    Problem(
-                        str(path),
-                        str(record) if isinstance(record, ValueError) else "not an object",
-                        number,
-                    )
-                )
-                continue
+        for number, record in json_objects(path, records, out.problems):
             try:
                 self._one(path, number, _statement(record), ctx, out)
             except (ValueError, TypeError, KeyError) as exc:

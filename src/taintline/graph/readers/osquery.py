@@ -22,6 +22,7 @@ from taintline.graph.readers.common import (
     first_json,
     host_ref,
     is_sha256,
+    json_objects,
     json_records,
     parse_when,
     software_ref,
@@ -112,16 +113,7 @@ class Osquery(GraphReader):
     def read(self, path: Path, data: bytes, ctx: ReadContext) -> GraphFacts:
         out = GraphFacts()
         open_edges: dict[tuple[NodeRef, NodeRef], int] = {}
-        for number, record in json_records(data):
-            if isinstance(record, ValueError) or not isinstance(record, dict):
-                out.problems.append(
-                    Problem(
-                        str(path),
-                        str(record) if isinstance(record, ValueError) else "not an object",
-                        number,
-                    )
-                )
-                continue
+        for number, record in json_objects(path, json_records(data), out.problems):
             try:
                 self._record(path, number, record, ctx, out, open_edges)
             except (ValueError, TypeError) as exc:

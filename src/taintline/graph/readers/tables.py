@@ -22,6 +22,7 @@ from taintline.graph.readers.common import (
     first_json,
     host_ref,
     is_sha256,
+    json_objects,
     json_records,
     org_ref,
     parse_when,
@@ -289,14 +290,9 @@ class DistributionJson(GraphReader):
 
     def read(self, path: Path, data: bytes, ctx: ReadContext) -> GraphFacts:
         out = GraphFacts()
-        for number, record in json_records(data):
-            if isinstance(record, ValueError):
-                out.problems.append(Problem(str(path), str(record), number))
-            elif not isinstance(record, dict):
-                out.problems.append(Problem(str(path), "record is not an object", number))
-            else:
-                row = {str(k).lower(): v for k, v in record.items()}
-                _distribution_row(path, number, row, ctx, out)
+        for number, record in json_objects(path, json_records(data), out.problems):
+            row = {str(k).lower(): v for k, v in record.items()}
+            _distribution_row(path, number, row, ctx, out)
         return out
 
 
