@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from taintline.graph.cascade import I64, NEVER, Arcs, Propagation, roots_of
 from taintline.graph.rules import DEFAULT_RULES, Rule
+from taintline.sparklocal import local_session
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -31,18 +32,7 @@ MAX_ROUNDS = 100_000
 
 
 def spark_session(app: str = "taintline-cascade") -> SparkSession:
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName(app)
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    return session
+    return local_session(app, conf={"spark.sql.execution.arrow.pyspark.enabled": "true"})
 
 
 def _arcs_df(spark: SparkSession, arcs: Arcs) -> DataFrame:

@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from taintline import sparklocal
 from taintline.errors import Problem
 from taintline.hunt.engines.interface import EngineResult, Progress
 from taintline.hunt.indicators import IndicatorSet
@@ -42,18 +43,12 @@ def lit(text: str) -> str:
 
 
 def local_session(cores: int = 2) -> SparkSession:
-    """A small local session (``local[N]``, no UI, few shuffle partitions, UTC)."""
-    spark = (
-        SparkSession.builder.master(f"local[{cores}]")
-        .appName("taintline-hunt")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.ansi.enabled", "false")
-        .getOrCreate()
+    """The hunt's session: times in UTC, SQL casts that give NULL rather than fail."""
+    return sparklocal.local_session(
+        "taintline-hunt",
+        cores,
+        {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"},
     )
-    spark.sparkContext.setLogLevel("ERROR")
-    return spark
 
 
 def _ts_us(col: str) -> str:
