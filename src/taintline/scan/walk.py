@@ -347,7 +347,9 @@ def expand(
         )
 
 
-def _member_name_ok(name: str, subject: str) -> Finding | None:
+def _admit(name: str, subject: str, budget: Budget) -> Finding | tuple[str, str]:
+    """A member about to be read: its clean name and display path, counted against
+    ``--max-files``; or the path-traversal finding when its name escapes the container."""
     if unsafe_member_name(name):
         return error_finding(
             "error.path-traversal",
@@ -355,7 +357,9 @@ def _member_name_ok(name: str, subject: str) -> Finding | None:
             "member name escapes the extraction folder (path traversal); not extracted",
             member=name,
         )
-    return None
+    member = _clean_name(name)
+    budget.take_file()
+    return member, f"{subject}{SEP}{member}"
 
 
 # ZIP ---------------------------------------------------------------------------------------
@@ -366,13 +370,11 @@ def _zip_members(data: bytes, subject: str, name: str, budget: Budget) -> Iterat
         for info in zf.infolist():
             if info.is_dir():
                 continue
-            bad = _member_name_ok(info.filename, subject)
-            if bad is not None:
-                yield bad
+            admitted = _admit(info.filename, subject, budget)
+            if isinstance(admitted, Finding):
+                yield admitted
                 continue
-            member = _clean_name(info.filename)
-            where = f"{subject}{SEP}{member}"
-            budget.take_file()
+            member, where = admitted
             if info.flag_bits & 0x1:
                 yield error_finding("error.encrypted", where, "encrypted member; not read")
                 continue
@@ -550,13 +552,11 @@ def _tar_members(data: bytes, subject: str, name: str, budget: Budget) -> Iterat
         for info in tf:
             if not info.isreg():
                 continue
-            bad = _member_name_ok(info.name, subject)
-            if bad is not None:
-                yield bad
+            admitted = _admit(info.name, subject, budget)
+            if isinstance(admitted, Finding):
+                yield admitted
                 continue
-            member = _clean_name(info.name)
-            where = f"{subject}{SEP}{member}"
-            budget.take_file()
+            member, where = admitted
             fh = tf.extractfile(info)
             if fh is None:
                 continue
@@ -712,20 +712,20 @@ def _cab_members(data: bytes, subject: str, name: str, budget: Budget) -> Iterat
         yield error_finding("error.truncated-archive", subject, f"corrupt CAB: {exc}")
         return
     for member_name in archive:
-        bad = _member_name_ok(member_name, subject)
-        if bad is not None:
-            yield bad
+        admitted = _admit(member_name, subject, budget)
+        if isinstance(admitted, Finding):
+            yield admitted
             continue
-        budget.take_file()
+        member, where = admitted
         content = archive[member_name].buf or b""
         if len(content) > limits.max_file_bytes:
             yield error_finding(
                 "error.too-large",
-                f"{subject}{SEP}{_clean_name(member_name)}",
+                where,
                 "member larger than --max-file-size; skipped",
             )
             continue
-        yield Member(_clean_name(member_name), bytes(content))
+        yield Member(member, bytes(content))
 
 
 # Electron asar ---------------------------------------------------------------------------
