@@ -44,8 +44,9 @@ from pathlib import Path, PurePosixPath
 
 import orjson
 
+from taintline.kinds import severity_of
 from taintline.limits import MiB, ScanLimits
-from taintline.model import Finding, Severity
+from taintline.model import Finding
 
 #: Member paths inside containers are joined with this separator: ``setup.msi!/disk1.cab!/a.dll``.
 SEP = "!/"
@@ -69,32 +70,12 @@ class ContainerKind(StrEnum):
 
 # -- errors as findings ---------------------------------------------------------------------
 
-#: Severity of each ``error.*`` kind the walker and engine emit.
-ERROR_SEVERITY: dict[str, Severity] = {
-    "error.unreadable": Severity.LOW,
-    "error.not-regular": Severity.INFO,
-    "error.truncated-archive": Severity.LOW,
-    "error.malformed": Severity.LOW,
-    "error.unsupported": Severity.INFO,
-    "error.encrypted": Severity.INFO,
-    "error.archive-bomb": Severity.MEDIUM,
-    "error.too-deep": Severity.LOW,
-    "error.too-large": Severity.LOW,
-    "error.too-many-files": Severity.LOW,
-    "error.path-traversal": Severity.MEDIUM,
-    "error.symlink-loop": Severity.LOW,
-    "error.symlink-outside": Severity.INFO,
-    "error.analyser": Severity.LOW,
-    "error.worker-crash": Severity.LOW,
-    "error.yara-timeout": Severity.LOW,
-    "error.yara": Severity.LOW,
-}
-
 
 def error_finding(kind: str, subject: str, message: str, **evidence: object) -> Finding:
+    """An ``error.*`` finding with the catalogue's severity for ``kind`` (see :mod:`taintline.kinds`)."""
     return Finding(
         kind=kind,
-        severity=ERROR_SEVERITY.get(kind, Severity.LOW),
+        severity=severity_of(kind),
         subject=subject,
         message=message,
         evidence=evidence,
