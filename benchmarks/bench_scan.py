@@ -357,8 +357,9 @@ def breakdown(corpus: Path, rules: Path, yara_seconds: float, sha_seconds: float
     taintline reads), for the YARA rules, the three hashes and inflating the members."""
     from taintline.limits import ScanLimits
     from taintline.scan import rules as rules_mod
+    from taintline.scan.containers import Budget, Member, container_kind, expand
     from taintline.scan.hashes import hash_bytes
-    from taintline.scan.walk import Budget, FileTask, Member, container_kind, expand, walk_inputs
+    from taintline.scan.walk import FileTask, walk_inputs
 
     limits = ScanLimits()
     compiled = rules_mod.compile_rules(rules_mod.read_rule_files([rules]))

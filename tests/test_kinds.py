@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from taintline.kinds import Kind, kind_of, severity_of
+from taintline.kinds import Kind, error_finding, kind_of, severity_of
 from taintline.model import Finding, Severity
-from taintline.scan.walk import error_finding
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "taintline"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from taintline.model import Severity
+from taintline.model import Finding, Severity
 
 _I, _L, _M, _H, _C = Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL
 
@@ -106,3 +106,14 @@ def kind_of(code: str) -> Kind:
 
 
 _BY_CODE: dict[str, Kind] = {member.value: member for member in Kind}
+
+
+def error_finding(kind: str, subject: str, message: str, **evidence: object) -> Finding:
+    """An ``error.*`` finding (one item could not be fully checked) with the catalogue's severity."""
+    return Finding(
+        kind=kind,
+        severity=severity_of(kind),
+        subject=subject,
+        message=message,
+        evidence=evidence,
+    )

@@ -8,17 +8,17 @@ from taintline.case import Case
 from taintline.limits import ScanLimits
 from taintline.model import Finding
 from taintline.scan import store
-from taintline.scan.walk import (
+from taintline.scan.containers import (
     Budget,
     ContainerKind,
     Member,
-    cab_declared_uncompressed,
     container_kind,
-    decode_msi_stream_name,
     expand,
-    filetype,
     unsafe_member_name,
 )
+from taintline.scan.containers.cab import cab_declared_uncompressed
+from taintline.scan.containers.ole import decode_msi_stream_name
+from taintline.scan.magic import filetype
 from taintline.testing.archives import (
     asar_bytes,
     cab_bytes,

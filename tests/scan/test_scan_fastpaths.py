@@ -21,10 +21,12 @@ from hypothesis import strategies as st
 from taintline.case import Case
 from taintline.limits import ScanLimits
 from taintline.model import Finding
-from taintline.scan import analysers, measure, walk
+from taintline.scan import analysers, containers, measure
+from taintline.scan.containers import Budget
+from taintline.scan.containers import zip as zip_container
 from taintline.scan.hashes import THREADED_MIN, hash_bytes, start_hashes
 from taintline.scan.interface import AnalysisContext, BundleMember
-from taintline.scan.walk import Budget, FileTask
+from taintline.scan.walk import FileTask
 from taintline.scan.worker import Worker, WorkerConfig
 
 from .scanhelpers import kinds, run_scan
@@ -181,7 +183,7 @@ class _Unseekable(io.RawIOBase):
         return len(b)
 
 
-_REAL_FAST = walk._zip_member_fast
+_REAL_FAST = zip_container._zip_member_fast
 
 
 def test_zip_fast_path_decodes_the_local_name_as_zipfile_does(
@@ -215,14 +217,18 @@ def _expand_both(data: bytes, monkeypatch: pytest.MonkeyPatch) -> tuple[list[Any
 
     def view(items: list[Any]) -> list[Any]:
         return [
-            (i.name, i.data) if isinstance(i, walk.Member) else (i.kind, i.subject, i.message)
+            (i.name, i.data) if isinstance(i, containers.Member) else (i.kind, i.subject, i.message)
             for i in items
         ]
 
-    monkeypatch.setattr(walk, "_zip_member_fast", counting)
-    fast = view(list(walk.expand(data, walk.ContainerKind.ZIP, "z", "z", Budget(ScanLimits()))))
-    monkeypatch.setattr(walk, "_zip_member_fast", lambda *args: None)
-    slow = view(list(walk.expand(data, walk.ContainerKind.ZIP, "z", "z", Budget(ScanLimits()))))
+    monkeypatch.setattr(zip_container, "_zip_member_fast", counting)
+    fast = view(
+        list(containers.expand(data, containers.ContainerKind.ZIP, "z", "z", Budget(ScanLimits())))
+    )
+    monkeypatch.setattr(zip_container, "_zip_member_fast", lambda *args: None)
+    slow = view(
+        list(containers.expand(data, containers.ContainerKind.ZIP, "z", "z", Budget(ScanLimits())))
+    )
     return fast, slow, used
 
 

@@ -165,7 +165,7 @@ def test_unreadable_file_is_an_error_finding(
 def test_ole_with_a_huge_mini_sector_shift_keeps_the_members_before_it() -> None:
     """olefile raises OverflowError for a mini sector of 2**64 bytes; the container gives an
     error finding after the members it could read (found by fuzzing, once an escape)."""
-    from taintline.scan.walk import Budget, Member, container_kind, expand
+    from taintline.scan.containers import Budget, Member, container_kind, expand
     from taintline.testing.archives import msi_like
 
     data = msi_like({"files.cab": {"a.txt": b"x" * 5000}})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from taintline.model import Finding, Severity
-from taintline.scan import lieflazy
+from taintline.scan import lieflazy, magic
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 from taintline.scan.measure import entropy, preview
 
@@ -42,7 +42,7 @@ class ELFFacts:
 
 
 def applies(item: FileItem) -> bool:
-    return item.data[:4] == b"\x7fELF"
+    return magic.sniff(item.data) is magic.FileType.ELF
 
 
 def _libraries(binary: lief.ELF.Binary) -> list[str | bytes]:

@@ -36,16 +36,15 @@ from typing import Any, Protocol
 
 from taintline.case import Case
 from taintline.errors import Problem, TaintlineError
+from taintline.kinds import error_finding
 from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding, IndicatorType
 from taintline.scan import rules as rules_mod
 from taintline.scan import store
 from taintline.scan.hashes import HashedFile, match_hashes
-from taintline.scan.interface import AnalysisContext
-from taintline.scan.walk import FileTask, error_finding, walk_inputs
+from taintline.scan.interface import AnalysisContext, FileRecord, TaskResult
+from taintline.scan.walk import FileTask, walk_inputs
 from taintline.scan.worker import (
-    FileRecord,
-    TaskResult,
     Worker,
     WorkerConfig,
     _init_worker_from_queue,

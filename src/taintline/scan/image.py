@@ -14,13 +14,14 @@ import struct
 from dataclasses import dataclass
 
 from taintline.model import Finding, Severity
+from taintline.scan import magic
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 from taintline.scan.measure import base64_info, entropy, preview
 
 NAME = "image"
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_ICO_ENTRIES = 4096
+PNG_SIGNATURE = magic.PNG_SIGNATURE
+MAX_ICO_ENTRIES = magic.MAX_ICO_ENTRIES
 MAX_BLOCKS = 1_000_000
 #: printable bytes that, placed right before base64, act as a separator ("$" in 3CX's icons)
 MARKER_BYTES = frozenset(b"$#%&*@!|~^:;")
@@ -72,26 +73,25 @@ class ImageFacts:
         return sum(t.size for t in self.trailing)
 
 
+#: The image types of the magic table, as this analyser names them.
+FORMATS = {
+    magic.FileType.PNG: "png",
+    magic.FileType.JPEG: "jpeg",
+    magic.FileType.GIF: "gif",
+    magic.FileType.BMP: "bmp",
+    magic.FileType.ICO: "ico",
+    magic.FileType.CUR: "ico",
+}
+
+
 def sniff(data: bytes) -> str | None:
-    if data.startswith(PNG_SIGNATURE):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if data[:2] == b"BM" and len(data) >= 26:
-        return "bmp"
-    if len(data) >= 22 and data[:4] in (b"\0\0\1\0", b"\0\0\2\0"):
-        count = struct.unpack_from("<H", data, 4)[0]
-        if 0 < count <= MAX_ICO_ENTRIES:
-            offset = struct.unpack_from("<I", data, 18)[0]
-            if offset >= 6 + 16 * count or offset == 0:
-                return "ico"
-    return None
+    """The image format of ``data`` by the scanner's magic table, or ``None``."""
+    found = magic.sniff(data)
+    return FORMATS.get(found) if found is not None else None
 
 
 def applies(item: FileItem) -> bool:
-    return sniff(item.data[:64]) is not None
+    return sniff(item.data) is not None
 
 
 # --- structure walks: each returns the offset just past the format's end ---------------
@@ -298,7 +298,7 @@ def describe_trailing(data: bytes, start: int, end: int, where: str) -> Trailing
 
 
 def facts_of(data: bytes) -> ImageFacts | None:
-    fmt = sniff(data[:64])
+    fmt = sniff(data)
     if fmt is None:
         return None
     gaps: list[tuple[int, int, str]] = []

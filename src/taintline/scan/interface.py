@@ -98,3 +98,35 @@ class BundleAnalyser(Protocol):
         """Judge a whole bundle (e.g. an Electron app: an unsigned or differently signed
         native library inside a signed app)."""
         ...
+
+
+# -- what a worker sends back (the engine collects it, the scan store writes it) ----------
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """One scanned file or member, as the worker sends it back."""
+
+    top: str
+    path: str
+    name: str
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    filetype: str
+    depth: int
+    #: analyser NAME -> its facts record (a frozen dataclass)
+    facts: dict[str, Any] = field(default_factory=dict)
+    #: analyser NAME -> the facts as JSON text (``dataclasses.asdict``)
+    facts_json: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TaskResult:
+    records: list[FileRecord]
+    findings: list[Finding]
+    bytes_read: int
+    files: int
+    #: (display path of the file on disk, first record index, end index) per task
+    spans: list[tuple[str, int, int]] = field(default_factory=list)

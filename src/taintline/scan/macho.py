@@ -16,18 +16,13 @@ from dataclasses import dataclass
 from asn1crypto import cms
 
 from taintline.model import Finding, Severity
-from taintline.scan import lieflazy
+from taintline.scan import lieflazy, magic
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 
 NAME = "macho"
 
-MAGICS = (
-    b"\xfe\xed\xfa\xce",
-    b"\xce\xfa\xed\xfe",
-    b"\xfe\xed\xfa\xcf",
-    b"\xcf\xfa\xed\xfe",
-)
-FAT_MAGICS = (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf")
+MAGICS = magic.MACHO_MAGICS
+FAT_MAGICS = (magic.FAT_MAGIC, magic.FAT_MAGIC_64)
 CSMAGIC_EMBEDDED_SIGNATURE = 0xFADE0CC0
 CSMAGIC_CODEDIRECTORY = 0xFADE0C02
 CSMAGIC_BLOBWRAPPER = 0xFADE0B01
@@ -92,14 +87,8 @@ class MachOFacts:
 
 
 def applies(item: FileItem) -> bool:
-    head = item.data[:8]
-    if head[:4] in MAGICS:
-        return True
-    if head[:4] in FAT_MAGICS and len(head) >= 8:
-        # 0xCAFEBABE is also a Java class file; their "count" (version) is large
-        count: int = struct.unpack(">I", head[4:8])[0]
-        return 0 < count < 32
-    return False
+    # 0xCAFEBABE is also a Java class file: the magic table tells them apart by the header
+    return magic.sniff(item.data) is magic.FileType.MACHO
 
 
 def _cstring(blob: bytes, offset: int) -> str | None:

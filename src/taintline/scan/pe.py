@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from taintline.model import Finding, Severity, parse_time
-from taintline.scan import lieflazy
+from taintline.scan import lieflazy, magic
 from taintline.scan.authenticode import AuthenticodeFacts, analyse_signature
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 from taintline.scan.measure import entropy
@@ -77,11 +77,7 @@ class PEFacts:
 
 
 def applies(item: FileItem) -> bool:
-    data = item.data
-    if len(data) < 0x40 or data[:2] != b"MZ":
-        return False
-    e_lfanew = int.from_bytes(data[0x3C:0x40], "little")
-    return e_lfanew + 4 <= len(data) and data[e_lfanew : e_lfanew + 4] == b"PE\0\0"
+    return magic.sniff(item.data) is magic.FileType.EXE and magic.is_pe(item.data)
 
 
 def _version_strings(binary: lief.PE.Binary) -> dict[str, str]:

@@ -4,7 +4,7 @@ Rule sets written for LOKI/THOR-style scanners use the external variables ``file
 ``filepath``, ``extension``, ``filetype`` and ``owner``; they are declared (as empty strings)
 before any source is added and set for every file scanned. ``extension`` is lower-case with
 its dot (``.exe``), ``filetype`` an upper-case magic-based type (``EXE``, ``ZIP``...; see
-:func:`taintline.scan.walk.filetype`), ``owner`` the file owner's user name.
+:func:`taintline.scan.magic.filetype`), ``owner`` the file owner's user name.
 """
 
 from __future__ import annotations

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from taintline.case import Case
-
-if TYPE_CHECKING:
-    from taintline.scan.engine import FileRecord
+from taintline.scan.interface import FileRecord
 
 
 def add_file_facts(case: Case, run_id: str, host: str, records: Sequence[FileRecord]) -> int:

@@ -22,26 +22,27 @@ import os
 import stat
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
 import orjson
 
+from taintline.kinds import error_finding
 from taintline.limits import ScanLimits
 from taintline.model import Finding
 from taintline.scan import rules as rules_mod
+from taintline.scan.containers import SEP, Budget, container_kind, expand
 from taintline.scan.hashes import hash_stream, start_hashes
-from taintline.scan.interface import AnalysisContext, BundleMember, FileItem
-from taintline.scan.walk import (
-    SEP,
-    Budget,
-    FileTask,
-    container_kind,
-    error_finding,
-    expand,
-    filetype,
+from taintline.scan.interface import (
+    AnalysisContext,
+    BundleMember,
+    FileItem,
+    FileRecord,
+    TaskResult,
 )
+from taintline.scan.magic import filetype
+from taintline.scan.walk import FileTask
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,35 +50,6 @@ class WorkerConfig:
     rules: bytes | None
     limits: ScanLimits
     context: AnalysisContext
-
-
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    """One scanned file or member, as the worker sends it back."""
-
-    top: str
-    path: str
-    name: str
-    size: int
-    md5: str
-    sha1: str
-    sha256: str
-    filetype: str
-    depth: int
-    #: analyser NAME -> its facts record (a frozen dataclass)
-    facts: dict[str, Any] = field(default_factory=dict)
-    #: analyser NAME -> the facts as JSON text (``dataclasses.asdict``)
-    facts_json: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class TaskResult:
-    records: list[FileRecord]
-    findings: list[Finding]
-    bytes_read: int
-    files: int
-    #: (display path of the file on disk, first record index, end index) per task
-    spans: list[tuple[str, int, int]] = field(default_factory=list)
 
 
 def _facts_default(value: Any) -> Any:

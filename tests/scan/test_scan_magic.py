@@ -1,0 +1,127 @@
+"""One magic table: the walker (YARA's ``filetype``, which container opens) and every analyser
+judge the same bytes the same way, through :mod:`taintline.scan.magic`."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from taintline.limits import ScanLimits
+from taintline.scan import magic
+from taintline.scan.analysers import ANALYSERS
+from taintline.scan.containers import ContainerKind, container_kind
+from taintline.scan.interface import AnalysisContext, FileItem
+from taintline.scan.magic import FileType
+from taintline.scan.walk import FileTask
+from taintline.scan.worker import Worker, WorkerConfig
+from taintline.testing import archives, elf, image, macho, pe
+
+
+def _java_class() -> bytes:
+    # magic, minor 0, major 52 (Java 8), then a constant pool count; enough for the header
+    return b"\xca\xfe\xba\xbe" + struct.pack(">HHH", 0, 52, 1) + b"\0" * 40
+
+
+def _tar_named_like_an_exe() -> bytes:
+    # a tar's first header starts with the member name: it must not pass for a PE
+    return archives.tar_bytes({"MZ-not-a-program.txt": b"hello"})
+
+
+#: name -> (bytes, file name, expected type, expected container, analysers that apply)
+SAMPLES: dict[str, tuple[bytes, str, FileType | None, ContainerKind | None, set[str]]] = {
+    "pe": (pe.build_pe(), "a.dll", FileType.EXE, None, {"pe"}),
+    "dos-only": (b"MZ" + b"\0" * 100, "old.com", FileType.EXE, None, set()),
+    "elf": (elf.elf64(), "a.so", FileType.ELF, None, {"elf"}),
+    "macho": (macho.thin(), "a", FileType.MACHO, None, {"macho"}),
+    "fat-macho": (macho.fat([macho.thin()]), "u", FileType.MACHO, None, {"macho"}),
+    "java-class": (_java_class(), "A.class", FileType.CLASS, None, set()),
+    "png": (image.png(), "a.png", FileType.PNG, None, {"image"}),
+    "jpeg": (image.jpeg(), "a.jpg", FileType.JPEG, None, {"image"}),
+    "gif": (image.gif(), "a.gif", FileType.GIF, None, {"image"}),
+    "bmp": (image.bmp(), "a.bmp", FileType.BMP, None, {"image"}),
+    "ico": (image.ico(), "icon3.ico", FileType.ICO, None, {"image"}),
+    "ico-any-name": (image.ico(), "icon3.bin", FileType.ICO, None, {"image"}),
+    "zip": (archives.zip_bytes({"a.txt": b"x"}), "a.zip", FileType.ZIP, ContainerKind.ZIP, set()),
+    "tar": (archives.tar_bytes({"a.txt": b"x"}), "a.tar", FileType.TAR, ContainerKind.TAR, set()),
+    "tar-MZ": (_tar_named_like_an_exe(), "a.tar", FileType.TAR, ContainerKind.TAR, set()),
+    "tgz": (
+        archives.tar_bytes({"a.txt": b"x"}, compression="gz"),
+        "a.tgz",
+        FileType.GZIP,
+        ContainerKind.COMPRESSED,
+        set(),
+    ),
+    "msi": (
+        archives.msi_like({"files.cab": {"a.txt": b"x"}}),
+        "setup.msi",
+        FileType.MSI,
+        ContainerKind.OLE,
+        set(),
+    ),
+    "ole": (
+        archives.msi_like({"files.cab": {"a.txt": b"x"}}),
+        "doc.bin",
+        FileType.OLE,
+        ContainerKind.OLE,
+        set(),
+    ),
+    "cab": (archives.cab_bytes({"a.txt": b"x"}), "a.cab", FileType.CAB, ContainerKind.CAB, set()),
+    "asar": (
+        archives.asar_bytes({"a.js": b"1"}),
+        "app.asar",
+        FileType.ASAR,
+        ContainerKind.ASAR,
+        set(),
+    ),
+    "pdf": (b"%PDF-1.7\n%\xe2\xe3\n", "a.pdf", FileType.PDF, None, set()),
+    "text": (b"just some text\n", "a.txt", None, None, set()),
+}
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_the_walker_and_every_analyser_agree_with_the_magic_table(
+    sample: str, tmp_path: Path
+) -> None:
+    data, name, expected, container, applying = SAMPLES[sample]
+    assert magic.sniff(data, name) is expected
+    assert container_kind(data) is container
+
+    # the walker: what a worker records as YARA's filetype for this file on disk
+    path = tmp_path / name
+    path.write_bytes(data)
+    worker = Worker(WorkerConfig(None, ScanLimits(), AnalysisContext()), hash_threads=False)
+    result = worker.run_batch([FileTask(str(path), name, name, len(data), "")])
+    top = next(r for r in result.records if r.path == name)
+    assert top.filetype == (expected or "")
+    # containers were opened (members recorded) exactly when the table says so
+    assert any(r.depth > 0 for r in result.records) == (container is not None)
+
+    # every analyser: applies exactly to its own types
+    item = FileItem(path=name, name=name, data=data, top=name)
+    assert {a.NAME for a in ANALYSERS if a.applies(item)} == applying
+    assert set(top.facts) == applying
+
+
+def test_fat_macho_and_java_class_are_told_apart_by_the_header() -> None:
+    fat_header = b"\xca\xfe\xba\xbe" + struct.pack(">I", 2) + b"\0" * 40
+    fat64_header = b"\xca\xfe\xba\xbf" + struct.pack(">I", 2) + b"\0" * 40
+    java = _java_class()
+    assert magic.sniff(fat_header) is FileType.MACHO
+    assert magic.sniff(fat64_header) is FileType.MACHO
+    assert magic.sniff(java) is FileType.CLASS
+    # 30 and 31 architectures: once CLASS for the walker but Mach-O for the analyser
+    for count in (30, 31):
+        data = b"\xca\xfe\xba\xbe" + struct.pack(">I", count) + b"\0" * 40
+        assert magic.sniff(data) is FileType.MACHO
+    # no architectures at all: neither a usable fat file nor a class file
+    assert magic.sniff(b"\xca\xfe\xba\xbe" + b"\0" * 44) is None
+
+
+def test_an_executable_with_ustar_at_257_stays_an_executable() -> None:
+    data = bytearray(pe.build_pe())
+    data[257:262] = b"ustar"  # inside the section table's padding: no valid tar checksum
+    assert magic.is_pe(bytes(data))
+    assert magic.sniff(bytes(data)) is FileType.EXE
+    assert container_kind(bytes(data)) is None
