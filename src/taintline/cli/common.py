@@ -1,18 +1,23 @@
-"""What every command shares: exit codes, the ``--case`` option, consoles, severity parsing."""
+"""What every command shares: exit codes, the ``--case`` option, consoles, severity parsing,
+and the output contract of every verb that emits results: ``--format`` (:class:`OutputFormat`),
+``-o/--output`` and ``--fail-on`` (:class:`FailOn`), defined once here."""
 
 from __future__ import annotations
 
 import sys
-from enum import IntEnum
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console
 
 from taintline.case import DEFAULT_CASE_PATH
 from taintline.errors import UsageError
-from taintline.model import Severity
+from taintline.model import Finding, Severity
+from taintline.report import OutputFormat
 
 
 class ExitCode(IntEnum):
@@ -49,3 +54,56 @@ def parse_severity(text: str) -> Severity:
     except ValueError:
         choices = ", ".join(s.value for s in Severity)
         raise UsageError(f"unknown severity {text!r}; choose one of {choices}") from None
+
+
+# -- the output contract --------------------------------------------------------------------
+
+
+class FailOn(StrEnum):
+    """``--fail-on``: exit 1 when a finding is at least this severe; ``never``: exit 0."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+    NEVER = "never"
+
+    def failed(self, findings: Iterable[Finding]) -> bool:
+        if self is FailOn.NEVER:
+            return False
+        threshold = Severity(self.value)
+        return any(f.severity.at_least(threshold) for f in findings)
+
+
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", help="Output format.", case_sensitive=False)
+]
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write the results to this file (default: stdout)."),
+]
+FailOnOption = Annotated[
+    FailOn,
+    typer.Option(
+        "--fail-on",
+        help="Exit 1 when a finding is at least this severe (never: exit 0 whatever is found).",
+        case_sensitive=False,
+    ),
+]
+
+
+def exit_code(findings: Iterable[Finding], fail_on: FailOn) -> ExitCode:
+    """The one place results become an exit code."""
+    return ExitCode.FINDINGS if fail_on.failed(findings) else ExitCode.CLEAN
+
+
+@contextmanager
+def output_stream(output: Path | None) -> Iterator[TextIO]:
+    """``-o FILE`` (written as UTF-8), else stdout (flushed, not closed)."""
+    if output is None:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    with output.open("w", encoding="utf-8", newline="") as handle:
+        yield handle

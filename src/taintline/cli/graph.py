@@ -1,31 +1,44 @@
-"""``taintline graph add/show/stats`` and ``taintline cascade``."""
+"""``taintline graph add/show/stats`` and ``taintline cascade``: parse, one library call, render."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated
 
-import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from taintline.case import Case
-from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_console, stdout_console
+from taintline.cli.common import (
+    DEFAULT_CASE,
+    CaseOption,
+    ExitCode,
+    FailOn,
+    FailOnOption,
+    FormatOption,
+    OutputOption,
+    exit_code,
+    output_stream,
+    stderr_console,
+    stdout_console,
+)
 from taintline.errors import UsageError
 from taintline.graph.downstream import downstream, write_notices
 from taintline.graph.ingest import READERS, add_files, facts_from_findings, write_facts
-from taintline.graph.service import ENGINES, run_cascade, upstream
-from taintline.graph.store import (
-    Fact,
-    Reached,
-    explain_path,
-    latest_run,
-    parse_seed,
-    reached_nodes,
+from taintline.graph.service import (
+    ENGINES,
+    edges_of,
+    graph_counts,
+    reached_records,
+    run_cascade,
+    run_findings,
+    run_size,
+    upstream,
 )
-from taintline.model import NodeRef, iso
+from taintline.graph.store import explain_path, latest_run, parse_seed, reached_nodes
+from taintline.model import NodeRef
+from taintline.report import OutputFormat, RenderContext, RowFormat, render_findings
+from taintline.report import graph as view
 
 graph_app = typer.Typer(
     help="Build the case graph: SBOMs, inventories, provenance, "
@@ -33,13 +46,13 @@ graph_app = typer.Typer(
     no_args_is_help=True,
 )
 
-OUTPUT_FORMATS = ("table", "jsonl")
+RowFormatOption = Annotated[
+    RowFormat, typer.Option("--format", help="Output format.", case_sensitive=False)
+]
 
 
-def _when(value: object) -> str:
-    if value is None:
-        return "always"
-    return iso(value) or "always"  # type: ignore[arg-type]
+def _reader_names() -> str:
+    return ", ".join(r.name for r in READERS)
 
 
 @graph_app.command("add")
@@ -51,9 +64,12 @@ def add_cmd(
         str | None,
         typer.Option(help="Host for files that do not name one (osqueryi --json output)."),
     ] = None,
-    fmt: Annotated[
+    reader: Annotated[
         str | None,
-        typer.Option("--format", help="Force a reader: " + ", ".join(r.name for r in READERS)),
+        typer.Option("--reader", help="Skip detection, use this reader: " + _reader_names()),
+    ] = None,
+    legacy_format: Annotated[
+        str | None, typer.Option("--format", hidden=True, help="Old name of --reader.")
     ] = None,
     from_findings: Annotated[
         bool,
@@ -67,9 +83,11 @@ def add_cmd(
     out, err = stdout_console(), stderr_console()
     if not files and not from_findings:
         raise UsageError("give files to add, or --from-findings")
+    if reader and legacy_format and reader != legacy_format:
+        raise UsageError("--format is the old name of --reader: give one of them")
     problems = 0
     with Case(case) as c:
-        for result in add_files(c, files or [], host=host, fmt=fmt):
+        for result in add_files(c, files or [], host=host, fmt=reader or legacy_format):
             for problem in result.problems:
                 err.print(f"[red]error[/red] {problem.one_line()}", markup=True, soft_wrap=True)
             problems += len(result.problems)
@@ -77,6 +95,7 @@ def add_cmd(
                 f"{result.path}: {result.format or 'unrecognised'}: {result.nodes} new "
                 f"nodes, {result.edges} edges",
                 soft_wrap=True,
+                markup=False,
             )
         if from_findings:
             facts = facts_from_findings(c)
@@ -87,21 +106,29 @@ def add_cmd(
     return ExitCode.USAGE if problems else ExitCode.CLEAN
 
 
+def _write_rows(
+    fmt: RowFormat, output: Path | None, records: list[dict[str, object]], table: object
+) -> None:
+    with output_stream(output) as stream:
+        if fmt is RowFormat.JSONL:
+            view.write_rows_jsonl(records, stream)
+        elif fmt is RowFormat.CSV:
+            view.write_rows_csv(records, stream)
+        else:
+            Console(file=stream, highlight=False, width=stdout_console().width).print(table)
+
+
 @graph_app.command("stats")
-def stats_cmd(case: CaseOption = DEFAULT_CASE) -> int:
+def stats_cmd(
+    fmt: RowFormatOption = RowFormat.TABLE,
+    output: OutputOption = None,
+    case: CaseOption = DEFAULT_CASE,
+) -> int:
     """Count nodes and edges by kind."""
-    out = stdout_console()
     with Case(case, read_only=True) as c:
-        table = Table("what", "kind", "count")
-        for kind, n in c.con.execute(
-            "SELECT kind, count(*) FROM nodes GROUP BY 1 ORDER BY 1"
-        ).fetchall():
-            table.add_row("node", kind, str(n))
-        for kind, n in c.con.execute(
-            "SELECT kind, count(*) FROM edges GROUP BY 1 ORDER BY 1"
-        ).fetchall():
-            table.add_row("edge", kind, str(n))
-    out.print(table)
+        rows = graph_counts(c)
+    records: list[dict[str, object]] = [{"what": w, "kind": k, "count": n} for w, k, n in rows]
+    _write_rows(fmt, output, records, view.counts_table(rows))
     return ExitCode.CLEAN
 
 
@@ -111,103 +138,27 @@ def show_cmd(
         str | None, typer.Argument(help="KIND:KEY: show the edges of one node.")
     ] = None,
     limit: Annotated[int, typer.Option(help="Most edges to show.")] = 100,
+    fmt: RowFormatOption = RowFormat.TABLE,
+    output: OutputOption = None,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
     """List edges (all, or those of one node) with their times and sources."""
-    out = stdout_console()
-    sql = (
-        "SELECT kind, src_kind || ':' || src_key, dst_kind || ':' || dst_key, valid_from,"
-        " valid_until, source FROM edges"
-    )
-    params: list[object] = []
-    if node:
-        ref = NodeRef.parse(node)
-        sql += " WHERE (src_kind = ? AND src_key = ?) OR (dst_kind = ? AND dst_key = ?)"
-        params = [str(ref.kind), ref.key, str(ref.kind), ref.key]
-    sql += f" ORDER BY valid_from NULLS FIRST, kind LIMIT {int(limit)}"
-    table = Table("edge", "from", "to", "valid from", "valid until", "source")
+    ref = NodeRef.parse(node) if node else None
     with Case(case, read_only=True) as c:
-        for row in c.con.execute(sql, params).fetchall():
-            table.add_row(row[0], row[1], row[2], str(row[3] or "-"), str(row[4] or "-"), row[5])
-    out.print(table)
-    return ExitCode.CLEAN
-
-
-def _render_reached(rows: list[Reached], console: Console, total: int) -> None:
-    table = Table(
-        "kind",
-        "key",
-        "earliest compromise (UTC)",
-        "confidence",
-        "path",
-        title=f"{total} node(s) reached",
-    )
-    for r in rows:
-        table.add_row(
-            str(r.ref.kind),
-            r.ref.key,
-            _when(r.time),
-            f"{r.confidence:.2f}",
-            "seed" if r.is_root else str(r.hops),
-        )
-    console.print(table)
-
-
-def _fact_line(number: int, fact: Fact) -> str:
-    window = (
-        f"{_when(fact.valid_from)} .. {_when(fact.valid_until) if fact.valid_until else 'open'}"
-    )
-    return (
-        f"{number}. {fact.frm} --{fact.edge_kind} [{window}]--> {fact.to}: compromised from "
-        f"{_when(fact.to_time)} (rule {fact.rule}, confidence {fact.confidence:.2f}, "
-        f"source {fact.source})"
-    )
-
-
-def print_explanation(c: Case, run_id: str, ref: NodeRef, console: Console) -> bool:
-    path = explain_path(c, run_id, ref)
-    if path is None:
-        console.print(f"{ref}: not reached by this cascade run")
-        return False
-    if not path:
-        console.print(f"{ref}: a seed (root of the cascade)")
-        return True
-    console.print(f"Why {ref} (root {path[0].frm}):", soft_wrap=True)
-    for number, fact in enumerate(path, start=1):
-        console.print("  " + _fact_line(number, fact), soft_wrap=True, markup=False)
-    return True
-
-
-def _jsonl_reached(c: Case, run_id: str, out: TextIO) -> None:
-    rows = c.con.execute(
-        "SELECT kind, key, time, confidence, hops, is_root, parent_kind, parent_key, rule,"
-        " edge_kind, edge_valid_from, edge_valid_until, edge_source FROM cascade_reached"
-        " WHERE run_id = ? ORDER BY time NULLS FIRST, hops, kind, key",
-        [run_id],
-    ).fetchall()
-    for r in rows:
-        record = {
-            "record": "cascade_reached",
-            "run_id": run_id,
-            "node": f"{r[0]}:{r[1]}",
-            "time": _iso_naive(r[2]),
-            "confidence": r[3],
-            "hops": r[4],
-            "root": r[5],
-            "parent": f"{r[6]}:{r[7]}" if r[6] else None,
-            "rule": r[8],
-            "edge_kind": r[9],
-            "edge_valid_from": _iso_naive(r[10]),
-            "edge_valid_until": _iso_naive(r[11]),
-            "edge_source": r[12],
+        rows = edges_of(c, ref, limit)
+    records: list[dict[str, object]] = [
+        {
+            "edge": r.kind,
+            "from": r.src,
+            "to": r.dst,
+            "valid_from": view.when(r.valid_from) if r.valid_from else None,
+            "valid_until": view.when(r.valid_until) if r.valid_until else None,
+            "source": r.source,
         }
-        out.write(orjson.dumps(record).decode() + "\n")
-
-
-def _iso_naive(value: object) -> str | None:
-    if value is None:
-        return None
-    return f"{value.isoformat()}Z"  # type: ignore[attr-defined]
+        for r in rows
+    ]
+    _write_rows(fmt, output, records, view.edges_table(rows))
+    return ExitCode.CLEAN
 
 
 def cascade_cmd(
@@ -243,13 +194,18 @@ def cascade_cmd(
         typer.Option(help="Write one notice per recipient (JSON and STIX 2.1) into this folder."),
     ] = None,
     sender: Annotated[str, typer.Option(help="Who sends the notices.")] = "taintline",
-    fmt: Annotated[str, typer.Option("--format", help="table or jsonl.")] = "table",
+    fmt: FormatOption = OutputFormat.TABLE,
+    output: OutputOption = None,
+    fail_on: FailOnOption = FailOn.NEVER,
     limit: Annotated[int, typer.Option(help="Most rows in the table.")] = 50,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
-    """Earliest possible compromise time of every node, with the facts that explain it."""
-    if fmt not in OUTPUT_FORMATS:
-        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(OUTPUT_FORMATS)}")
+    """Earliest possible compromise time of every node, with the facts that explain it.
+
+    --format table shows the reached nodes, jsonl one cascade_reached record per node with the
+    fact that reached it; csv, sarif, stix and html render the run's cascade.compromised
+    findings.
+    """
     if engine not in ENGINES:
         raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     out, err = stdout_console(), stderr_console()
@@ -257,29 +213,13 @@ def cascade_cmd(
     with Case(case) as c:
         if upstream_of:
             target = parse_seed(upstream_of)
-            table = Table(
-                "kind",
-                "key",
-                "latest possible compromise",
-                "root candidate",
-                "flagged",
-                title=f"upstream of {target}",
-            )
-            for u in upstream(c, target):
-                table.add_row(
-                    str(u.ref.kind),
-                    u.ref.key,
-                    _when(u.latest) if u.latest else "any",
-                    "yes" if u.root_candidate else "",
-                    "yes" if u.flagged else "",
-                )
-            out.print(table)
+            out.print(view.upstream_table(target, upstream(c, target)))
             if not seeds and not from_findings:
                 return ExitCode.CLEAN
         if seeds or from_findings:
             outcome = run_cascade(c, seeds, from_findings=from_findings, engine=engine)
             for message in outcome.missing:
-                err.print(f"[yellow]warning[/yellow] {message}", markup=True)
+                err.print(f"warning {message}", markup=False)
             run_id = outcome.run_id
             total = int(outcome.result.reached.shape[0])
         else:
@@ -287,41 +227,31 @@ def cascade_cmd(
             if found is None:
                 raise UsageError("no seeds and no earlier cascade run in this case")
             run_id = found
-            row = c.con.execute(
-                "SELECT nodes_reached FROM cascade_runs WHERE run_id = ?", [run_id]
-            ).fetchone()
-            total = int(row[0]) if row else 0
+            total = run_size(c, run_id)
             outcome = None
-        if fmt == "jsonl":
-            _jsonl_reached(c, run_id, sys.stdout)
-        elif not explain:
-            _render_reached(reached_nodes(c, run_id, limit), out, total)
-        for node in explain or []:
-            print_explanation(c, run_id, NodeRef.parse(node), out)
+        findings = run_findings(c, run_id)
+        with output_stream(output) as stream:
+            console = out if output is None else Console(file=stream, highlight=False)
+            if fmt is OutputFormat.JSONL:
+                view.write_rows_jsonl(reached_records(c, run_id), stream)
+            elif fmt is not OutputFormat.TABLE:
+                ctx = RenderContext(command="cascade", title="taintline cascade")
+                render_findings(findings, fmt, stream, ctx)
+            elif not explain:
+                console.print(view.reached_table(reached_nodes(c, run_id, limit), total))
+            for node in explain or []:
+                ref = NodeRef.parse(node)
+                view.print_explanation(ref, explain_path(c, run_id, ref), console)
         if show_downstream or notices:
             if outcome is None:
                 raise UsageError("--downstream needs seeds (or --from-findings) in the same run")
             recipients = downstream(outcome.graph, outcome.result)
-            table = Table(
-                "recipient",
-                "first tainted delivery",
-                "items",
-                "artifacts",
-                title=f"{len(recipients)} recipient(s) of tainted items",
-            )
-            for rec in recipients:
-                table.add_row(
-                    str(rec.ref),
-                    _when(rec.first),
-                    ", ".join(sorted({str(d.item) for d in rec.deliveries})),
-                    ", ".join(a[:12] for a in rec.artifacts),
-                )
-            if fmt == "table":
-                out.print(table)
+            if fmt is OutputFormat.TABLE:
+                out.print(view.downstream_table(recipients))
             if notices:
                 written = write_notices(recipients, notices, sender)
-                err.print(f"wrote {len(written)} notice file(s) to {notices}")
-    return ExitCode.CLEAN
+                err.print(f"wrote {len(written)} notice file(s) to {notices}", markup=False)
+    return exit_code(findings, fail_on)
 
 
 def register(app: typer.Typer) -> None:

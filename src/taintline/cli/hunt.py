@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,8 +13,12 @@ from taintline.case import Case
 from taintline.cli.common import (
     DEFAULT_CASE,
     CaseOption,
-    ExitCode,
-    parse_severity,
+    FailOn,
+    FailOnOption,
+    FormatOption,
+    OutputOption,
+    exit_code,
+    output_stream,
     progress_enabled,
     stderr_console,
 )
@@ -31,9 +34,7 @@ from taintline.hunt.store import save
 from taintline.intel.store import ensure_intel
 from taintline.limits import HuntLimits
 from taintline.model import parse_time
-from taintline.report import FORMATS, RenderContext, render_findings
-
-FORMAT_NAMES = ("table", *[f for f in FORMATS if f != "table"])
+from taintline.report import OutputFormat, RenderContext, render_findings
 
 
 def parse_map(text: str | None) -> dict[Field, str]:
@@ -76,7 +77,8 @@ def hunt_cmd(
         str | None, typer.Option(help="Only records at or before this time (ISO 8601).")
     ] = None,
     engine: Annotated[str, typer.Option(help="duckdb (default) or spark.")] = "duckdb",
-    fmt: Annotated[str, typer.Option("--format", help="table, jsonl, sarif or csv.")] = "table",
+    fmt: FormatOption = OutputFormat.TABLE,
+    output: OutputOption = None,
     field_map: Annotated[
         str | None,
         typer.Option(
@@ -87,9 +89,7 @@ def hunt_cmd(
     memory_limit: Annotated[
         str, typer.Option(help="DuckDB memory limit.")
     ] = HuntLimits().memory_limit,
-    fail_on: Annotated[
-        str, typer.Option(help="Exit 1 when a finding is at least this severe.")
-    ] = "high",
+    fail_on: FailOnOption = FailOn.HIGH,
     no_record: Annotated[
         bool, typer.Option("--no-record", help="Do not write results to the case.")
     ] = False,
@@ -106,9 +106,6 @@ def hunt_cmd(
     """Hunt stored logs for the case's indicators: every host that contacted them, and when."""
     if engine not in ENGINE_NAMES:
         raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINE_NAMES)}")
-    if fmt not in FORMAT_NAMES:
-        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMAT_NAMES)}")
-    threshold = parse_severity(fail_on)
     options = HuntOptions(
         since=_time(since, "--since"),
         until=_time(until, "--until"),
@@ -161,23 +158,22 @@ def hunt_cmd(
         if stats.garbage:
             err.print(f"{stats.path}: {stats.garbage} of {stats.lines} line(s) unparsable")
     findings = to_findings(sightings)
-    if fmt == "table":
-        render_timeline(sightings, files, sys.stdout)
-    else:
-        render_findings(
-            findings,
-            fmt,
-            sys.stdout,
-            RenderContext(
-                command="hunt",
-                title="taintline hunt",
-                inputs=tuple(str(p) for p in logs),
-                extra_columns=("first_seen", "last_seen", "count"),
-            ),
-        )
-    if any(f.severity.at_least(threshold) for f in findings):
-        return ExitCode.FINDINGS
-    return ExitCode.CLEAN
+    with output_stream(output) as stream:
+        if fmt is OutputFormat.TABLE:
+            render_timeline(sightings, files, stream)
+        else:
+            render_findings(
+                findings,
+                fmt,
+                stream,
+                RenderContext(
+                    command="hunt",
+                    title="taintline hunt",
+                    inputs=tuple(str(p) for p in logs),
+                    extra_columns=("first_seen", "last_seen", "count"),
+                ),
+            )
+    return exit_code(findings, fail_on)
 
 
 def register(app: typer.Typer) -> None:

@@ -66,6 +66,12 @@ def _summary(out: Console, err: Console, report: IngestReport) -> int:
     return ExitCode.CLEAN
 
 
+def _reader_names() -> str:
+    from taintline.intel.readers import READERS
+
+    return ", ".join(r.NAME for r in READERS)
+
+
 @intel_app.command("add")
 def add_cmd(
     files: Annotated[
@@ -79,15 +85,21 @@ def add_cmd(
     source: Annotated[
         str | None, typer.Option("--source", help="Attribute every statement to this source name.")
     ] = None,
-    fmt: Annotated[
+    reader: Annotated[
         str | None,
-        typer.Option("--format", help="Skip detection: stix, misp, csv, yara or endoflife."),
+        typer.Option("--reader", help="Skip detection, use this reader: " + _reader_names()),
+    ] = None,
+    legacy_format: Annotated[
+        str | None, typer.Option("--format", hidden=True, help="Old name of --reader.")
     ] = None,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
     """Add intel to the case; the format is detected from each file's content."""
     if not files and not pack:
         raise UsageError("give intel files to add, or --pack NAME")
+    if reader and legacy_format and reader != legacy_format:
+        raise UsageError("--format is the old name of --reader: give one of them")
+    fmt = reader or legacy_format
     out, err = stdout_console(), stderr_console()
     combined = IngestReport()
     with Case(case) as c:

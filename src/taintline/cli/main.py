@@ -48,6 +48,8 @@ def build_app(args: Sequence[str] | None = None) -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        # help texts are plain: "KIND:KEY:" must not become an emoji, "[x]" not markup
+        rich_markup_mode=None,
     )
 
     def _version(value: bool) -> None:

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from taintline.case import Case
-from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, parse_severity, stdout_console
-from taintline.errors import UsageError
-from taintline.report import FORMATS, RenderContext, render_findings
+from taintline.cli.common import (
+    DEFAULT_CASE,
+    CaseOption,
+    FailOn,
+    FailOnOption,
+    FormatOption,
+    OutputOption,
+    exit_code,
+    output_stream,
+    parse_severity,
+    stdout_console,
+)
+from taintline.report import OutputFormat, RenderContext, render_findings
 from taintline.report.html import HtmlExtras, render_html
 from taintline.report.sources import cascade_rows
 
 
 def report_cmd(
-    fmt: Annotated[str, typer.Option("--format", help=f"One of: {', '.join(FORMATS)}.")] = "table",
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file.")
-    ] = None,
+    fmt: FormatOption = OutputFormat.TABLE,
+    output: OutputOption = None,
+    fail_on: FailOnOption = FailOn.NEVER,
     min_severity: Annotated[
         str, typer.Option("--min-severity", help="Leave out less severe findings.")
     ] = "info",
@@ -32,25 +39,19 @@ def report_cmd(
 ) -> int:
     """Render the case's findings as a table, JSON Lines, CSV, SARIF, STIX 2.1 or HTML."""
     severity = parse_severity(min_severity)
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     with Case(case, read_only=True) as c:
         findings = c.findings(kind_prefix=kind, min_severity=severity)
         ctx = RenderContext(command="report", title=title)
-        stream = output.open("w", encoding="utf-8") if output else sys.stdout
-        try:
-            if fmt == "html":
+        with output_stream(output) as stream:
+            if fmt is OutputFormat.HTML:
                 render_html(
                     findings, stream, ctx, HtmlExtras(case_path=str(case), cascade=cascade_rows(c))
                 )
             else:
                 render_findings(findings, fmt, stream, ctx)
-        finally:
-            if output:
-                stream.close()
     if output:
         stdout_console().print(f"wrote {len(findings)} finding(s) to {output}", soft_wrap=True)
-    return ExitCode.CLEAN
+    return exit_code(findings, fail_on)
 
 
 def register(app: typer.Typer) -> None:

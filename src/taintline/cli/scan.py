@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -23,14 +22,18 @@ from taintline.case import Case
 from taintline.cli.common import (
     DEFAULT_CASE,
     CaseOption,
-    ExitCode,
-    parse_severity,
+    FailOn,
+    FailOnOption,
+    FormatOption,
+    OutputOption,
+    exit_code,
+    output_stream,
     progress_enabled,
     stderr_console,
 )
 from taintline.errors import UsageError
 from taintline.limits import ScanLimits
-from taintline.report import FORMATS, RenderContext, render_findings
+from taintline.report import OutputFormat, RenderContext, render_findings
 from taintline.scan.engine import ScanOptions, scan_paths
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -44,6 +47,14 @@ def parse_size(text: str, option: str) -> int:
     if not match:
         raise UsageError(f"{option}: cannot read size {text!r} (examples: 500M, 2G, 1048576)")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def format_size(size: int) -> str:
+    """Bytes as the largest binary unit that divides them: 8589934592 -> ``8G``."""
+    for unit in ("t", "g", "m", "k"):
+        if size and size % _UNITS[unit] == 0:
+            return f"{size // _UNITS[unit]}{unit.upper()}"
+    return str(size)
 
 
 class _RichProgress:
@@ -65,15 +76,9 @@ class _RichProgress:
 def scan_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files, folders, archives, installers.")],
     case: CaseOption = DEFAULT_CASE,
-    fmt: Annotated[
-        str, typer.Option("--format", help=f"Output format: {', '.join(FORMATS)}.")
-    ] = "table",
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write the report here (default stdout).")
-    ] = None,
-    fail_on: Annotated[
-        str, typer.Option("--fail-on", help="Exit 1 when a finding is at least this severe.")
-    ] = "high",
+    fmt: FormatOption = OutputFormat.TABLE,
+    output: OutputOption = None,
+    fail_on: FailOnOption = FailOn.HIGH,
     workers: Annotated[
         int | None,
         typer.Option("--workers", help="Worker processes (default: CPU count; 0: in-process)."),
@@ -95,10 +100,10 @@ def scan_cmd(
     max_total_bytes: Annotated[
         str,
         typer.Option("--max-total-bytes", help="Bytes extracted per top-level input (e.g. 8G)."),
-    ] = "8G",
+    ] = format_size(_DEFAULT.max_total_bytes),
     max_file_size: Annotated[
         str, typer.Option("--max-file-size", help="Largest file or member read whole (e.g. 2G).")
-    ] = "2G",
+    ] = format_size(_DEFAULT.max_file_bytes),
     max_ratio: Annotated[
         float, typer.Option("--max-ratio", help="Largest compression ratio (archive bombs).")
     ] = _DEFAULT.max_ratio,
@@ -114,9 +119,6 @@ def scan_cmd(
 ) -> int:
     """Find known-bad and tampered files: hashes, YARA rules, PE/Mach-O/ELF/image/Electron
     analysers, inside ZIP/tar/MSI/CAB/asar containers."""
-    threshold = parse_severity(fail_on)
-    if fmt not in FORMATS:
-        raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if workers is not None and workers < 0:
         raise UsageError("--workers must be 0 or more")
     missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
@@ -165,14 +167,9 @@ def scan_cmd(
         title=f"taintline scan: {result.files} files, {result.members} members",
         inputs=tuple(str(p) for p in paths),
     )
-    if output is not None:
-        with output.open("w", encoding="utf-8") as fh:
-            render_findings(result.findings, fmt, fh, ctx)
-    else:
-        render_findings(result.findings, fmt, sys.stdout, ctx)
-        sys.stdout.flush()
-    worst = any(f.severity.at_least(threshold) for f in result.findings)
-    return ExitCode.FINDINGS if worst else ExitCode.CLEAN
+    with output_stream(output) as stream:
+        render_findings(result.findings, fmt, stream, ctx)
+    return exit_code(result.findings, fail_on)
 
 
 def register(app: typer.Typer) -> None:

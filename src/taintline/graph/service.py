@@ -166,3 +166,93 @@ def upstream(case: Case, target: Seed, rules: Sequence[Rule] = DEFAULT_RULES) ->
         key=lambda u: (not u.root_candidate, not u.flagged, order.get(u.ref.kind, 9), str(u.ref))
     )
     return out
+
+
+# -- queries the CLI, the demo and the report read (no SQL outside the library) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRow:
+    kind: str
+    src: str
+    dst: str
+    valid_from: datetime | None
+    valid_until: datetime | None
+    source: str
+
+
+def graph_counts(case: Case) -> list[tuple[str, str, int]]:
+    """``(what, kind, count)`` for nodes then edges, by kind."""
+    out: list[tuple[str, str, int]] = []
+    for what, table in (("node", "nodes"), ("edge", "edges")):
+        rows = case.con.execute(
+            f"SELECT kind, count(*) FROM {table} GROUP BY 1 ORDER BY 1"  # noqa: S608 (fixed names)
+        ).fetchall()
+        out += [(what, str(kind), int(n)) for kind, n in rows]
+    return out
+
+
+def edges_of(case: Case, node: NodeRef | None = None, limit: int = 100) -> list[EdgeRow]:
+    """Edges (all, or those touching ``node``) in time order, at most ``limit``."""
+    sql = (
+        "SELECT kind, src_kind || ':' || src_key, dst_kind || ':' || dst_key, valid_from,"
+        " valid_until, source FROM edges"
+    )
+    params: list[object] = []
+    if node is not None:
+        sql += " WHERE (src_kind = ? AND src_key = ?) OR (dst_kind = ? AND dst_key = ?)"
+        params = [str(node.kind), node.key, str(node.kind), node.key]
+    sql += " ORDER BY valid_from NULLS FIRST, kind LIMIT ?"
+    params.append(max(int(limit), 0))
+    return [EdgeRow(*row) for row in case.con.execute(sql, params).fetchall()]
+
+
+def _iso_naive(value: object) -> str | None:
+    if value is None:
+        return None
+    return f"{value.isoformat()}Z"  # type: ignore[attr-defined]
+
+
+def reached_records(case: Case, run_id: str) -> list[dict[str, object]]:
+    """Every node a cascade run reached, with the fact that reached it, as JSON records."""
+    rows = case.con.execute(
+        "SELECT kind, key, time, confidence, hops, is_root, parent_kind, parent_key, rule,"
+        " edge_kind, edge_valid_from, edge_valid_until, edge_source FROM cascade_reached"
+        " WHERE run_id = ? ORDER BY time NULLS FIRST, hops, kind, key",
+        [run_id],
+    ).fetchall()
+    return [
+        {
+            "record": "cascade_reached",
+            "run_id": run_id,
+            "node": f"{r[0]}:{r[1]}",
+            "time": _iso_naive(r[2]),
+            "confidence": r[3],
+            "hops": r[4],
+            "root": r[5],
+            "parent": f"{r[6]}:{r[7]}" if r[6] else None,
+            "rule": r[8],
+            "edge_kind": r[9],
+            "edge_valid_from": _iso_naive(r[10]),
+            "edge_valid_until": _iso_naive(r[11]),
+            "edge_source": r[12],
+        }
+        for r in rows
+    ]
+
+
+def run_size(case: Case, run_id: str) -> int:
+    """How many nodes a recorded cascade run reached."""
+    row = case.con.execute(
+        "SELECT nodes_reached FROM cascade_runs WHERE run_id = ?", [run_id]
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_findings(case: Case, run_id: str) -> list[Finding]:
+    """The ``cascade.compromised`` findings a cascade run recorded."""
+    return [
+        f
+        for f in case.findings(kinds=["cascade.compromised"])
+        if f.evidence.get("run_id") == run_id
+    ]

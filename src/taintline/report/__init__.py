@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from typing import TextIO, cast
 
 from taintline.errors import UsageError
@@ -18,14 +19,34 @@ from taintline.report.context import RenderContext
 
 Renderer = Callable[[Sequence[Finding], TextIO, RenderContext], None]
 
-#: format name -> the module of ``taintline.report`` whose ``render`` writes it
+
+class OutputFormat(StrEnum):
+    """Every output format; each verb that emits results takes ``--format`` from this enum."""
+
+    TABLE = "table"
+    JSONL = "jsonl"
+    CSV = "csv"
+    SARIF = "sarif"
+    STIX = "stix"
+    HTML = "html"
+
+
+class RowFormat(StrEnum):
+    """Output formats of views that are rows, not findings (``graph show``, ``graph stats``)."""
+
+    TABLE = "table"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+#: format -> the module of ``taintline.report`` whose ``render`` writes it
 FORMATS: dict[str, str] = {
-    "table": "table",
-    "jsonl": "jsonl",
-    "sarif": "sarif",
-    "csv": "csvout",
-    "stix": "stix",
-    "html": "html",
+    OutputFormat.TABLE: "table",
+    OutputFormat.JSONL: "jsonl",
+    OutputFormat.SARIF: "sarif",
+    OutputFormat.CSV: "csvout",
+    OutputFormat.STIX: "stix",
+    OutputFormat.HTML: "html",
 }
 
 
@@ -48,4 +69,4 @@ def render_findings(
     renderer(fmt)(findings, out, ctx or RenderContext())
 
 
-__all__ = ["FORMATS", "RenderContext", "render_findings", "renderer"]
+__all__ = ["FORMATS", "OutputFormat", "RenderContext", "RowFormat", "render_findings", "renderer"]
