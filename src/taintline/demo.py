@@ -19,6 +19,7 @@ from taintline.democontext import DemoContext, StageResult
 from taintline.graph import demo as graph_demo
 from taintline.hunt import demo as hunt_demo
 from taintline.intel import demo as intel_demo
+from taintline.release import demo as release_demo
 from taintline.report import demo as report_demo
 from taintline.scan import demo as scan_demo
 
@@ -30,6 +31,7 @@ STAGES: tuple[Stage, ...] = (
     scan_demo.stage,
     hunt_demo.stage,
     graph_demo.stage,
+    release_demo.stage,
     report_demo.stage,
 )
 

@@ -318,3 +318,19 @@ def test_missing_side_entries_are_problems_not_crashes(case: Case, tmp_path: Pat
     empty = Release("e", "manifest", Product(), {})
     result = run(case, folder, replace(empty))
     assert [f.kind for f in result.findings] == ["release.removed"]
+
+
+def test_many_files_are_analysed_on_the_worker_pool(
+    rel: Releases, case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taintline.release import sides
+    from taintline.release.verify import VerifyOptions, verify
+
+    base = make("folder", rel.base, tmp_path, "DemoApp-18.12.407")
+    cand = make("folder", rel.tampered, tmp_path, "DemoApp-18.12.416")
+    here = run(case, base, cand)
+    monkeypatch.setattr(sides, "IN_PROCESS_MAX", 1)
+    pooled = verify(base, cand, case, VerifyOptions(ensure_intel=False, workers=1))
+    assert [(f.kind, f.subject, f.message) for f in pooled.findings] == [
+        (f.kind, f.subject, f.message) for f in here.findings
+    ]

@@ -255,14 +255,18 @@ class Judge:
         sections = _changed_sections(ob, nb)
         new_view = {"sha256": new.sha256, "version": v_new, "signer": signer_new, "size": new.size}
         if self.rebuild or (v_old is not None and v_old == v_new):
-            same_signer = "same signer" if signer_old == signer_new else "signer also changed"
-            why = "two builds of one source differ" if self.rebuild else "version stayed"
+            signer_text = (
+                f"signer unchanged: {signer_new or 'unsigned'}"
+                if signer_old == signer_new
+                else f"signer also changed: {signer_old or 'unsigned'} -> {signer_new or 'unsigned'}"
+            )
+            lead = "two builds of one source differ after normalising; " if self.rebuild else ""
             out.append(
                 self.finding(
                     ReleaseKind.CHANGED_SAME_VERSION,
                     path,
-                    f"native {nb.role} changed while its {where_new} stayed {v_new or '-'}"
-                    f" ({same_signer}: {signer_new or 'unsigned'}; {why})",
+                    f"{lead}native {nb.role} changed while its {where_new} stayed"
+                    f" {v_new or '-'} ({signer_text})",
                     old=old_view,
                     new=new_view,
                     sections_changed=sections,

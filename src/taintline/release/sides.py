@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -50,15 +50,25 @@ class SideProgress(Protocol):
 
 @dataclass(slots=True)
 class Reader:
-    """Reads sides and analyses their files on demand, with one analysis context."""
+    """Reads sides and analyses their files on demand, with one analysis context.
 
-    context: AnalysisContext
+    ``context`` may be a future: the caller prepares it (case intel, trust store, LIEF's
+    import) on a thread while the folders are hashed; the first analysis waits for it.
+    """
+
+    context: AnalysisContext | Future[AnalysisContext]
     limits: ScanLimits = field(default_factory=ScanLimits)
     workers: int | None = None
     progress: SideProgress | None = None
+    ca_bundle: Path | None = None
     threads: int = max(2, min(8, (os.cpu_count() or 1) * 2))
     #: error.* findings met while reading (unreadable files, malformed containers)
     errors: list[Finding] = field(default_factory=list)
+
+    def analysis_context(self) -> AnalysisContext:
+        if isinstance(self.context, Future):
+            self.context = self.context.result()
+        return self.context
 
     # -- opening a side -------------------------------------------------------------------
     def open(self, spec: str | Path, *, all_hashes: bool = True) -> Release:
@@ -180,7 +190,9 @@ class Reader:
         from taintline.scan.walk import walk_inputs
         from taintline.scan.worker import Worker, WorkerConfig
 
-        worker = Worker(WorkerConfig(None, self.limits, self.context), hash_threads=False)
+        worker = Worker(
+            WorkerConfig(None, self.limits, self.analysis_context()), hash_threads=False
+        )
         rows: list[Row] = []
         errors: list[Finding] = []
         try:
@@ -209,7 +221,11 @@ class Reader:
                 list(paths),
                 mem,
                 ScanOptions(
-                    limits=self.limits, workers=self.workers, use_rules=False, ensure_intel=False
+                    limits=self.limits,
+                    workers=self.workers,
+                    use_rules=False,
+                    ensure_intel=False,
+                    ca_bundle=self.ca_bundle,
                 ),
             )
             rows = mem.con.execute(

@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from taintline.case import Case
-from taintline.errors import Problem
+from taintline.errors import Problem, TaintlineError
 from taintline.limits import ScanLimits
 from taintline.model import (
     Edge,
@@ -44,6 +45,7 @@ from taintline.release.compare import (
 from taintline.release.kinds import ReleaseKind
 from taintline.release.model import SEP, Release
 from taintline.release.sides import Reader, SideProgress
+from taintline.scan.interface import AnalysisContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +93,16 @@ def verify(
     options = options or VerifyOptions()
     started = time.monotonic()
     problems: list[Problem] = []
-    if options.ensure_intel:
-        from taintline.intel.store import ensure_intel
-
-        try:
-            ensure_intel(case)
-        except Exception as exc:
-            problems.append(Problem("intel", f"campaign intel not loaded: {exc}"))
-    from taintline.scan.engine import build_context
-
-    reader = Reader(build_context(case, options.ca_bundle), options.limits, options.workers,
-                    progress)  # fmt: skip
-    base = baseline if isinstance(baseline, Release) else reader.open(baseline, all_hashes=False)
-    cand = candidate if isinstance(candidate, Release) else reader.open(candidate)
+    # the case's intel, the trust store and LIEF's import are prepared on a thread while the
+    # folders are hashed (the main thread does not touch the case until it is ready)
+    with ThreadPoolExecutor(1, thread_name_prefix="taintline-verify-prep") as prep:
+        context = prep.submit(_prepare, case, options, problems)
+        reader = Reader(context, options.limits, options.workers, progress, options.ca_bundle)
+        base = (
+            baseline if isinstance(baseline, Release) else reader.open(baseline, all_hashes=False)
+        )
+        cand = candidate if isinstance(candidate, Release) else reader.open(candidate)
+        reader.analysis_context()  # joined (its errors raised) before the case is used again
     read_seconds = time.monotonic() - started
     result = compare_releases(base, cand, case, options, reader)
     result.problems = [*problems, *base.problems, *cand.problems]
@@ -112,6 +111,22 @@ def verify(
     if options.record:
         _record(case, result, f"verify {base.label} {cand.label}")
     return result
+
+
+def _prepare(case: Case, options: VerifyOptions, problems: list[Problem]) -> AnalysisContext:
+    if options.ensure_intel:
+        from taintline.intel.store import ensure_intel
+
+        try:
+            ensure_intel(case)
+        except TaintlineError as exc:  # intel is a bonus here, not a requirement
+            problems.append(Problem("intel", f"campaign intel not loaded: {exc.diagnostics()}"))
+    from taintline.scan import lieflazy
+    from taintline.scan.engine import build_context
+
+    context = build_context(case, options.ca_bundle)
+    lieflazy.ready()
+    return context
 
 
 def compare_releases(
