@@ -82,7 +82,7 @@ def _run(files: tuple[Path, Path, Path], *extra: str) -> int:
 def test_table_grouped_by_product_with_host_counts(files, capsys) -> None:
     assert _run(files) == 1  # an install after the end of life is high: --fail-on high
     out = capsys.readouterr().out
-    (line,) = [l for l in out.splitlines() if "end-of-life" in l]
+    (line,) = [l for ln in out.splitlines() if "end-of-life" in ln]
     cells = [c.strip() for c in line.split("│") if c.strip()]
     assert cells[:6] == [
         "widget",
@@ -97,7 +97,7 @@ def test_table_grouped_by_product_with_host_counts(files, capsys) -> None:
 
 def test_jsonl_csv_and_sarif(files, tmp_path: Path, capsys) -> None:
     assert _run(files, "--format", "jsonl", "--fail-on", "critical") == 0
-    records = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    records = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     kinds = sorted((r["host"], r["kind"]) for r in records)
     assert kinds == [
         ("[bold red]pc-4[/]", "software.end-of-life"),
@@ -118,7 +118,7 @@ def test_jsonl_csv_and_sarif(files, tmp_path: Path, capsys) -> None:
 
 
 def test_hostile_names_are_text_in_the_table(files, capsys) -> None:
-    data, inventory, case = files
+    _, inventory, case = files
     inventory.write_text(
         inventory_csv([{"host": "h", "software": "Widget [link=http://x]", "version": "1.2"}])
     )
