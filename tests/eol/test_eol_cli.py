@@ -82,7 +82,7 @@ def _run(files: tuple[Path, Path, Path], *extra: str) -> int:
 def test_table_grouped_by_product_with_host_counts(files, capsys) -> None:
     assert _run(files) == 1  # an install after the end of life is high: --fail-on high
     out = capsys.readouterr().out
-    (line,) = [l for ln in out.splitlines() if "end-of-life" in ln]
+    (line,) = [ln for ln in out.splitlines() if "end-of-life" in ln]
     cells = [c.strip() for c in line.split("│") if c.strip()]
     assert cells[:6] == [
         "widget",
