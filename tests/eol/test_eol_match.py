@@ -101,7 +101,7 @@ def _catalogue() -> Catalogue:
 
 def _match(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     table = pa.Table.from_pylist(rows, schema=OBSERVATION_SCHEMA)
-    out = match(table, _catalogue(), AS_OF).to_pylist()
+    out = match(table, _catalogue(), AS_OF).to_arrow().to_pylist()
     return sorted(out, key=lambda r: (str(r["host"]), str(r["name"])))
 
 

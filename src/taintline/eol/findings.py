@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-import duckdb
-import pyarrow as pa
-
+from taintline.eol.match import Matches
 from taintline.model import Finding, FindingSource, Severity
 
 END_OF_LIFE = "software.end-of-life"
@@ -37,7 +35,7 @@ SELECT host, container, coalesce(node, concat_ws('@', name, version)) AS node,
        bool_or(installed_after_eol) AS installed_after_eol,
        min(installed_at) FILTER (WHERE installed_after_eol) AS installed_after_at,
        list(DISTINCT source ORDER BY source) FILTER (WHERE source IS NOT NULL) AS sources
-FROM matches
+FROM tl_matches
 WHERE status IN ('end-of-life', 'end-of-support')
 GROUP BY ALL
 ORDER BY product, cycle, host NULLS LAST, container, node
@@ -51,7 +49,7 @@ SELECT product, cycle, status, any_value(eol_date) AS eol_date,
        count(DISTINCT container) AS releases,
        count(*) AS rows,
        list(DISTINCT how ORDER BY how) AS matched_by
-FROM matches
+FROM tl_matches
 GROUP BY product, cycle, status
 ORDER BY CASE status WHEN 'end-of-life' THEN 0 WHEN 'end-of-support' THEN 1
                      WHEN 'unknown' THEN 2 ELSE 3 END,
@@ -76,10 +74,8 @@ class ProductRow:
     matched_by: tuple[str, ...]
 
 
-def summary(matches: pa.Table, con: duckdb.DuckDBPyConnection | None = None) -> list[ProductRow]:
-    con = con or duckdb.connect()
-    cur = con.cursor()
-    cur.register("matches", matches)
+def summary(matches: Matches) -> list[ProductRow]:
+    cur = matches.con
     return [
         ProductRow(
             r[0],
@@ -128,14 +124,15 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value else None
 
 
-def findings(
-    matches: pa.Table, as_of: date, con: duckdb.DuckDBPyConnection | None = None
-) -> list[Finding]:
+def finding_count(matches: Matches) -> int:
+    """How many findings :func:`findings` would make (counted in DuckDB, none built)."""
+    row = matches.con.execute(f"SELECT count(*) FROM ({_GROUPED})").fetchone()  # noqa: S608
+    return int(row[0]) if row else 0
+
+
+def findings(matches: Matches, as_of: date) -> list[Finding]:
     """The findings of every end-of-life and end-of-support match, worst kind per software."""
-    con = con or duckdb.connect()
-    cur = con.cursor()
-    cur.register("matches", matches)
-    result = cur.execute(_GROUPED)
+    result = matches.con.execute(_GROUPED)
     names = [d[0] for d in result.description or ()]
     out: list[Finding] = []
     for values in result.fetchall():

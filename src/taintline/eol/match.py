@@ -160,15 +160,34 @@ def connect(
 
 
 def _conform(table: pa.Table) -> pa.Table:
-    """The observation columns in order; missing ones are nulls, others are cast."""
+    """The observation columns in order; missing ones are nulls, others are cast (dictionary
+    encoded text is kept as it is: DuckDB reads it without expanding it)."""
     columns = {}
     for field in OBSERVATION_SCHEMA:
         if field.name in table.column_names:
             column = table.column(field.name)
-            columns[field.name] = column if column.type == field.type else column.cast(field.type)
+            keep = column.type == field.type or (
+                pa.types.is_dictionary(column.type) and column.type.value_type == field.type
+            )
+            columns[field.name] = column if keep else column.cast(field.type)
         else:
             columns[field.name] = pa.nulls(table.num_rows, field.type)
-    return pa.table(columns, schema=OBSERVATION_SCHEMA)
+    return pa.table(columns)
+
+
+@dataclass(frozen=True, slots=True)
+class Matches:
+    """The result of :func:`match`, kept in DuckDB (ten million rows never become Python
+    objects): ``tl_matches`` is a view with one row per observation that matched a product."""
+
+    con: duckdb.DuckDBPyConnection
+
+    def count(self) -> int:
+        row = self.con.execute("SELECT count(*) FROM tl_matches").fetchone()
+        return int(row[0]) if row else 0
+
+    def to_arrow(self) -> pa.Table:
+        return self.con.sql("SELECT * FROM tl_matches").to_arrow_table()
 
 
 def match(
@@ -177,14 +196,15 @@ def match(
     as_of: date,
     *,
     con: duckdb.DuckDBPyConnection | None = None,
-) -> pa.Table:
-    """One row per observation that matched a product: the product, how and how surely, the
-    cycle (or why none), the cycle's dates and the status on ``as_of``, and whether it was
-    installed on or after its end of life."""
+) -> Matches:
+    """Match every observation: the product, how and how surely, the cycle (or why none), the
+    cycle's dates and the status on ``as_of``, and whether it was installed on or after its
+    end of life. Rows that match no product are left out."""
     con = con or connect()
-    obs = _conform(observations)  # noqa: F841  (read by DuckDB's replacement scan)
-    keys = catalogue.keys  # noqa: F841
-    cycles = catalogue.cycles  # noqa: F841
+    obs = _conform(observations)
+    con.register("tl_obs", obs)
+    con.register("tl_catalogue_keys", catalogue.keys)
+    con.register("tl_catalogue_cycles", catalogue.cycles)
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE tl_keys AS
@@ -192,7 +212,7 @@ def match(
                CASE how WHEN 'purl' THEN tl_purl_key(key) WHEN 'cpe' THEN tl_cpe_key(key)
                         ELSE tl_name_key(key) END AS key,
                how
-        FROM keys WHERE key IS NOT NULL
+        FROM tl_catalogue_keys WHERE key IS NOT NULL
         """
     )
     con.execute(
@@ -204,7 +224,7 @@ def match(
                coalesce(nullif(trim(version), ''), tl_purl_version(purl), tl_cpe_version(cpe))
                    AS ver
         FROM (SELECT DISTINCT coalesce(name, '') AS name, coalesce(version, '') AS version,
-                              coalesce(purl, '') AS purl, coalesce(cpe, '') AS cpe FROM obs)
+                              coalesce(purl, '') AS purl, coalesce(cpe, '') AS cpe FROM tl_obs)
         """
     )
     con.execute(
@@ -230,53 +250,74 @@ def match(
         "SELECT DISTINCT product, ver FROM tl_found ORDER BY product, ver NULLS FIRST"
     ).fetchall()
     by_product: dict[str, list[str]] = {}
-    for product, cycle in con.execute("SELECT product, cycle FROM cycles").fetchall():
+    for product, cycle in con.execute("SELECT product, cycle FROM tl_catalogue_cycles").fetchall():
         by_product.setdefault(product, []).append(cycle)
     indexes = {p: CycleIndex(c) for p, c in by_product.items()}
     empty = CycleIndex(())
     resolved = [indexes.get(p, empty).resolve(v) for p, v in pairs]
-    tl_cycles = pa.table(  # noqa: F841
-        {
-            "product": pa.array([p for p, _ in pairs], pa.string()),
-            "ver": pa.array([v for _, v in pairs], pa.string()),
-            "cycle": pa.array([r.cycle for r in resolved], pa.string()),
-            "reason": pa.array([r.reason or None for r in resolved], pa.string()),
-        }
+    con.register(
+        "tl_resolved",
+        pa.table(
+            {
+                "product": pa.array([p for p, _ in pairs], pa.string()),
+                "ver": pa.array([v for _, v in pairs], pa.string()),
+                "cycle": pa.array([r.cycle for r in resolved], pa.string()),
+                "reason": pa.array([r.reason or None for r in resolved], pa.string()),
+            }
+        ),
     )
-    return con.sql(
+    # one row per matched identity: everything that does not depend on the host
+    con.execute(
         """
-        WITH m AS (
-            SELECT f.id, f.product, f.how, f.ver, r.cycle, r.reason, c.release_date,
-                   c.eol_date, c.eol_flag, c.eoas_date, c.eoas_flag, c.latest, c.cycle_source,
-                   c.cycle_origin,
-                   CASE
-                       WHEN r.cycle IS NULL THEN 'unknown'
-                       WHEN c.eol_date IS NOT NULL AND c.eol_date <= $as_of THEN 'end-of-life'
-                       WHEN c.eol_date IS NULL AND c.eol_flag THEN 'end-of-life'
-                       WHEN c.eoas_date IS NOT NULL AND c.eoas_date <= $as_of
-                           THEN 'end-of-support'
-                       WHEN c.eoas_date IS NULL AND c.eoas_flag THEN 'end-of-support'
-                       WHEN c.eol_date IS NOT NULL OR c.eol_flag = false THEN 'supported'
-                       ELSE 'unknown'
-                   END AS status
-            FROM tl_found f
-            LEFT JOIN tl_cycles r ON r.product = f.product AND r.ver IS NOT DISTINCT FROM f.ver
-            LEFT JOIN cycles c ON c.product = f.product AND c.cycle = r.cycle
-        )
-        SELECT o.host, o.container, o.node, o.name, m.ver AS version, m.product, m.how,
-               CASE m.how WHEN 'purl' THEN 0.95 WHEN 'cpe' THEN 0.90 WHEN 'name' THEN 0.80
+        CREATE OR REPLACE TEMP TABLE tl_ident_match AS
+        SELECT f.id, i.name, f.ver AS version, f.product, f.how,
+               CASE f.how WHEN 'purl' THEN 0.95 WHEN 'cpe' THEN 0.90 WHEN 'name' THEN 0.80
                           ELSE 0.60 END::DOUBLE AS confidence,
-               m.cycle, coalesce(m.reason, CASE WHEN m.status = 'unknown'
-                   THEN 'no end-of-life date or flag for this cycle' END) AS reason,
-               m.status, m.release_date, m.eol_date, m.eol_flag, m.eoas_date, m.eoas_flag,
-               m.latest, m.cycle_source, m.cycle_origin, o.installed_at, o.removed_at,
-               coalesce(o.installed_at >= m.eol_date::TIMESTAMP, false)
-                   AS installed_after_eol,
-               o.source
-        FROM obs o
+               r.cycle, r.reason, c.release_date, c.eol_date, c.eol_flag, c.eoas_date,
+               c.eoas_flag, c.latest, c.cycle_source, c.cycle_origin,
+               CASE
+                   WHEN r.cycle IS NULL THEN 'unknown'
+                   WHEN c.eol_date IS NOT NULL AND c.eol_date <= $as_of THEN 'end-of-life'
+                   WHEN c.eol_date IS NULL AND c.eol_flag THEN 'end-of-life'
+                   WHEN c.eoas_date IS NOT NULL AND c.eoas_date <= $as_of THEN 'end-of-support'
+                   WHEN c.eoas_date IS NULL AND c.eoas_flag THEN 'end-of-support'
+                   WHEN c.eol_date IS NOT NULL OR c.eol_flag = false THEN 'supported'
+                   ELSE 'unknown'
+               END AS status
+        FROM tl_found f
+        JOIN tl_ident i ON i.id = f.id
+        LEFT JOIN tl_resolved r ON r.product = f.product AND r.ver IS NOT DISTINCT FROM f.ver
+        LEFT JOIN tl_catalogue_cycles c ON c.product = f.product AND c.cycle = r.cycle
+        """,
+        {"as_of": as_of},
+    )
+    # one row per matched observation: only what depends on the host
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE tl_rows AS
+        SELECT o.host::VARCHAR AS host, o.container::VARCHAR AS container,
+               o.node::VARCHAR AS node, i.id, o.installed_at, o.removed_at,
+               o.source::VARCHAR AS source
+        FROM tl_obs o
         JOIN tl_ident i ON i.name = coalesce(o.name, '') AND i.version = coalesce(o.version, '')
                        AND i.purl = coalesce(o.purl, '') AND i.cpe = coalesce(o.cpe, '')
-        JOIN m ON m.id = i.id
-        """,
-        params={"as_of": as_of},
-    ).to_arrow_table()
+        WHERE i.id IN (SELECT id FROM tl_ident_match)
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP VIEW tl_matches AS
+        SELECT r.host, r.container, r.node, m.name, m.version, m.product, m.how, m.confidence,
+               m.cycle,
+               coalesce(m.reason, CASE WHEN m.status = 'unknown'
+                   THEN 'no end-of-life date or flag for this cycle' END) AS reason,
+               m.status, m.release_date, m.eol_date, m.eol_flag, m.eoas_date, m.eoas_flag,
+               m.latest, m.cycle_source, m.cycle_origin, r.installed_at, r.removed_at,
+               coalesce(r.installed_at >= m.eol_date::TIMESTAMP, false) AS installed_after_eol,
+               r.source
+        FROM tl_rows r JOIN tl_ident_match m ON m.id = r.id
+        """
+    )
+    for name in ("tl_obs", "tl_catalogue_keys", "tl_resolved"):
+        con.unregister(name)
+    return Matches(con)

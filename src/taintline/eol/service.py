@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from taintline.case import Case
 from taintline.eol import findings as eol_findings
 from taintline.eol.findings import ProductRow
-from taintline.eol.match import Catalogue, connect, match
+from taintline.eol.match import Catalogue, Matches, connect, match
 from taintline.eol.observe import observations
 from taintline.errors import Problem
 from taintline.graph.ingest import FileResult, add_files
@@ -98,17 +97,21 @@ def run_eol(case: Case, options: EolOptions | None = None) -> EolOutcome:
     con = connect()
     try:
         matches = match(seen, catalogue, as_of, con=con)
-        found = eol_findings.findings(matches, as_of, con=con)
-        rows = eol_findings.summary(matches, con=con)
+        found = eol_findings.findings(matches, as_of)
+        rows = eol_findings.summary(matches)
+        nodes = _eol_nodes(matches)
+        table = matches.to_arrow()
     finally:
         con.close()
     marked = 0
     if options.record:
         case.add_findings(found, origin="eol")
-        marked = _mark_nodes(case, matches)
+        if nodes:
+            case.add_nodes(nodes, source="eol")
+        marked = len(nodes)
     return EolOutcome(
         as_of=as_of,
-        matches=matches,
+        matches=table,
         findings=found,
         summary=rows,
         observed=seen.num_rows,
@@ -122,38 +125,22 @@ def run_eol(case: Case, options: EolOptions | None = None) -> EolOutcome:
     )
 
 
-def _mark_nodes(case: Case, matches: pa.Table) -> int:
-    """Give every graph node matched to an ended cycle its end-of-life facts (``end_of_life``
+def _eol_nodes(matches: Matches) -> list[Node]:
+    """Every graph node matched to an ended cycle, with its end-of-life facts (``end_of_life``
     is what the cascade's upstream listing sorts on)."""
-    con = duckdb.connect()
-    try:
-        con.register("matches", matches)
-        rows = con.execute(
-            """
-            SELECT node, any_value(product), any_value(cycle), min(eol_date), bool_or(eol_flag)
-            FROM matches
-            WHERE status = 'end-of-life' AND node IS NOT NULL
-            GROUP BY node ORDER BY node
-            """
-        ).fetchall()
-    finally:
-        con.close()
+    rows = matches.con.execute(
+        """
+        SELECT node, any_value(product), any_value(cycle), min(eol_date)
+        FROM tl_matches
+        WHERE status = 'end-of-life' AND node IS NOT NULL
+        GROUP BY node ORDER BY node
+        """
+    ).fetchall()
     nodes: list[Node] = []
-    for ref, product, cycle, eol, _flag in rows:
+    for ref, product, cycle, eol in rows:
         kind, _, key = str(ref).partition(":")
         if kind not in (NodeKind.SOFTWARE, NodeKind.ARTIFACT):
             continue
-        nodes.append(
-            Node(
-                NodeKind(kind),
-                key,
-                {
-                    "end_of_life": eol.isoformat() if eol else "yes",
-                    "eol_product": product,
-                    "eol_cycle": cycle,
-                },
-            )
-        )
-    if nodes:
-        case.add_nodes(nodes, source="eol")
-    return len(nodes)
+        attrs = {"end_of_life": eol.isoformat() if eol else "yes", "eol_product": product}
+        nodes.append(Node(NodeKind(kind), key, {**attrs, "eol_cycle": cycle}))
+    return nodes
