@@ -339,7 +339,7 @@ def test_eol_nodes_are_root_cause_candidates_first(case: Case, tmp_path: Path) -
     assert outcome.marked_nodes == 1
     target = Seed(NodeRef(NodeKind.HOST, "build-win-01"), datetime(2023, 3, 8, tzinfo=UTC))
     candidates = [u for u in upstream(case, target) if u.root_candidate]
-    assert candidates[0].flagged
+    assert candidates[0].flagged and candidates[0].end_of_life == "2020-03-31"
     assert candidates[0].ref.kind is NodeKind.ARTIFACT
     (node,) = [n for n in case.nodes(NodeKind.ARTIFACT) if n.key == candidates[0].ref.key]
     assert node.attrs["end_of_life"] == "2020-03-31" and node.attrs["name"] == "X_TRADER"
