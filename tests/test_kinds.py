@@ -25,6 +25,11 @@ FAMILIES = {code.split(".")[0] for code in Kind} | {"release", "software", "eol"
 #: Dotted literals in a kind family that are not kinds, with the reason.
 NOT_KINDS = {
     "network.transport": "a Zeek conn.log field name (hunt/readers/fields.py)",
+    **dict.fromkeys(
+        ["pe.timestamp", "pe.checksum", "pe.debug", "pe.signature"]
+        + ["elf.build-id", "macho.uuid", "macho.signature"],
+        "a field normalised before comparing two builds (scan/reproducible.py)",
+    ),
 }
 #: Calls whose first argument (or ``kind=``) is a finding kind.
 KIND_CALLS = {"Finding", "error_finding", "LimitExceeded", "add"}

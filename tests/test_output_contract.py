@@ -13,7 +13,7 @@ from taintline.cli.main import main
 from taintline.report import OutputFormat, RowFormat
 
 #: Verbs whose results are findings: the full trio.
-FINDING_VERBS = (["scan"], ["hunt"], ["cascade"], ["report"])
+FINDING_VERBS = (["scan"], ["hunt"], ["cascade"], ["report"], ["verify"], ["eol"])
 #: Views of rows (not findings): --format from RowFormat and -o.
 ROW_VERBS = (["graph", "show"], ["graph", "stats"])
 
@@ -55,6 +55,8 @@ def test_an_unknown_format_is_a_usage_error(
     args = [*verb, "--format", "xml", "--case", str(tmp_path / "c.duckdb")]
     if verb[0] in ("scan", "hunt"):
         args.append(str(tmp_path))
+    if verb[0] == "verify":
+        args += [str(tmp_path), str(tmp_path)]
     assert main(args) == 2
     assert "xml" in capsys.readouterr().err
 
@@ -64,6 +66,8 @@ def test_an_unknown_fail_on_is_a_usage_error(verb: list[str], tmp_path: Path) ->
     args = [*verb, "--fail-on", "severe", "--case", str(tmp_path / "c.duckdb")]
     if verb[0] in ("scan", "hunt"):
         args.append(str(tmp_path))
+    if verb[0] == "verify":
+        args += [str(tmp_path), str(tmp_path)]
     assert main(args) == 2
 
 

@@ -76,7 +76,10 @@ def _reader_names() -> str:
 def add_cmd(
     files: Annotated[
         list[Path] | None,
-        typer.Argument(help="STIX 2.1, MISP, CSV/text, YARA or endoflife.date files."),
+        typer.Argument(
+            help="STIX 2.1, MISP, CSV/text, YARA or endoflife.date files (API JSON or product"
+            " Markdown), or folders of them."
+        ),
     ] = None,
     pack: Annotated[
         list[str] | None,

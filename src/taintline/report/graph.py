@@ -129,7 +129,7 @@ def upstream_table(target: object, rows: Sequence[UpstreamNode]) -> Table:
             _t(u.ref.key),
             _t(when(u.latest) if u.latest else "any"),
             _t("yes" if u.root_candidate else ""),
-            _t("yes" if u.flagged else ""),
+            _t(f"end of life {u.end_of_life}" if u.end_of_life else "yes" if u.flagged else ""),
         )
     return table
 
