@@ -26,8 +26,7 @@ FAMILIES = {code.split(".")[0] for code in Kind} | {"release", "software", "eol"
 NOT_KINDS = {
     "network.transport": "a Zeek conn.log field name (hunt/readers/fields.py)",
     **dict.fromkeys(
-        ["pe.timestamp", "pe.checksum", "pe.debug", "pe.signature"]
-        + ["elf.build-id", "macho.uuid", "macho.signature"],
+        "pe.timestamp pe.checksum pe.debug pe.signature elf.build-id macho.uuid macho.signature".split(),
         "a field normalised before comparing two builds (scan/reproducible.py)",
     ),
 }
