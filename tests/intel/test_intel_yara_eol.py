@@ -144,3 +144,24 @@ def test_endoflife_bad_cycles(write: Callable[[str, str], Path]) -> None:
     assert [p.line for p in result.problems] == [1, 2, 3]
     assert [(r.cycle, r.eol_flag) for r in result.eol] == [("2", False)]
     assert endoflife.read(write("n.json", '{"cycles": 3}'), IntelLimits()).failed
+
+
+def test_rule_names_come_from_the_compiled_rules(
+    case: Case, write: Callable[[str, str], Path]
+) -> None:
+    text = (
+        "/*\nrule commented_out { condition: true }\n*/\n"
+        "// rule also_commented { condition: true }\n"
+        'private rule helper { strings: $a = "x" condition: $a }\n'
+        'rule real_one : tag { condition: helper and filename != "" }\n'
+        'rule s { meta: note = "rule in_a_string { condition: true }" condition: false }\n'
+    )
+    path = write("mixed.yar", text)
+    report = ingest(case, [path])
+    assert not report.failed_files
+    values = sorted(i.value for i in case.indicators(types=["yara"]))
+    # comments and strings are not rules; the LOKI/THOR externals (filename) compile
+    assert values == ["helper", "real_one", "s"]
+    (source,) = load_yara_sources(case)
+    assert source.rules == ("helper", "real_one", "s")
+    assert yara_rules.rule_names(yara_rules.check(text, "ns", "mixed.yar")) == source.rules

@@ -1,4 +1,11 @@
-"""YARA rule files: compiled with yara-x on import, stored with their source text.
+"""YARA: the one module that names namespaces, compiles sources and reads rule names.
+
+The intel reader (``sniff``/``read``) and the scanner (:mod:`taintline.scan.rules`) both
+compile through :func:`new_compiler` (the LOKI/THOR external variables declared) and name
+namespaces with :func:`namespace_for`. Rule names are taken from the compiled rules, never
+from the text: a ``rule x`` inside a ``/* ... */`` comment is not a rule.
+
+YARA rule files are compiled with yara-x on import and stored with their source text.
 
 A file that does not compile adds nothing; its Problem names the file and the line of the
 first error. Each rule name also becomes a ``yara`` indicator (so ``intel list`` shows it and
@@ -20,7 +27,6 @@ from taintline.model import Indicator, IndicatorType
 
 NAME = "yara"
 
-_RULE = re.compile(r"(?m)^[ \t]*(?:(?:private|global)[ \t]+)*rule[ \t]+([A-Za-z_][A-Za-z0-9_]*)")
 _RULE_BYTES = re.compile(rb"(?m)^[ \t]*(?:(?:private|global)[ \t]+)*rule[ \t]+[A-Za-z_]\w*[\s:{]")
 _IMPORT_BYTES = re.compile(rb'(?m)^[ \t]*(?:import|include)[ \t]+"')
 _LOCATION = re.compile(r"-->\s*(?:.*?):(\d+):(\d+)")
@@ -36,13 +42,27 @@ def sniff(head: bytes, path: Path) -> bool:
     return path.suffix.lower() in _EXTENSIONS and head.lstrip()[:2] in (b"/*", b"//")
 
 
+#: External variables of LOKI/THOR-style rule sets; the scanner sets them for every file.
+EXTERNALS: tuple[str, ...] = ("filename", "filepath", "extension", "filetype", "owner")
+
+
 def namespace_for(name: str) -> str:
+    """A YARA namespace from a file name or stem: lower-case word characters."""
     stem = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_").lower()
     return stem if stem and not stem[0].isdigit() else f"ns_{stem}"
 
 
-def rule_names(text: str) -> tuple[str, ...]:
-    return tuple(_RULE.findall(text))
+def new_compiler() -> yara_x.Compiler:
+    """A yara-x compiler with the external variables declared (as empty strings)."""
+    compiler = yara_x.Compiler()
+    for name in EXTERNALS:
+        compiler.define_global(name, "")
+    return compiler
+
+
+def rule_names(rules: yara_x.Rules) -> tuple[str, ...]:
+    """The names of the compiled rules, in source order."""
+    return tuple(rule.identifier for rule in rules)
 
 
 def compile_error(exc: Exception) -> tuple[str, int | None]:
@@ -61,17 +81,17 @@ def compile_error(exc: Exception) -> tuple[str, int | None]:
     return message, int(match.group(1)) if match else None
 
 
-def check(text: str, namespace: str, origin: str) -> None:
+def check(text: str, namespace: str, origin: str) -> yara_x.Rules:
     """Compile one source alone; raises ``yara_x.CompileError`` if it does not compile."""
-    compiler = yara_x.Compiler()
+    compiler = new_compiler()
     compiler.new_namespace(namespace)
     compiler.add_source(text, origin=origin)
-    compiler.build()
+    return compiler.build()
 
 
 def compile_sources(sources: Iterable[YaraSource]) -> yara_x.Rules:
     """One ``Rules`` object for many sources, each in its own namespace."""
-    compiler = yara_x.Compiler()
+    compiler = new_compiler()
     for source in sources:
         compiler.new_namespace(source.namespace)
         compiler.add_source(source.text, origin=source.origin)
@@ -96,11 +116,11 @@ def read(path: Path, limits: IntelLimits) -> ReadResult:
 
 def read_text(text: str, origin: str, namespace: str, *, source: str) -> ReadResult:
     try:
-        check(text, namespace, origin)
+        compiled = check(text, namespace, origin)
     except yara_x.CompileError as exc:
         message, line = compile_error(exc)
         return ReadResult.failure(NAME, origin, f"YARA does not compile: {message}", line)
-    names = rule_names(text)
+    names = rule_names(compiled)
     result = ReadResult(format=NAME)
     result.yara.append(YaraSource(namespace, origin, text, names, source))
     for rule in names:

@@ -10,7 +10,6 @@ its dot (``.exe``), ``filetype`` an upper-case magic-based type (``EXE``, ``ZIP`
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -19,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 import yara_x
 
 from taintline.errors import InputError, Problem
+from taintline.intel.yara_rules import namespace_for, new_compiler
 from taintline.limits import IntelLimits
 from taintline.model import Finding, Severity
 
 if TYPE_CHECKING:
     from taintline.case import Case
-
-EXTERNALS: tuple[str, ...] = ("filename", "filepath", "extension", "filetype", "owner")
 
 #: Matches kept per pattern by the scanner, and offsets reported per pattern in a finding.
 MAX_MATCHES_PER_PATTERN = 1000
@@ -51,13 +49,8 @@ class CompiledRules:
     problems: tuple[Problem, ...] = field(default_factory=tuple)
 
 
-_NS_CLEAN = re.compile(r"[^A-Za-z0-9_]")
-
-
-def namespace_for(origin: str) -> str:
-    stem = PurePosixPath(origin.replace("\\", "/")).name.split(".", 1)[0] or "rules"
-    name = _NS_CLEAN.sub("_", stem)
-    return name if name[:1].isalpha() or name[:1] == "_" else f"r_{name}"
+def _stem(origin: str) -> str:
+    return PurePosixPath(origin.replace("\\", "/")).name.split(".", 1)[0] or "rules"
 
 
 def read_rule_files(paths: Sequence[Path], limits: IntelLimits | None = None) -> list[RuleSource]:
@@ -72,7 +65,7 @@ def read_rule_files(paths: Sequence[Path], limits: IntelLimits | None = None) ->
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError as exc:
             raise InputError(str(path), f"cannot read rules: {exc.strerror or exc}") from exc
-        sources.append(RuleSource(str(path), text, namespace_for(str(path))))
+        sources.append(RuleSource(str(path), text, namespace_for(_stem(str(path)))))
     return sources
 
 
@@ -81,7 +74,7 @@ def case_rule_sources(case: Case) -> list[RuleSource]:
     from taintline.intel.store import load_yara_sources
 
     return [
-        RuleSource(src.origin, src.text, namespace_for(src.namespace or src.origin))
+        RuleSource(src.origin, src.text, src.namespace or namespace_for(_stem(src.origin)))
         for src in load_yara_sources(case)
     ]
 
@@ -93,9 +86,7 @@ def compile_rules(sources: Iterable[RuleSource], *, strict: Sequence[str] = ()) 
     work), unless its origin is in ``strict`` (the user's ``--rules`` files), which raises
     :class:`InputError`.
     """
-    compiler = yara_x.Compiler()
-    for name in EXTERNALS:
-        compiler.define_global(name, "")
+    compiler = new_compiler()
     problems: list[Problem] = []
     added = 0
     used_namespaces: dict[str, int] = {}
