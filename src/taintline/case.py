@@ -4,6 +4,9 @@ Schema changes are versioned migrations, one folder per component under
 ``taintline/migrations/<component>/NNN_name.sql``; each component keeps its own version, so
 stages evolve their tables independently. Every write is a transaction: an interrupted command
 never leaves half a batch behind.
+
+Long file: the store is one class whose methods share its connection, transactions and
+migrations; the per-stage tables already live in each stage's ``store`` module.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ at the end the hits are grouped per (host, indicator, field, file). Memory stays
 Line numbers: DuckDB numbers rows, not lines; it skips blank lines and rejects unparsable
 ones (reported with their line numbers). The counting pass (:mod:`..readers.textio`) knows
 the blank lines, so ``line = row + (skipped lines before it)``, computed with an ASOF join.
+
+Long file: one engine whose SQL builders (per log shape) share the candidate and hit tables'
+column layout; split apart, each piece would need the others to be read.
 """
 
 from __future__ import annotations
