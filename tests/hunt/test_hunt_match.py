@@ -92,3 +92,24 @@ def test_since_until(hunt_case: Case, tmp_path: Path) -> None:
         record=False,
     )
     assert [(s.host, s.count) for s in early.sightings] == [("10.0.0.1", 1)]
+
+
+def test_run_hunt_owns_the_intel_bootstrap_and_the_run_record(tmp_path: Path) -> None:
+    """The CLI, the demo and these tests run one pipeline: run_hunt loads the built-in pack
+    into a case without intel and records a finished run of its own."""
+    make_logs(tmp_path / "logs")
+    with Case(tmp_path / "empty.duckdb") as case:
+        result = run_hunt(case, [tmp_path / "logs"], command="hunt (test)")
+        assert result.intel_loaded and result.indicators > 0
+        assert not result.nothing_to_match
+        assert result.run_id is not None
+        row = case.con.execute(
+            "SELECT command, status, finished IS NOT NULL FROM runs WHERE run_id = ?",
+            [result.run_id],
+        ).fetchone()
+        assert row == ("hunt (test)", "done", True)
+        again = run_hunt(case, [tmp_path / "logs"], record=False)
+        assert not again.intel_loaded and again.run_id is None
+    with Case(tmp_path / "other.duckdb") as other:
+        nothing = run_hunt(other, [tmp_path / "missing.log"])
+    assert nothing.no_input and nothing.problems and nothing.run_id is None

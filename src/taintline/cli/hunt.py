@@ -24,14 +24,10 @@ from taintline.cli.common import (
 )
 from taintline.errors import UsageError
 from taintline.hunt.engines import ENGINE_NAMES
-from taintline.hunt.indicators import load_indicators
 from taintline.hunt.model import Field, FileStats, HuntOptions, LogSource, parse_field_name
-from taintline.hunt.readers import discover
 from taintline.hunt.render import render_timeline
-from taintline.hunt.service import HuntResult, hunt_sources
+from taintline.hunt.service import run_hunt
 from taintline.hunt.sightings import findings as to_findings
-from taintline.hunt.store import save
-from taintline.intel.store import ensure_intel
 from taintline.limits import HuntLimits
 from taintline.model import parse_time
 from taintline.report import OutputFormat, RenderContext, render_findings
@@ -115,43 +111,36 @@ def hunt_cmd(
         prefilter=not full_read,
     )
     err = stderr_console()
-    found = discover(logs, options.field_map)
-    for problem in found.problems:
-        err.print(f"[yellow]skipped[/yellow] {problem.one_line()}", markup=True)
-    if not found.sources:
-        raise UsageError("no readable log file among the inputs")
-    with Case(case) as c:
-        if ensure_intel(c):  # a case without intel hunts with the built-in campaign pack
-            err.print("the case had no intel: loaded the built-in 3CX / X_TRADER pack")
-        indicators = load_indicators(c)
-        if indicators.empty:
-            err.print("the case has no network or hash indicators: run `taintline intel` first")
-        run_id = None if no_record else c.start_run("hunt")
-        show = progress_enabled(err)
-        with Progress(
+    show = progress_enabled(err)
+    with (
+        Case(case) as c,
+        Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             console=err,
             disable=not show,
             transient=True,
-        ) as bar:
-            task = bar.add_task("hunting", total=len(found.sources))
+        ) as bar,
+    ):
+        task = bar.add_task("hunting", total=None)
 
-            def step(src: LogSource, stats: FileStats) -> None:
-                bar.update(task, advance=1, description=Path(src.path).name)
+        def start(sources: list[LogSource]) -> None:
+            bar.update(task, total=len(sources))
 
-            sightings, files = hunt_sources(found.sources, indicators, options, step)
-        result = HuntResult(
-            sightings=sightings, files=files, problems=found.problems, indicators=indicators.count()
-        )
-        if run_id is not None:
-            result.new_findings = save(c, sightings, files, run_id)
-            c.finish_run(
-                run_id,
-                "done",
-                {"files": len(files), "lines": result.lines, "sightings": len(sightings)},
-            )
+        def step(src: LogSource, stats: FileStats) -> None:
+            bar.update(task, advance=1, description=Path(src.path).name)
+
+        result = run_hunt(c, logs, options, progress=step, record=not no_record, on_sources=start)
+    for problem in result.problems:
+        err.print(f"skipped {problem.one_line()}", markup=False)
+    if result.no_input:
+        raise UsageError("no readable log file among the inputs")
+    if result.intel_loaded:  # a case without intel hunts with the built-in campaign pack
+        err.print("the case had no intel: loaded the built-in 3CX / X_TRADER pack")
+    if result.nothing_to_match:
+        err.print("the case has no network or hash indicators: run `taintline intel` first")
+    sightings, files = result.sightings, result.files
     for stats in files:
         for problem in stats.problems[:5]:
             err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=True)

@@ -120,9 +120,7 @@ def _ensure_intel(ctx: DemoContext) -> str:
 def stage(ctx: DemoContext) -> StageResult:
     intel_note = _ensure_intel(ctx)
     paths = write_logs(ctx.workdir / "logs")
-    result = run_hunt(
-        ctx.case, [ctx.workdir / "logs"], HuntOptions(), run_id=ctx.case.start_run("hunt (demo)")
-    )
+    result = run_hunt(ctx.case, [ctx.workdir / "logs"], HuntOptions(), command="hunt (demo)")
     ctx.shared["hunt"] = {"sightings": len(result.sightings), "logs": [str(p) for p in paths]}
     buffer = io.StringIO()
     render_timeline(result.sightings, result.files, buffer, width=max(80, ctx.console.width - 4))

@@ -1,12 +1,13 @@
 """``run_hunt``: the library call behind ``taintline hunt`` (and the demo, and tests).
 
-Discover the files, load the indicators, let the engine match, fold hits into sightings, and
-(unless told not to) record them in the case.
+Discover the files, make sure the case has intel (the built-in campaign pack when it has
+none), load the indicators, let the engine match, fold hits into sightings, and (unless told
+not to) record them in the case under a run of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,13 @@ class HuntResult:
     problems: list[Problem] = field(default_factory=list)
     indicators: int = 0
     new_findings: int = 0
+    #: The case had no intel: the built-in campaign pack was loaded first.
+    intel_loaded: bool = False
+    #: No input could be read: nothing was hunted (the caller reports a usage error).
+    no_input: bool = False
+    run_id: str | None = None
+    #: The case holds no network or hash indicator: nothing could match.
+    nothing_to_match: bool = False
 
     @property
     def lines(self) -> int:
@@ -57,12 +65,44 @@ def run_hunt(
     progress: Progress | None = None,
     record: bool = True,
     run_id: str | None = None,
+    command: str = "hunt",
+    bootstrap_intel: bool = True,
+    on_sources: Callable[[list[LogSource]], None] | None = None,
 ) -> HuntResult:
+    """Hunt ``paths`` for the case's indicators.
+
+    With ``record``, results are saved under ``run_id``, or under a new run named ``command``
+    that is finished here (``done``, or ``failed`` if the hunt raised). ``on_sources`` is told
+    the readable inputs before hunting starts (a progress bar's total).
+    """
     opts = options or HuntOptions()
     found = discover(paths, opts.field_map)
+    result = HuntResult(problems=list(found.problems))
+    if not found.sources:
+        result.no_input = True
+        return result
+    if on_sources is not None:
+        on_sources(found.sources)
+    if bootstrap_intel:
+        from taintline.intel.store import ensure_intel
+
+        result.intel_loaded = ensure_intel(case)
     indicators = load_indicators(case)
-    result = HuntResult(problems=list(found.problems), indicators=indicators.count())
-    result.sightings, result.files = hunt_sources(found.sources, indicators, opts, progress)
-    if record:
-        result.new_findings = save(case, result.sightings, result.files, run_id)
+    result.indicators = indicators.count()
+    result.nothing_to_match = indicators.empty
+    own_run = record and run_id is None
+    if own_run:
+        run_id = case.start_run(command)
+    result.run_id = run_id
+    try:
+        result.sightings, result.files = hunt_sources(found.sources, indicators, opts, progress)
+        if record:
+            result.new_findings = save(case, result.sightings, result.files, run_id)
+    except BaseException:
+        if own_run and run_id is not None:
+            case.finish_run(run_id, "failed")
+        raise
+    if own_run and run_id is not None:
+        summary = {"files": len(result.files), "lines": result.lines}
+        case.finish_run(run_id, "done", {**summary, "sightings": len(result.sightings)})
     return result
