@@ -29,13 +29,14 @@ def _tar_named_like_an_exe() -> bytes:
     return archives.tar_bytes({"MZ-not-a-program.txt": b"hello"})
 
 
-#: name -> (bytes, file name, expected type, expected container, analysers that apply)
+#: name -> (bytes, file name, expected type, expected container, analysers that apply);
+#: ``release`` (scan/reproducible.py) normalises every native binary for ``verify``
 SAMPLES: dict[str, tuple[bytes, str, FileType | None, ContainerKind | None, set[str]]] = {
-    "pe": (pe.build_pe(), "a.dll", FileType.EXE, None, {"pe"}),
+    "pe": (pe.build_pe(), "a.dll", FileType.EXE, None, {"pe", "release"}),
     "dos-only": (b"MZ" + b"\0" * 100, "old.com", FileType.EXE, None, set()),
-    "elf": (elf.elf64(), "a.so", FileType.ELF, None, {"elf"}),
-    "macho": (macho.thin(), "a", FileType.MACHO, None, {"macho"}),
-    "fat-macho": (macho.fat([macho.thin()]), "u", FileType.MACHO, None, {"macho"}),
+    "elf": (elf.elf64(), "a.so", FileType.ELF, None, {"elf", "release"}),
+    "macho": (macho.thin(), "a", FileType.MACHO, None, {"macho", "release"}),
+    "fat-macho": (macho.fat([macho.thin()]), "u", FileType.MACHO, None, {"macho", "release"}),
     "java-class": (_java_class(), "A.class", FileType.CLASS, None, set()),
     "png": (image.png(), "a.png", FileType.PNG, None, {"image"}),
     "jpeg": (image.jpeg(), "a.jpg", FileType.JPEG, None, {"image"}),

@@ -21,12 +21,11 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from taintline.scan import magic
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 
 NAME = "release"
 
-_MACHO_THIN = (b"\xcf\xfa\xed\xfe", b"\xce\xfa\xed\xfe")
-_FAT = b"\xca\xfe\xba\xbe"
 MAX_PLIST = 1024 * 1024
 
 
@@ -41,15 +40,14 @@ class ReleaseFacts:
 
 
 def _native(data: bytes) -> str | None:
-    head = data[:4]
-    if head[:2] == b"MZ":
-        return "pe"
-    if head == b"\x7fELF":
+    """Which native format, by the scanner's one magic table (as the PE/ELF/Mach-O analysers)."""
+    found = magic.sniff(data)
+    if found is magic.FileType.EXE:
+        return "pe" if magic.is_pe(data) else None
+    if found is magic.FileType.ELF:
         return "elf"
-    if head in _MACHO_THIN:
-        return "macho"
-    if head == _FAT and len(data) >= 8 and int.from_bytes(data[4:8], "big") < 30:
-        return "fat"
+    if found is magic.FileType.MACHO:
+        return "fat" if magic.is_fat_macho(data) else "macho"
     return None
 
 
@@ -181,7 +179,7 @@ def _normalise_macho_slice(data: bytes) -> tuple[bytes, list[str]]:
 
 
 def normalise_macho(data: bytes) -> tuple[bytes, list[str]]:
-    if data[:4] != _FAT:
+    if data[:4] != magic.FAT_MAGIC:  # fat64 (0xCAFEBABF) slices are hashed as they are
         return _normalise_macho_slice(data)
     count = int.from_bytes(data[4:8], "big")
     parts: list[bytes] = []
