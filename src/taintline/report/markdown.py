@@ -18,7 +18,8 @@ from taintline.report.context import RenderContext
 
 #: Findings listed in the summary (all are counted).
 TOP = 20
-_PUNCT = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~\"'&:=@$%^;,/?])")
+# CommonMark's specials, '&' (entities) and ':' (GFM autolinks of https://...).
+_PUNCT = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~&:])")
 
 
 def md(text: object) -> str:
