@@ -304,7 +304,9 @@ def _bucket_end(start: datetime, unit: str) -> datetime:
     )
 
 
-def _pick_rows(con: duckdb.DuckDBPyConnection, run_id: str, total: int) -> list[tuple[Any, ...]]:
+def _pick_rows(
+    con: duckdb.DuckDBPyConnection, run_id: str, total: int, kinds: Sequence[str]
+) -> list[tuple[Any, ...]]:
     """Every reached node if few; else the earliest of each kind and their explaining paths."""
     if total <= MAX_DRAWN:
         return con.execute(
@@ -312,36 +314,58 @@ def _pick_rows(con: duckdb.DuckDBPyConnection, run_id: str, total: int) -> list[
             " ORDER BY time NULLS FIRST, hops, kind, key",
             [run_id],
         ).fetchall()
-    picked: dict[tuple[str, str], tuple[Any, ...]] = {}
-    frontier = con.execute(
-        f"SELECT {_NODE_COLS} FROM (SELECT *, row_number() OVER (PARTITION BY kind"  # noqa: S608
-        " ORDER BY time NULLS FIRST, hops, key) AS rank FROM cascade_reached WHERE run_id = ?)"
-        f" WHERE rank <= {PER_KIND} OR (is_root AND rank <= {PER_KIND * 2})",
-        [run_id],
-    ).fetchall()
-    # Close under parents: a drawn node's whole explaining path is drawn (paths are short, a
-    # few lookups per hop level).
+    # Row ids only until the end: carrying every column through a sort or join of millions
+    # of rows is what costs.
+    tops = [
+        "(SELECT rowid AS id FROM cascade_reached WHERE run_id = ? AND kind = ?"  # noqa: S608
+        f" ORDER BY time NULLS FIRST, hops, key LIMIT {PER_KIND})"
+        for _ in kinds
+    ]
+    tops.append(
+        "(SELECT rowid AS id FROM cascade_reached WHERE run_id = ? AND is_root"  # noqa: S608
+        f" ORDER BY time NULLS FIRST, key LIMIT {PER_KIND * 2})"
+    )
+    params: list[Any] = [p for k in kinds for p in (run_id, k)] + [run_id]
+    start = con.execute(" UNION ALL ".join(tops), params).fetchnumpy()["id"]
+    # Close under parents, one hop level at a time, on the narrow key columns only (a path is
+    # a handful of facts; each level is one scan of the keys with a tiny hash table).
+    frontier = [int(i) for i in start]
+    picked: set[int] = set()
+    refs: set[tuple[str, str]] = set()
     while frontier and len(picked) < MAX_DRAWN:
-        wanted: set[tuple[str, str]] = set()
-        for row in frontier:
-            picked.setdefault((row[0], row[1]), row)
-        for row in frontier:
-            if row[6] is not None and (row[6], row[7]) not in picked:
-                wanted.add((row[6], row[7]))
+        ids = ",".join(str(i) for i in sorted(set(frontier) - picked))
+        if not ids:
+            break
+        rows = con.execute(
+            "SELECT rowid, kind, key, parent_kind, parent_key FROM cascade_reached"  # noqa: S608
+            f" WHERE run_id = ? AND rowid IN ({ids})",
+            [run_id],
+        ).fetchall()
+        wanted: list[tuple[str, str]] = []
+        for rowid, kind, key, pkind, pkey in rows:
+            if len(picked) >= MAX_DRAWN:
+                break
+            picked.add(int(rowid))
+            refs.add((kind, key))
+            if pkind is not None and (pkind, pkey) not in refs:
+                wanted.append((pkind, pkey))
         if not wanted:
             break
-        kinds = [k for k, _ in wanted]
-        keys = [v for _, v in wanted]
-        frontier = con.execute(
-            f"SELECT {_NODE_COLS} FROM cascade_reached r"  # noqa: S608
-            " SEMI JOIN (SELECT unnest(?) AS k, unnest(?) AS v) w ON r.kind = w.k"
-            " AND (r.key = w.v OR (r.kind <> 'build' AND r.key = lower(w.v)))"
-            " WHERE run_id = ?",
-            [kinds, keys, run_id],
-        ).fetchall()
-    rows = list(picked.values())
+        found = con.execute(
+            "SELECT r.rowid FROM cascade_reached r SEMI JOIN"
+            " (SELECT unnest(?) AS k, unnest(?) AS v) w ON r.kind = w.k AND r.key = w.v"
+            " WHERE r.run_id = ?",
+            [[k for k, _ in wanted], [v for _, v in wanted], run_id],
+        ).fetchnumpy()["rowid"]
+        frontier = [int(i) for i in found]
+    ids = ",".join(str(i) for i in sorted(picked)) or "-1"
+    rows = con.execute(
+        f"SELECT {_NODE_COLS} FROM cascade_reached"  # noqa: S608
+        f" WHERE run_id = ? AND rowid IN ({ids})",
+        [run_id],
+    ).fetchall()
     rows.sort(key=lambda r: (r[2] is not None, r[2] or datetime.min, r[4], r[0], r[1]))
-    return rows[:MAX_DRAWN]
+    return rows
 
 
 def _pic_nodes(rows: Sequence[tuple[Any, ...]]) -> tuple[PicNode, ...]:
@@ -404,7 +428,7 @@ def _cascade_view(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData)
         ).fetchall()
     ]
     total = sum(n for _, n in by_kind)
-    nodes = _pic_nodes(_pick_rows(con, run_id, total))
+    nodes = _pic_nodes(_pick_rows(con, run_id, total, [k for k, _ in by_kind]))
     view = CascadeView(
         run_id=run_id,
         started=_aware(meta[0]) if meta else None,
@@ -481,6 +505,7 @@ def _recipients(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData) -
                    e.src_kind || ':' || r.key AS item, e.source
             FROM edges e
             JOIN cascade_reached r ON r.run_id = ? AND r.kind = e.src_kind
+             AND r.kind IN ('release', 'artifact', 'software')
              AND r.key = CASE WHEN e.src_kind = 'build' THEN e.src_key ELSE lower(e.src_key) END
             WHERE e.kind = 'distributed_to'
               AND (r.time IS NULL OR (e.valid_from IS NOT NULL AND r.time <= e.valid_from))
