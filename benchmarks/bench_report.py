@@ -227,11 +227,22 @@ def browser_times(page: Path) -> dict[str, float]:
         driver.get(page.resolve().as_uri())  # returns after the load event
         loaded = time.perf_counter() - start
         ready = driver.execute_script("return document.documentElement.dataset.ready")
+        ready_ms = float(driver.execute_script("return document.documentElement.dataset.readyMs"))
         nodes = driver.find_elements(By.CSS_SELECTOR, "#cascade-svg g.node")
         click = time.perf_counter()
         nodes[-1].click()
         panel = driver.find_element(By.ID, "node-panel").text
         clicked = time.perf_counter() - click
+        # the same click measured inside the page (no WebDriver round trips)
+        in_page = float(
+            driver.execute_script(
+                "var t = performance.now();"
+                " document.querySelector('#cascade-svg g.node').dispatchEvent("
+                "new MouseEvent('click', {bubbles: true}));"
+                " document.getElementById('node-panel').textContent.length;"
+                " return performance.now() - t;"
+            )
+        )
         timing = driver.execute_script(
             "const t = performance.getEntriesByType('navigation')[0];"
             " return [t.domInteractive, t.loadEventEnd];"
@@ -243,7 +254,9 @@ def browser_times(page: Path) -> dict[str, float]:
             "dom_interactive": timing[0] / 1000,
             "load_event": timing[1] / 1000,
             "click": clicked,
-            "interactive": loaded + clicked,
+            "click_in_page": in_page / 1000,
+            "ready": ready_ms / 1000,
+            "interactive": ready_ms / 1000 + in_page / 1000,
             "nodes": len(nodes),
         }
     finally:
@@ -304,9 +317,12 @@ def main() -> int:
     if not args.no_browser and shutil.which("chromium") and Path("/usr/bin/chromedriver").exists():
         b = browser_times(html)
         print(
-            f"headless chromium: loaded in {b['load']:.2f} s (domInteractive"
-            f" {b['dom_interactive']:.2f} s, load event {b['load_event']:.2f} s); node click"
-            f" showed its facts in {b['click']:.2f} s; interactive after {b['interactive']:.2f} s"
+            f"headless chromium: page script ready (handlers bound) {b['ready']:.2f} s after"
+            f" navigation start; domInteractive {b['dom_interactive']:.2f} s, load event"
+            f" {b['load_event']:.2f} s; a node click fills the panel in"
+            f" {b['click_in_page'] * 1000:.0f} ms in the page ({b['click']:.2f} s through"
+            f" WebDriver); interactive after {b['interactive']:.2f} s; WebDriver get()"
+            f" {b['load']:.2f} s"
         )
         limit_ok = limit_ok and b["interactive"] < 5
     print(f"targets (report < 30 s, interactive < 5 s): {'met' if limit_ok else 'NOT met'}")

@@ -1,6 +1,6 @@
 """Screenshot of a taintline HTML report in Debian's headless chromium (for docs/report.png).
 
-``python tools/report_screenshot.py REPORT.html OUT.png [--select N] [--width W --height H]``
+``python tools/report_screenshot.py REPORT.html OUT.png [--node KIND:KEY] [--width W --height H]``
 runs ``taintline demo`` first when REPORT.html is ``demo``.
 """
 
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("report")
     parser.add_argument("out", type=Path)
-    parser.add_argument("--select", type=int, default=None, help="click this node first")
+    parser.add_argument("--node", default=None, help="click this node (KIND:KEY) first")
     parser.add_argument("--width", type=int, default=1500)
     parser.add_argument("--height", type=int, default=1400)
     args = parser.parse_args(argv)
@@ -46,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     try:
         driver.get(report.resolve().as_uri())
-        if args.select is not None:
-            driver.find_element("id", f"n-{args.select}").click()
+        if args.node is not None:
+            index = driver.execute_script(
+                "var ref = arguments[0];"
+                " return JSON.parse(document.getElementById('tl-nodes').textContent)"
+                ".findIndex(function (n) { return n.k + ':' + n.key === ref; })",
+                args.node,
+            )
+            driver.find_element("id", f"n-{index}").click()
         driver.save_screenshot(str(args.out))
     finally:
         driver.quit()

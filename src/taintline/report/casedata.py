@@ -716,7 +716,7 @@ def _answers(data: ReportData, examined: int, errors: int, strong_total: int) ->
     where = Answer(
         "where",
         "Where?",
-        f"{n_hosts:,} / {n_builds:,} / {n_releases:,}",
+        f"{n_hosts:,} host(s)",
         ("In " + ", ".join(where_parts) + ".")
         if n_hosts or n_builds or n_releases
         else "Nowhere that the case knows of.",

@@ -172,4 +172,5 @@
     });
   });
   document.documentElement.dataset.ready = '1';
+  document.documentElement.dataset.readyMs = String(Math.round(performance.now()));
 }());
