@@ -65,20 +65,27 @@ def generate(path: Path, n_findings: int, n_nodes: int, seed: int = 7) -> str:
     with Case(path) as case:
         con = case.con
         # -- the cascade run: times sorted, each node's parent an earlier node -------------
-        kinds = rng.choice(KINDS, size=n_nodes, p=KIND_P)
-        kinds[0] = "artifact"
+        codes = rng.choice(len(KINDS), size=n_nodes, p=KIND_P)
+        codes[0] = 2  # the seed: an artifact
+        kinds = KINDS[codes]
         times = T0 + np.sort(rng.integers(0, SPAN, size=n_nodes))
         parent = (rng.random(n_nodes) * np.arange(n_nodes)).astype(np.int64)
-        hops = np.zeros(n_nodes, np.int32)
-        for i in range(1, n_nodes):  # parent < i: one pass
-            hops[i] = hops[parent[i]] + 1
+        # hops by pointer jumping (parent < i; node 0 is the root)
+        hops = (np.arange(n_nodes) > 0).astype(np.int64)
+        jump = parent.copy()
+        while (jump != 0).any():
+            more = jump != 0
+            hops = hops + np.where(more, hops[jump], 0)
+            jump = np.where(more, jump[jump], 0)
+        hops = hops.astype(np.int32)
         ids = pa.array(np.arange(n_nodes)).cast(pa.string())
         kind_arr = pa.array(kinds)
         keys = pc.binary_join_element_wise(kind_arr, ids, "-")
         pkind = kinds[parent]
-        edge_kind = np.array(
-            [EDGE_FOR.get((a, b), "connected_to") for a, b in zip(pkind, kinds, strict=True)]
+        table = np.array(
+            [[EDGE_FOR.get((a, b), "connected_to") for b in KINDS] for a in KINDS], dtype=object
         )
+        edge_kind = table[codes[parent], codes].astype(str)
         root = np.zeros(n_nodes, bool)
         root[0] = True
         mask = pa.array(root)

@@ -501,7 +501,7 @@ def _recipients(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData) -
     rows = con.execute(
         """
         WITH hit AS (
-            SELECT e.dst_kind || ':' || e.dst_key AS who, e.valid_from AS delivered,
+            SELECT e.dst_kind || ':' || lower(e.dst_key) AS who, e.valid_from AS delivered,
                    e.src_kind || ':' || r.key AS item, e.source
             FROM edges e
             JOIN cascade_reached r ON r.run_id = ? AND r.kind = e.src_kind
@@ -510,12 +510,17 @@ def _recipients(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData) -
             WHERE e.kind = 'distributed_to'
               AND (r.time IS NULL OR (e.valid_from IS NOT NULL AND r.time <= e.valid_from))
         ), per AS (
-            SELECT who, min(delivered) AS first_at, list(DISTINCT item ORDER BY item)[1:10] AS items,
-                   list(DISTINCT source ORDER BY source)[1:10] AS sources
-            FROM hit GROUP BY who
+            SELECT who, min(delivered) AS first_at FROM hit GROUP BY who
+        ), top AS (
+            SELECT who, first_at FROM per ORDER BY first_at NULLS FIRST, who LIMIT ?
         )
-        SELECT who, first_at, items, sources, count(*) OVER () FROM per
-        ORDER BY first_at NULLS FIRST, who LIMIT ?
+        -- items and sources only for the recipients listed: list aggregates per group are
+        -- what costs with a million recipients
+        SELECT top.who, top.first_at, list(DISTINCT hit.item ORDER BY hit.item)[1:10],
+               list(DISTINCT hit.source ORDER BY hit.source)[1:10],
+               (SELECT count(*) FROM per)
+        FROM top JOIN hit USING (who) GROUP BY top.who, top.first_at
+        ORDER BY top.first_at NULLS FIRST, top.who
         """,
         [run_id, MAX_ROWS],
     ).fetchall()
@@ -681,12 +686,12 @@ def _answers(data: ReportData, examined: int, errors: int, strong_total: int) ->
             )[:5],
         )
     else:
+        looked = f"{examined:,} input(s) examined, " if examined > 0 else ""
         affected = Answer(
             "affected",
             "Are we affected?",
             "no",
-            f"No: {examined:,} input(s) examined, no finding at high or above and no"
-            " cascade reached anything.",
+            f"No: {looked}no finding at high or above and no cascade reached anything.",
         )
 
     # where?
@@ -938,5 +943,5 @@ def from_findings(
             f"Findings: the {len(data.findings):,} most severe of {data.findings_total:,} are listed."
         )
     errors = sum(1 for f in findings if f.kind.startswith("error."))
-    _answers(data, 1 if findings else 0, errors, len(_strong(findings)))
+    _answers(data, -1, errors, len(_strong(findings)))  # -1: what was examined is unknown
     return data

@@ -45,6 +45,7 @@
     }, { passive: false });
     var drag = null;
     svg.addEventListener('pointerdown', function (ev) {
+      delete svg.dataset.dragged;
       drag = { x: ev.clientX, y: ev.clientY, vb: vb, moved: false };
     });
     window.addEventListener('pointermove', function (ev) {
