@@ -9,7 +9,7 @@
    time until the page is interactive (our script has run and a node click shows its facts).
 4. Baseline, same process and case: the previous report's cascade section, which printed each
    reached node's explaining path with one query per fact (``graph.store.report_rows``), for
-   25 nodes; the ratio is against that cost for the same number of drawn nodes.
+   10 nodes; the ratio is against that cost for the same number of drawn nodes.
 
 Usage: python benchmarks/bench_report.py [--quick] [--findings N] [--nodes N] [--no-browser]
 """
@@ -305,7 +305,7 @@ def main() -> int:
         from taintline.graph.store import report_rows
 
         t = time.perf_counter()
-        base_rows = report_rows(case, limit=25, run_id=run_id)
+        base_rows = report_rows(case, limit=10, run_id=run_id)
         base = time.perf_counter() - t
     per_node = base / max(1, len(base_rows))
     print(
