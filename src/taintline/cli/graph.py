@@ -35,7 +35,13 @@ from taintline.graph.service import (
     run_size,
     upstream,
 )
-from taintline.graph.store import explain_path, latest_run, parse_seed, reached_nodes
+from taintline.graph.store import (
+    explain_path,
+    latest_run,
+    parse_seed,
+    reached_nodes,
+    record_notices,
+)
 from taintline.model import NodeRef
 from taintline.report import OutputFormat, RenderContext, RowFormat, render_findings
 from taintline.report import graph as view
@@ -250,6 +256,7 @@ def cascade_cmd(
                 out.print(view.downstream_table(recipients))
             if notices:
                 written = write_notices(recipients, notices, sender)
+                record_notices(c, run_id, notices, written)
                 err.print(f"wrote {len(written)} notice file(s) to {notices}", markup=False)
     return exit_code(findings, fail_on)
 

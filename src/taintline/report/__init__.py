@@ -28,6 +28,7 @@ class OutputFormat(StrEnum):
     CSV = "csv"
     SARIF = "sarif"
     STIX = "stix"
+    MARKDOWN = "markdown"
     HTML = "html"
 
 
@@ -47,6 +48,7 @@ FORMATS: dict[str, str] = {
     OutputFormat.CSV: "csvout",
     OutputFormat.STIX: "stix",
     OutputFormat.HTML: "html",
+    OutputFormat.MARKDOWN: "markdown",
 }
 
 
