@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -14,17 +12,9 @@ from .graphs import SCENARIO, build, random_graph
 
 pytestmark = [
     pytest.mark.spark,
+    pytest.mark.xdist_group("spark"),  # one worker, one shared session (tests/conftest.py)
     pytest.mark.skipif(shutil.which("java") is None, reason="no java: Spark cannot run"),
 ]
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    from taintline.graph.sparkengine import spark_session
-
-    session = spark_session("taintline-tests")
-    yield session
-    session.stop()
 
 
 def _same(a, b):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +15,7 @@ from taintline.hunt.model import Field, HuntOptions
 from taintline.hunt.readers import discover
 from taintline.hunt.sightings import fold
 
-pytestmark = pytest.mark.spark
-
-
-@pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
-    if shutil.which("java") is None:
-        pytest.skip("no Java runtime for Spark")
-    pytest.importorskip("pyspark")
-    from taintline.hunt.engines.spark_engine import local_session
-
-    session = local_session(2)
-    yield session
-    session.stop()
+pytestmark = [pytest.mark.spark, pytest.mark.xdist_group("spark")]  # session: tests/conftest.py
 
 
 def _run(
