@@ -194,7 +194,11 @@ class ClusterHunt:
         if text_paths:
             frames += self._text(text_paths, options, out, labels, cached, progress)
         for root in parquet_roots:
-            frame = self._parquet(root, options, out, labels)
+            try:
+                frame = self._parquet(root, options, out, labels)
+            except Exception as exc:
+                out.problems.append(Problem(root, f"cannot read as a log table: {_short(exc)}"))
+                continue
             if frame is not None:
                 frames.append(frame)
         try:
@@ -315,11 +319,11 @@ class ClusterHunt:
         spark = self.spark
         try:
             table = spark.read.parquet(root)
-            names = _flat_columns(table.schema)
+            types = _flat_types(table.schema)
         except Exception as exc:
             out.problems.append(Problem(root, f"cannot read as Parquet: {_short(exc)}"))
             return None
-        by_alias = {_zeek_alias(n): n for n in names}
+        by_alias = {_zeek_alias(n): n for n in types}
         chosen = pick_columns(by_alias, ZEEK_FIELDS, options.field_map)
         if not chosen:
             out.problems.append(
@@ -329,14 +333,13 @@ class ClusterHunt:
         chosen_real = {f: by_alias[c] for f, c in chosen.items()}
         base = root.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0]
         kind = kind_from_path(base) or kind_from_fields(by_alias)
-        types = _flat_types(table.schema)
         cols: list[Column] = []
         for f in Field:
             real = chosen_real.get(f)
             if real is None:
                 cols.append(F.lit(None).cast("string").alias(f"f_{f}"))
             else:
-                cols.append(_as_text(real, types[real]).alias(f"f_{f}"))
+                cols.append(_as_text(*types[real]).alias(f"f_{f}"))
         df = table.select(F.col("_metadata.file_path").alias("path"), *cols)
         df = _numbered(spark, df)
         df = df.withColumn("bad", F.lit(False)).withColumn("data", F.lit(True))
@@ -361,25 +364,18 @@ def _parquet_root(path: str) -> str:
     return path
 
 
-def _flat_columns(schema: T.StructType, prefix: str = "") -> list[str]:
-    out: list[str] = []
+def _flat_types(
+    schema: T.StructType, prefix: tuple[str, ...] = ()
+) -> dict[str, tuple[tuple[str, ...], T.DataType]]:
+    """Leaf columns by dotted name, with their path (a column named ``id.orig_h`` and a
+    struct ``id`` with ``orig_h`` both become ``id.orig_h``) and type."""
+    out: dict[str, tuple[tuple[str, ...], T.DataType]] = {}
     for f in schema.fields:
-        name = f"{prefix}{f.name}"
+        path = (*prefix, f.name)
         if isinstance(f.dataType, T.StructType):
-            out += _flat_columns(f.dataType, name + ".")
+            out.update(_flat_types(f.dataType, path))
         else:
-            out.append(name)
-    return out
-
-
-def _flat_types(schema: T.StructType, prefix: str = "") -> dict[str, T.DataType]:
-    out: dict[str, T.DataType] = {}
-    for f in schema.fields:
-        name = f"{prefix}{f.name}"
-        if isinstance(f.dataType, T.StructType):
-            out.update(_flat_types(f.dataType, name + "."))
-        else:
-            out[name] = f.dataType
+            out.setdefault(".".join(path), (path, f.dataType))
     return out
 
 
@@ -391,8 +387,10 @@ def _zeek_alias(name: str) -> str:
     return _ZEEK_NAMES.get(name, name)
 
 
-def _as_text(name: str, dtype: T.DataType) -> Column:
-    col = F.col(".".join(f"`{p}`" for p in name.split(".")))
+def _as_text(path: tuple[str, ...], dtype: T.DataType) -> Column:
+    col = F.col(f"`{path[0]}`")
+    for part in path[1:]:
+        col = col.getField(part)
     if isinstance(dtype, T.TimestampType | T.TimestampNTZType):
         return (
             (F.unix_micros(col.cast("timestamp")) / F.lit(1_000_000))
