@@ -22,11 +22,13 @@ from taintline.cli.common import (
     stderr_console,
     stdout_console,
 )
+from taintline.cli.sparkopts import SparkConf, SparkMaster, SparkRemote, spark_settings
 from taintline.errors import UsageError
 from taintline.graph.downstream import downstream, write_notices
 from taintline.graph.ingest import READERS, add_files, facts_from_findings, write_facts
 from taintline.graph.service import (
     ENGINES,
+    cascade_on_cluster,
     edges_of,
     graph_counts,
     reached_records,
@@ -204,6 +206,26 @@ def cascade_cmd(
     output: OutputOption = None,
     fail_on: FailOnOption = FailOn.NEVER,
     limit: Annotated[int, typer.Option(help="Most rows in the table.")] = 50,
+    graph_parquet: Annotated[
+        str | None,
+        typer.Option(
+            "--graph-parquet",
+            help="With --engine spark: read the edges on the cluster from this Parquet table"
+            " (taintline export --format parquet writes edges.parquet) instead of the case.",
+            show_default=False,
+        ),
+    ] = None,
+    output_parquet: Annotated[
+        str | None,
+        typer.Option(
+            "--output-parquet",
+            help="With --graph-parquet: also write the reached nodes there (a URI Spark writes).",
+            show_default=False,
+        ),
+    ] = None,
+    spark_master: SparkMaster = None,
+    spark_remote: SparkRemote = None,
+    spark_conf: SparkConf = None,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
     """Earliest possible compromise time of every node, with the facts that explain it.
@@ -216,6 +238,26 @@ def cascade_cmd(
         raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     out, err = stdout_console(), stderr_console()
     seeds = [parse_seed(s) for s in seed or []]
+    spark = spark_settings(spark_master, spark_remote, spark_conf) if engine == "spark" else None
+    if graph_parquet or output_parquet:
+        if engine != "spark" or not graph_parquet:
+            raise UsageError("--graph-parquet/--output-parquet go with --engine spark")
+        if not seeds:
+            raise UsageError("--graph-parquet needs --seed KIND:KEY@TIME")
+        with Case(case) as c:
+            result = cascade_on_cluster(c, graph_parquet, seeds, spark, output_parquet, err)
+            with output_stream(output) as stream:
+                if fmt is OutputFormat.JSONL:
+                    view.write_rows_jsonl(reached_records(c, result.run_id), stream)
+                elif fmt is OutputFormat.TABLE:
+                    table = view.reached_table(
+                        reached_nodes(c, result.run_id, limit), result.reached
+                    )
+                    Console(file=stream, highlight=False).print(table)
+                else:
+                    ctx = RenderContext(command="cascade", title="taintline cascade")
+                    render_findings(run_findings(c, result.run_id), fmt, stream, ctx)
+            return exit_code(run_findings(c, result.run_id), fail_on)
     with Case(case) as c:
         if upstream_of:
             target = parse_seed(upstream_of)
@@ -223,7 +265,7 @@ def cascade_cmd(
             if not seeds and not from_findings:
                 return ExitCode.CLEAN
         if seeds or from_findings:
-            outcome = run_cascade(c, seeds, from_findings=from_findings, engine=engine)
+            outcome = run_cascade(c, seeds, from_findings=from_findings, engine=engine, spark=spark)
             for message in outcome.missing:
                 err.print(f"warning {message}", markup=False)
             run_id = outcome.run_id
