@@ -33,7 +33,7 @@ def _tar_named_like_an_exe() -> bytes:
 #: ``release`` (scan/reproducible.py) normalises every native binary for ``verify``
 SAMPLES: dict[str, tuple[bytes, str, FileType | None, ContainerKind | None, set[str]]] = {
     "pe": (pe.build_pe(), "a.dll", FileType.EXE, None, {"pe", "release"}),
-    "dos-only": (b"MZ" + b"\0" * 100, "old.com", FileType.EXE, None, set()),
+    "dos-only": (b"MZ" + b"\0" * 100, "old.com", FileType.EXE, None, {"release"}),
     "elf": (elf.elf64(), "a.so", FileType.ELF, None, {"elf", "release"}),
     "macho": (macho.thin(), "a", FileType.MACHO, None, {"macho", "release"}),
     "fat-macho": (macho.fat([macho.thin()]), "u", FileType.MACHO, None, {"macho", "release"}),

@@ -43,7 +43,7 @@ def _native(data: bytes) -> str | None:
     """Which native format, by the scanner's one magic table (as the PE/ELF/Mach-O analysers)."""
     found = magic.sniff(data)
     if found is magic.FileType.EXE:
-        return "pe" if magic.is_pe(data) else None
+        return "pe"  # any MZ: a DOS stub without a PE header is hashed as it is
     if found is magic.FileType.ELF:
         return "elf"
     if found is magic.FileType.MACHO:
