@@ -41,7 +41,7 @@ def _rule_bodies(tag: str, md5: str) -> dict[str, str]:
     """Candidate rules (name -> text), matching and not, over externals and modules."""
     return {
         f"ext_{tag}": (
-            f"rule ext_{tag} {{ condition: extension == \".exe\" and filename matches /^sample/ }}"
+            f'rule ext_{tag} {{ condition: extension == ".exe" and filename matches /^sample/ }}'
         ),
         f"path_{tag}": (
             f'rule path_{tag} {{ condition: filepath contains "host1" and owner == "tester" }}'
@@ -56,7 +56,7 @@ def _rule_bodies(tag: str, md5: str) -> dict[str, str]:
         ),
         f"pe_{tag}": f"rule pe_{tag} {{ condition: pe.number_of_sections >= 1 and pe.is_pe }}",
         f"str_{tag}": (
-            f"rule str_{tag} {{ strings: $mz = \"MZ\" $re = /PE\\x00\\x00/ "
+            f'rule str_{tag} {{ strings: $mz = "MZ" $re = /PE\\x00\\x00/ '
             "condition: $mz at 0 and $re }"
         ),
         f"owner_{tag}": f'rule owner_{tag} {{ condition: owner == "someone-else" }}',
@@ -106,7 +106,7 @@ def _defines() -> list[str]:
 
 
 def _yarac_accepts(rules: Path, tmp: Path) -> bool:
-    done = subprocess.run(  # noqa: S603 - fixed arguments, generated files
+    done = subprocess.run(
         [str(YARAC), *_defines(), str(rules), str(tmp / "out.yarc")],
         capture_output=True,
         check=False,
@@ -117,7 +117,7 @@ def _yarac_accepts(rules: Path, tmp: Path) -> bool:
 
 
 def _yara_matches(rules: Path, sample: Path) -> set[str]:
-    done = subprocess.run(  # noqa: S603 - fixed arguments, generated files
+    done = subprocess.run(
         [str(YARA), "-w", *_defines(), str(rules), str(sample)],
         capture_output=True,
         check=True,
