@@ -375,3 +375,102 @@ def test_intel_add_reports_failures_and_explains_rejects(
     assert code == 2
     assert "bad.csv:32: unknown type word 'sometype': v30" in err
     assert "good.txt:2: not a recognised indicator" in err
+
+
+def test_misp_to_ids_false_is_context_found_by_show_never_matched(
+    tmp_path: Path, write: Write, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taintline.cli.main import main
+
+    event = {
+        "Event": {
+            "info": "generated event",
+            "Orgc": {"name": "Generated CERT"},
+            "Attribute": [
+                {"type": "domain", "value": "c2.example", "to_ids": True},
+                {"type": "ip-src", "value": "192.0.2.44", "to_ids": False, "comment": "victim"},
+                {"type": "link", "value": REPORT, "to_ids": False},
+            ],
+        }
+    }
+    path = write("event.json", json.dumps(event))
+    case_path = tmp_path / "case.duckdb"
+    assert main(["intel", "add", "--case", str(case_path), str(path)]) == 0
+    out, _ = capsys.readouterr()
+    assert "1 kept as context only (never matched)" in out
+    with Case(case_path, read_only=True) as c:
+        assert [(str(i.type), i.value) for i in c.indicators()] == [("domain", "c2.example")]
+    assert main(["intel", "show", "--case", str(case_path), "192.0.2[.]44"]) == 0
+    out, _ = capsys.readouterr()
+    assert "ipv4 192.0.2.44  (context only, never matched)" in out
+    assert "source: Generated CERT" in out and "description: victim" in out
+
+
+def test_stix_ip_in_a_domain_name_is_retyped_with_a_warning(write: Write) -> None:
+    bundle = {
+        "type": "bundle",
+        "id": "bundle--00000000-0000-4000-8000-000000000001",
+        "objects": [
+            {
+                "type": "indicator",
+                "spec_version": "2.1",
+                "id": "indicator--00000000-0000-4000-8000-000000000002",
+                "pattern": "[domain-name:value = '198.51.100.23']",
+                "pattern_type": "stix",
+                "valid_from": "2023-03-29T00:00:00Z",
+            },
+            {
+                "type": "domain-name",
+                "spec_version": "2.1",
+                "id": "domain-name--00000000-0000-4000-8000-000000000003",
+                "value": "2001:db8::23",
+            },
+            {
+                "type": "indicator",
+                "spec_version": "2.1",
+                "id": "indicator--00000000-0000-4000-8000-000000000004",
+                "pattern": "[domain-name:value = 'c2.example']",
+                "pattern_type": "stix",
+                "valid_from": "2023-03-29T00:00:00Z",
+            },
+        ],
+    }
+    result = read(write("bundle.json", json.dumps(bundle)))
+    assert pairs(result) == {
+        ("ipv4", "198.51.100.23"),
+        ("ipv6", "2001:db8::23"),
+        ("domain", "c2.example"),
+    }
+    assert [w.line for w in result.warnings] == [1, 2]
+    assert "is an IP address; kept as ipv4" in result.warnings[0].message
+
+
+def test_intel_add_folder_reads_recursively_and_reports_per_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from taintline.cli.main import main
+
+    feeds = tmp_path / "feeds"
+    (feeds / "yara" / "inc").mkdir(parents=True)
+    (feeds / "iocs").mkdir()
+    (feeds / ".git").mkdir()
+    (feeds / ".git" / "config.txt").write_text("evil.example\n")
+    (feeds / "yara" / "inc" / "base.yar").write_text("private rule base { condition: true }\n")
+    (feeds / "yara" / "loki.yar").write_text(
+        'include "inc/base.yar"\n'
+        'rule ext_rule { condition: base and extension == ".exe" and filename != "" }\n'
+    )
+    (feeds / "yara" / "broken.yara").write_text("rule b { condition: and }\n")
+    (feeds / "iocs" / "c2-iocs.txt").write_text("c2.example\n")
+    (feeds / "iocs" / "schema.json").write_text('{"$schema": "x", "properties": {}}')
+    (feeds / "README.md").write_text("# not intel\n")
+    case_path = tmp_path / "case.duckdb"
+    code = main(["intel", "add", "--case", str(case_path), str(feeds)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "c2-iocs.txt [csv]: 1 domain" in out
+    assert "loki.yar [yara]" in out and "2 YARA rules (base, ext_rule)" in out
+    assert "inc/base.yar [yara]" in out
+    assert "broken.yara: FAILED" in err and "schema.json: FAILED" in err
+    assert f"{feeds}: 1 file(s) left out" in out
+    assert "config.txt" not in out + err
