@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import tempfile
 from pathlib import Path
 
@@ -106,11 +107,12 @@ def feed(draw: st.DrawFn) -> tuple[str, set[tuple[str, str]]]:
         hashes = [i for i in items if i[0] in hex_of]
         others = [i for i in items if i[0] not in hex_of]
         joiner = draw(st.sampled_from([" ", ",", ";"]))
-        writer.writerow(["hashes", "reference"])
+        # a hash column (one file's hashes joined in a cell), a value column, report links
+        writer.writerow(["hashes", "indicator", "reference"])
         if hashes:
-            writer.writerow([joiner.join(draw(spelled(h)) for h in hashes), REPORT])
+            writer.writerow([joiner.join(draw(spelled(h)) for h in hashes), "", REPORT])
         for item in others:
-            writer.writerow([draw(spelled(item)), REPORT])
+            writer.writerow(["", draw(spelled(item)), REPORT])
     text = out.getvalue()
     if draw(st.booleans()):
         text = text.replace("\n", "\r\n")
@@ -119,7 +121,11 @@ def feed(draw: st.DrawFn) -> tuple[str, set[tuple[str, str]]]:
     return text, expected
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("TAINTLINE_PROPERTY_EXAMPLES", "80")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(feed())
 def test_any_shape_yields_exactly_the_known_values(case: tuple[str, set[tuple[str, str]]]) -> None:
     text, expected = case

@@ -285,11 +285,12 @@ def _lines(
     if text.endswith("\n"):
         text = text[:-1]
     raw_lines = pc.list_flatten(pc.split_pattern(pa.array([text], pa.large_string()), "\n"))
-    lines = pc.utf8_trim_whitespace(raw_lines.cast(pa.string()))
+    # Only spaces are trimmed on the left: a leading tab is an empty first cell of a TSV row.
+    lines = pc.utf8_ltrim(pc.utf8_rtrim_whitespace(raw_lines.cast(pa.string())), " ")
     numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
     keep = pc.and_(
         pc.greater(pc.binary_length(lines), 0),
-        pc.invert(pc.match_substring_regex(lines, r"^(?:#|//)")),
+        pc.invert(pc.match_substring_regex(lines, r"^\s*(?:#|//)")),
     )
     too_long = pc.greater(pc.binary_length(lines), limits.max_line_bytes)
     if pc.any(too_long).as_py():
@@ -464,6 +465,7 @@ _HASH_TOKEN = r"[0-9A-Fa-f]{32}(?:[0-9A-Fa-f]{8}(?:[0-9A-Fa-f]{24})?)?"  # noqa:
 
 
 def _headerless(lines: pa.Array) -> dict[str, pa.Array]:
+    lines = pc.utf8_ltrim_whitespace(lines)
     parts = pc.extract_regex(
         lines, rf"^(?P<a>{_TOKEN})(?:{_SEP}(?P<b>{_TOKEN}))?(?:{_SEP}(?P<rest>.*))?$"
     )
