@@ -474,3 +474,13 @@ def test_intel_add_folder_reads_recursively_and_reports_per_file(
     assert "broken.yara: FAILED" in err and "schema.json: FAILED" in err
     assert f"{feeds}: 1 file(s) left out" in out
     assert "config.txt" not in out + err
+
+
+def test_a_rule_collections_readme_is_not_read_as_intel(case: Case, tmp_path: Path) -> None:
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    (folder / "README.md").write_text("# My rules\n\nSee https://example.org\n")
+    (folder / "rules.yar").write_text("rule r { condition: filesize > 0 }\n")
+    report = ingest(case, [folder])
+    assert [(Path(f.path).name, f.failed) for f in report.files] == [("rules.yar", False)]
+    assert report.left_out == {str(folder): 1}

@@ -168,7 +168,7 @@ FOLDER_EXTENSIONS = frozenset(
 def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], dict[str, int]]:
     """Files to read: each file as given; each folder walked recursively (sorted, without
     following symbolic links, so no loops; hidden entries such as ``.git`` left out) for the
-    intel file endings, plus endoflife.date product pages (``.md`` with YAML front matter).
+    intel file endings, plus endoflife.date product pages (``.md``, but not ``README.md``).
     A folder with nothing to read is returned itself, so it is reported (never a silent zero).
 
     Returns the files and, per folder, how many files were left out for their ending."""
@@ -198,13 +198,14 @@ def _intel_file(path: Path) -> bool:
     suffix = path.suffix.lower()
     if suffix in FOLDER_EXTENSIONS:
         return True
-    if suffix == ".md":  # endoflife.date products/*.md, not a README
-        try:
-            with path.open("rb") as handle:
-                return handle.read(4).startswith(b"---")
-        except OSError:
-            return True  # reported as unreadable
-    return False
+    # endoflife.date products/*.md are read (a broken one is reported); a collection's own
+    # documentation (README.md, LICENSE.md...) is not intel.
+    return suffix == ".md" and path.stem.upper() not in _DOC_STEMS
+
+
+_DOC_STEMS = frozenset(
+    {"README", "LICENSE", "CHANGELOG", "CHANGES", "CONTRIBUTING", "SECURITY", "CODE_OF_CONDUCT"}
+)
 
 
 def _nothing_read(result: ReadResult) -> str:
