@@ -19,6 +19,7 @@ from datetime import UTC, date
 from importlib import resources
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -324,12 +325,15 @@ def context_statements(case: Case, value: str) -> list[Indicator]:
     """Context-only statements about ``value`` (any type), for ``intel show``."""
     import orjson
 
-    rows = case.con.execute(
-        "SELECT type, value, source, campaign, confidence, valid_from, valid_until,"
-        " description, labels, context FROM intel_context WHERE value = ?"
-        " ORDER BY type, source",
-        [value],
-    ).fetchall()
+    try:
+        rows = case.con.execute(
+            "SELECT type, value, source, campaign, confidence, valid_from, valid_until,"
+            " description, labels, context FROM intel_context WHERE value = ?"
+            " ORDER BY type, source",
+            [value],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []  # a case opened read-only before its intel/003 migration ran
     return [
         Indicator(
             type=IndicatorType(r[0]),
