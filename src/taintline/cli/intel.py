@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from taintline.case import Case
+from taintline.case import Case, now_utc
 from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_console, stdout_console
 from taintline.errors import UsageError
 from taintline.intel.export import EXPORT_FORMATS, export_intel
@@ -26,6 +26,7 @@ from taintline.intel.store import (
     list_packs,
 )
 from taintline.model import IndicatorType, iso
+from taintline.scan.retro import match_stored
 
 intel_app = typer.Typer(
     help="Threat intel: indicators (STIX, MISP, CSV/text), YARA rules, end-of-life data, packs.",
@@ -154,6 +155,7 @@ def add_cmd(
     def show(report: FileReport) -> None:
         _print_file(out, err, report, explain=explain_rejects)
 
+    started = now_utc()
     with Case(case) as c:
         for name in pack or ():
             combined.files.extend(ingest_pack(c, name, on_file=show).files)
@@ -161,6 +163,10 @@ def add_cmd(
             got = ingest(c, files, source=source, fmt=fmt, on_file=show)
             combined.files.extend(got.files)
             combined.left_out.update(got.left_out)
+        # New hash indicators meet every file record already in the case (no file is read).
+        retro = match_stored(c, since=started)
+        if retro.matched:
+            err.print(f"retroactive match: {retro.summary()}", markup=False, highlight=False)
     return _summary(out, err, combined)
 
 
