@@ -86,7 +86,7 @@ class ScanOptions:
     rule_files: tuple[Path, ...] = ()
     #: ``False``: hashes and analysers only (``--no-rules``).
     use_rules: bool = True
-    #: CA bundle (PEM) for Authenticode chains; ``None`` uses certifi's Mozilla roots.
+    #: extra roots (PEM, a private PKI) for code signing besides Microsoft's and Apple's roots
     ca_bundle: Path | None = None
     #: Host name put on findings; ``None`` uses this machine's name.
     host: str | None = None
