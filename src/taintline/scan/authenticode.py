@@ -336,7 +336,7 @@ def _chain_ok(
     return _Timestamp(when, who, True, None)
 
 
-def _timestamp(
+def countersignature(
     signer_info: cms.SignerInfo, pool: Sequence[x509.Certificate], store: trust.TrustStore
 ) -> tuple[_Timestamp | None, int]:
     """The first countersignature (RFC 3161 token or PKCS#9) and the nested signature count."""
@@ -463,7 +463,7 @@ def judge_pkcs7(
         if attr["type"].native == "signing_time":
             signing_time = _aware(attr["values"][0].native)
     leaf = signer_cert(signer_info, certs)
-    stamp, nested = _timestamp(signer_info, certs, store)
+    stamp, nested = countersignature(signer_info, certs, store)
     if check_signer:
         if leaf is None:
             signer_ok = False

@@ -350,3 +350,10 @@ def _build_chain(
         anchor.cert.subject.rfc4514_string(),
         OID_LIFETIME_SIGNING in leaf_ekus,
     )
+
+
+@lru_cache(maxsize=4)
+def apple_code_store(extra_pem: bytes | None = None) -> TrustStore:
+    """Apple's root, plus ``--ca-bundle`` roots: the anchors for Mach-O code signatures."""
+    extra = [Anchor(cert=c, program="ca-bundle") for c in load_pem_certificates(extra_pem or b"")]
+    return TrustStore.of([*apple_anchors(), *extra])
