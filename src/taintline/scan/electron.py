@@ -154,11 +154,64 @@ def _main_executable(
     return (best[2], best[3]) if best else None
 
 
+def declared_asar_findings(members: Sequence[BundleMember]) -> list[Finding]:
+    """Compare each asar archive's header hash with what the app declares for it
+    (``ElectronAsarIntegrity`` in ``Info.plist``; the Windows ``INTEGRITY`` resource in the
+    main executable, read by the PE analyser)."""
+    declared: list[tuple[str, str, str, str]] = []  # (base folder, relative path, hash, where)
+    for m in members:
+        plist = m.facts.get("plist")
+        if plist is not None:
+            folder = posixpath.dirname(m.path.replace("\\", "/"))  # .../Contents
+            for d in _get(plist, "asar_integrity", ()) or ():
+                declared.append(
+                    (folder, str(_get(d, "path", "")), str(_get(d, "hash", "")), m.path)
+                )
+        pe = m.facts.get("pe")
+        if pe is not None:
+            folder = posixpath.dirname(m.path.replace("\\", "/"))
+            for d in _get(pe, "asar_integrity", ()) or ():
+                declared.append(
+                    (folder, str(_get(d, "path", "")), str(_get(d, "hash", "")), m.path)
+                )
+    if not declared:
+        return []
+    archives = {m.path.replace("\\", "/"): m for m in members if m.facts.get("asar") is not None}
+    out: list[Finding] = []
+    for folder, rel, digest, where in declared:
+        target = posixpath.normpath(posixpath.join(folder, rel))
+        archive = archives.get(target)
+        if archive is None:
+            continue
+        actual = str(_get(archive.facts["asar"], "header_sha256", ""))
+        if actual and actual != digest.lower():
+            out.append(
+                Finding(
+                    "electron.asar-header-mismatch",
+                    Severity.HIGH,
+                    archive.path,
+                    f"the header of {rel} differs from the integrity hash the app declares in"
+                    f" {posixpath.basename(where)}: the archive was changed after the app was"
+                    " built",
+                    evidence={
+                        "archive": archive.path,
+                        "declared_in": where,
+                        "declared_sha256": digest,
+                        "header_sha256": actual,
+                        "reason": "SHA-256 of the asar JSON header differs from"
+                        " ElectronAsarIntegrity",
+                    },
+                )
+            )
+    return out
+
+
 def analyse_bundle(
     root: str, members: Sequence[BundleMember], ctx: AnalysisContext
 ) -> tuple[Finding, ...]:
     if not members or not is_electron(members):
         return ()
+    integrity = declared_asar_findings(members)
     main = _main_executable(root, members)
     natives: list[tuple[BundleMember, SignatureStatus]] = []
     for m in members:
@@ -206,6 +259,7 @@ def analyse_bundle(
             },
         )
     )
+    out.extend(integrity)
     if main_status is None or not main_status.signed:
         return tuple(out)
     for m, st in natives:
