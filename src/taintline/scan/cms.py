@@ -14,7 +14,7 @@ import hashlib
 import warnings
 from collections.abc import Sequence
 
-from asn1crypto import cms
+from asn1crypto import cms, core
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -98,9 +98,9 @@ def content_octets(signed_data: cms.SignedData) -> bytes:
     """What the signer's message digest covers: the content's value octets, without its tag
     and length (RFC 5652 5.4; Authenticode hashes SpcIndirectDataContent the same way)."""
     content = signed_data["encap_content_info"]["content"]
-    if content is None or content.native is None:
+    if content is None or isinstance(content, core.Void):
         return b""
-    return bytes(content.contents)
+    return bytes(content.contents or b"")
 
 
 def verify_signer(

@@ -70,6 +70,9 @@ class PEFacts:
     overlay_size: int
     size: int
     signature: AuthenticodeFacts | None
+    #: the Authenticode hashes of the image (what a catalog lists for a PE), signed or not
+    authentihash_sha256: str | None = None
+    authentihash_sha1: str | None = None
 
     @property
     def signed(self) -> bool:
@@ -191,6 +194,13 @@ def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
             signature.cert_table_offset + signature.cert_table_size if overlay_size else None
         )
     stamp = header.time_date_stamps
+    own_sha256: str | None
+    own_sha1: str | None
+    try:
+        own_sha256 = bytes(binary.authentihash(lief.PE.ALGORITHMS.SHA_256)).hex()
+        own_sha1 = bytes(binary.authentihash(lief.PE.ALGORITHMS.SHA_1)).hex()
+    except Exception:  # LIEF on a damaged image: no catalog match, nothing else lost
+        own_sha256 = own_sha1 = None
     return PEFacts(
         machine=lieflazy.enum_name(header.machine),
         is_64=optional.magic == lief.PE.PE_TYPE.PE32_PLUS,
@@ -212,6 +222,8 @@ def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
         overlay_size=overlay_size,
         size=len(data),
         signature=signature,
+        authentihash_sha256=own_sha256,
+        authentihash_sha1=own_sha1,
     )
 
 

@@ -262,3 +262,87 @@ def with_crl(signed_pe: bytes, crl_der: bytes) -> bytes:
     entry = struct.pack("<I", len(entry)) + entry[4:]
     out = signed_pe[:offset] + entry + signed_pe[offset + size :]
     return set_data_directory(out, DIR_SECURITY, (offset, len(entry)))
+
+
+#: SpcIndirectData types a catalog member's digest is made as (Authenticode hash of a PE, or
+#: the flat hash of any other file)
+SPC_PE_IMAGE_DATA = "1.3.6.1.4.1.311.2.1.15"
+SPC_CAB_DATA = "1.3.6.1.4.1.311.2.1.25"
+
+
+def catalog_bytes(members: dict[str, tuple[str, bytes]], *, algorithm: str = "sha256") -> bytes:
+    """An unsigned catalog (``.cat``): a PKCS#7 SignedData with no signer whose content is a
+    catalog CTL listing ``members`` (file name -> (SpcIndirectData type, digest)), in the shape
+    makecat writes. Sign it with :func:`sign_file` (``.cat``)."""
+    import os
+
+    from asn1crypto import algos, cms, core
+
+    from taintline.scan.ctl import (
+        OID_CAT_NAMEVALUE,
+        OID_CATALOG_LIST,
+        OID_SPC_INDIRECT_DATA,
+        CertificateTrustList,
+        SpcIndirectDataContent,
+        _NameValue,
+    )
+
+    subjects = []
+    for name, (kind, digest) in members.items():
+        indirect = SpcIndirectDataContent(
+            {
+                "data": {"type": kind, "value": core.Any.load(core.Null().dump())},
+                "message_digest": {
+                    "digest_algorithm": {"algorithm": algorithm},
+                    "digest": digest,
+                },
+            }
+        )
+        name_value = _NameValue(
+            {"tag": "File", "flags": 0x10010001, "value": (name + "\0").encode("utf-16-le")}
+        )
+        subjects.append(
+            {
+                "subject_identifier": (digest.hex().upper() + "\0").encode("utf-16-le"),
+                "subject_attributes": [
+                    {
+                        "type": OID_CAT_NAMEVALUE,
+                        "values": [core.Any.load(name_value.dump())],
+                    },
+                    {
+                        "type": OID_SPC_INDIRECT_DATA,
+                        "values": [core.Any.load(indirect.dump())],
+                    },
+                ],
+            }
+        )
+    ctl = CertificateTrustList(
+        {
+            "subject_usage": [OID_CATALOG_LIST],
+            "list_identifier": os.urandom(16),
+            "this_update": {"utc_time": datetime.now(UTC).replace(microsecond=0)},
+            "subject_algorithm": algos.DigestAlgorithm({"algorithm": "1.3.6.1.4.1.311.12.1.2"}),
+            "trusted_subjects": subjects,
+        }
+    )
+    # PKCS#7 v1.5 form: the CTL sits in [0] EXPLICIT directly (not in an OCTET STRING)
+    body = ctl.dump()
+    content = b"\xa0" + _der_length(len(body)) + body
+    oid = core.ObjectIdentifier("1.3.6.1.4.1.311.10.1").dump()
+    eci = b"\x30" + _der_length(len(oid) + len(content)) + oid + content
+    signed = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [{"algorithm": algorithm}],
+            "encap_content_info": cms.ContentInfo.load(eci),
+            "signer_infos": [],
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump())
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
