@@ -206,11 +206,47 @@ def declared_asar_findings(members: Sequence[BundleMember]) -> list[Finding]:
     return out
 
 
+def app_roots(members: Sequence[BundleMember]) -> set[str]:
+    """Where the Electron apps among ``members`` start: the ``.app`` folder of a macOS app,
+    the folder holding ``resources/app.asar`` on Windows and Linux."""
+    roots: set[str] = set()
+    for m in members:
+        path = m.path.replace("\\", "/")
+        app = path.find(".app/")
+        if app >= 0:
+            roots.add(path[: app + 4])
+            continue
+        asar = path.lower().find("/resources/app.asar")
+        if asar >= 0:
+            roots.add(path[:asar])
+    return roots
+
+
+def _scope(root: str, members: Sequence[BundleMember]) -> Sequence[BundleMember] | None:
+    """The members that belong to the Electron app judged at ``root``, or ``None`` when the
+    app lies deeper in a folder: that folder is a bundle of its own (a scanned disk or
+    virtual environment holding an app is not the app, and its other libraries are not the
+    app's libraries)."""
+    top = root.replace("\\", "/").rstrip("/")
+    roots = app_roots(members)
+    if not roots or top in roots or f"{top}!" in roots:
+        return members
+    if not any(m.path.startswith(f"{root}!/") for m in members):
+        return None  # a folder: the walker made each app folder its own bundle
+    # an archive holding an app under a folder: judge that app's members only
+    app = min(roots, key=len)
+    return [m for m in members if m.path.replace("\\", "/").startswith(f"{app}/")]
+
+
 def analyse_bundle(
     root: str, members: Sequence[BundleMember], ctx: AnalysisContext
 ) -> tuple[Finding, ...]:
     if not members or not is_electron(members):
         return ()
+    scoped = _scope(root, members)
+    if not scoped:
+        return ()
+    members = scoped
     integrity = declared_asar_findings(members)
     main = _main_executable(root, members)
     natives: list[tuple[BundleMember, SignatureStatus]] = []
