@@ -149,3 +149,29 @@ def test_flip_one_byte_through_the_scan(tmp_path: Path) -> None:
     high = [f for f in result.findings if f.severity.at_least(Severity.MEDIUM)]
     assert len(high) == 1 and high[0].severity is Severity.HIGH
     assert high[0].subject.endswith("app.asar!/main.js")
+
+
+def test_declared_header_hash_in_the_windows_resource(tmp_path: Path) -> None:
+    import orjson
+
+    from taintline.testing.pe import PESpec, build_pe
+
+    archive = asar_bytes(FILES, integrity=True)
+
+    def exe(digest: str) -> bytes:
+        declared = [{"file": "resources\\app.asar", "alg": "SHA256", "value": digest}]
+        return build_pe(PESpec(resources=[("INTEGRITY", "ELECTRONASAR", orjson.dumps(declared))]))
+
+    app = tmp_path / "Example"
+    (app / "resources").mkdir(parents=True)
+    (app / "resources" / "app.asar").write_bytes(archive)
+    (app / "Example.exe").write_bytes(exe(asar_header_sha256(archive)))
+    with Case(tmp_path / "clean.duckdb") as case:
+        clean = run_scan(case, [app], use_rules=False)
+    assert [f for f in clean.findings if f.severity.at_least(Severity.MEDIUM)] == []
+    (app / "Example.exe").write_bytes(exe("00" * 32))
+    with Case(tmp_path / "forged.duckdb") as case:
+        result = run_scan(case, [app], use_rules=False)
+    high = [f for f in result.findings if f.severity.at_least(Severity.MEDIUM)]
+    assert [f.kind for f in high] == ["electron.asar-header-mismatch"]
+    assert high[0].evidence["declared_in"].endswith("Example.exe")

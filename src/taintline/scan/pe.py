@@ -51,6 +51,16 @@ class SectionFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class AsarIntegrity:
+    """One entry of Electron's ``INTEGRITY``/``ELECTRONASAR`` resource: the SHA-256 of an asar
+    archive's header, as the app was built with it."""
+
+    path: str  # relative to the executable's folder, "/" separators
+    algorithm: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class PEFacts:
     machine: str
     is_64: bool
@@ -73,6 +83,7 @@ class PEFacts:
     #: the Authenticode hashes of the image (what a catalog lists for a PE), signed or not
     authentihash_sha256: str | None = None
     authentihash_sha1: str | None = None
+    asar_integrity: tuple[AsarIntegrity, ...] = ()
 
     @property
     def signed(self) -> bool:
@@ -121,6 +132,39 @@ def _version_strings(binary: lief.PE.Binary) -> dict[str, str]:
                 if key in VERSION_KEYS and key not in out:
                     out[key] = lieflazy.attr_text(entry, "value").strip("\0").strip()[:512]
     return out
+
+
+def _asar_integrity(binary: lief.PE.Binary) -> tuple[AsarIntegrity, ...]:
+    """Electron (>= 30 on Windows) declares its asar header hashes in an RCDATA-like resource
+    of type ``INTEGRITY`` named ``ELECTRONASAR``: JSON ``[{file, alg, value}]``."""
+    import orjson
+
+    root = binary.resources if binary.has_resources else None
+    if root is None:
+        return ()
+    out: list[AsarIntegrity] = []
+    try:
+        for kind in root.childs:
+            if not (kind.has_name and lieflazy.attr_text(kind, "name") == "INTEGRITY"):
+                continue
+            for name in kind.childs:
+                if not (name.has_name and lieflazy.attr_text(name, "name") == "ELECTRONASAR"):
+                    continue
+                for lang in name.childs:
+                    raw = bytes(getattr(lang, "content", b""))[:65536]
+                    entries = orjson.loads(raw)
+                    for entry in entries if isinstance(entries, list) else ():
+                        if isinstance(entry, dict) and len(out) < 64:
+                            out.append(
+                                AsarIntegrity(
+                                    path=str(entry.get("file", "")).replace("\\", "/"),
+                                    algorithm=str(entry.get("alg", "")).upper(),
+                                    hash=str(entry.get("value", "")).lower(),
+                                )
+                            )
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
+        return tuple(out)  # a hostile resource: keep what was read
+    return tuple(out)
 
 
 def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
@@ -224,6 +268,7 @@ def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
         signature=signature,
         authentihash_sha256=own_sha256,
         authentihash_sha1=own_sha1,
+        asar_integrity=_asar_integrity(binary),
     )
 
 
