@@ -180,6 +180,7 @@ def test_elf_overlay() -> None:
     (finding,) = result.findings
     assert finding.kind == "elf.overlay"
     assert finding.evidence["size"] == 256 and finding.evidence["offset"] == len(data) - 256
+    assert finding.evidence["reason"].startswith(f"non-zero bytes from offset {len(data) - 256}")
 
 
 def test_elf_truncated() -> None:

@@ -288,6 +288,7 @@ def analyse_bundle(
                 else ""
             ),
             evidence={
+                "reason": "inventory: native code found in an Electron app",
                 "main_executable": main_path,
                 "main_signer": main_status.subject if main_status else None,
                 "libraries": listing,
@@ -311,7 +312,9 @@ def analyse_bundle(
         if not st.signed:
             out.append(Finding("electron.unsigned-native-library", Severity.HIGH, m.path,
                                f"unsigned native library inside an app signed by {main_status.subject}",
-                               evidence=evidence))  # fmt: skip
+                               evidence={**evidence, "reason": "the main executable carries a"
+                                         " signature, this library of the same platform none"
+                                         " (or an ad-hoc one)"}))  # fmt: skip
         elif st.signer != main_status.signer:
             allowed = (
                 m.name.lower() in MICROSOFT_REDISTRIBUTABLES
@@ -322,5 +325,7 @@ def analyse_bundle(
                 continue
             out.append(Finding("electron.foreign-signer-native-library", Severity.MEDIUM, m.path,
                                f"native library signed by {st.subject}, not by the app's signer {main_status.subject}",
-                               evidence={**evidence, "clean": st.clean}))  # fmt: skip
+                               evidence={**evidence, "clean": st.clean,
+                                         "reason": f"library signer {st.signer!r} differs from"
+                                         f" the app's {main_status.signer!r}"}))  # fmt: skip
     return tuple(out)
