@@ -4,12 +4,13 @@ Rule sets written for LOKI/THOR-style scanners use the external variables ``file
 ``filepath``, ``extension``, ``filetype`` and ``owner``; they are declared (as empty strings)
 before any source is added and set for every file scanned. ``extension`` is lower-case with
 its dot (``.exe``), ``filetype`` an upper-case magic-based type (``EXE``, ``ZIP``...; see
-:func:`taintline.scan.magic.filetype`), ``owner`` the file owner's user name.
+:func:`taintline.scan.walk.filetype`), ``owner`` the file owner's user name.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -18,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 import yara_x
 
 from taintline.errors import InputError, Problem
-from taintline.intel.yara_rules import namespace_for, new_compiler
+from taintline.intel.yara_rules import IncludeError, flatten, new_compiler
 from taintline.limits import IntelLimits
 from taintline.model import Finding, Severity
 
 if TYPE_CHECKING:
     from taintline.case import Case
+
 
 #: Matches kept per pattern by the scanner, and offsets reported per pattern in a finding.
 MAX_MATCHES_PER_PATTERN = 1000
@@ -49,8 +51,13 @@ class CompiledRules:
     problems: tuple[Problem, ...] = field(default_factory=tuple)
 
 
-def _stem(origin: str) -> str:
-    return PurePosixPath(origin.replace("\\", "/")).name.split(".", 1)[0] or "rules"
+_NS_CLEAN = re.compile(r"[^A-Za-z0-9_]")
+
+
+def namespace_for(origin: str) -> str:
+    stem = PurePosixPath(origin.replace("\\", "/")).name.split(".", 1)[0] or "rules"
+    name = _NS_CLEAN.sub("_", stem)
+    return name if name[:1].isalpha() or name[:1] == "_" else f"r_{name}"
 
 
 def read_rule_files(paths: Sequence[Path], limits: IntelLimits | None = None) -> list[RuleSource]:
@@ -62,10 +69,12 @@ def read_rule_files(paths: Sequence[Path], limits: IntelLimits | None = None) ->
             size = path.stat().st_size
             if size > limits.max_yara_bytes:
                 raise InputError(str(path), f"YARA file larger than {limits.max_yara_bytes} bytes")
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = flatten(path, limits).text  # includes inlined, as on import
         except OSError as exc:
             raise InputError(str(path), f"cannot read rules: {exc.strerror or exc}") from exc
-        sources.append(RuleSource(str(path), text, namespace_for(_stem(str(path)))))
+        except IncludeError as exc:
+            raise InputError(f"{exc.origin}:{exc.line}", f"YARA include refused: {exc}") from exc
+        sources.append(RuleSource(str(path), text, namespace_for(str(path))))
     return sources
 
 
@@ -74,7 +83,7 @@ def case_rule_sources(case: Case) -> list[RuleSource]:
     from taintline.intel.store import load_yara_sources
 
     return [
-        RuleSource(src.origin, src.text, src.namespace or namespace_for(_stem(src.origin)))
+        RuleSource(src.origin, src.text, namespace_for(src.namespace or src.origin))
         for src in load_yara_sources(case)
     ]
 
@@ -86,7 +95,7 @@ def compile_rules(sources: Iterable[RuleSource], *, strict: Sequence[str] = ()) 
     work), unless its origin is in ``strict`` (the user's ``--rules`` files), which raises
     :class:`InputError`.
     """
-    compiler = new_compiler()
+    compiler = new_compiler()  # the externals and options the import check uses too
     problems: list[Problem] = []
     added = 0
     used_namespaces: dict[str, int] = {}
