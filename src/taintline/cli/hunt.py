@@ -32,6 +32,7 @@ from taintline.intel.store import ensure_intel
 from taintline.limits import HuntLimits
 from taintline.model import parse_time
 from taintline.report import FORMATS, RenderContext, render_findings
+from taintline.terminal import labelled, printable, text
 
 FORMAT_NAMES = ("table", *[f for f in FORMATS if f != "table"])
 
@@ -120,7 +121,7 @@ def hunt_cmd(
     err = stderr_console()
     found = discover(logs, options.field_map)
     for problem in found.problems:
-        err.print(f"[yellow]skipped[/yellow] {problem.one_line()}", markup=True)
+        err.print(labelled("skipped", "yellow", problem.one_line()), soft_wrap=True)
     if not found.sources:
         raise UsageError("no readable log file among the inputs")
     with Case(case) as c:
@@ -132,7 +133,7 @@ def hunt_cmd(
         run_id = None if no_record else c.start_run("hunt")
         show = progress_enabled(err)
         with Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             console=err,
@@ -142,7 +143,7 @@ def hunt_cmd(
             task = bar.add_task("hunting", total=len(found.sources))
 
             def step(src: LogSource, stats: FileStats) -> None:
-                bar.update(task, advance=1, description=Path(src.path).name)
+                bar.update(task, advance=1, description=printable(Path(src.path).name))
 
             sightings, files = hunt_sources(found.sources, indicators, options, step)
         result = HuntResult(
@@ -157,9 +158,12 @@ def hunt_cmd(
             )
     for stats in files:
         for problem in stats.problems[:5]:
-            err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=True)
+            err.print(labelled("warning", "yellow", problem.one_line()), soft_wrap=True)
         if stats.garbage:
-            err.print(f"{stats.path}: {stats.garbage} of {stats.lines} line(s) unparsable")
+            err.print(
+                text(f"{stats.path}: {stats.garbage} of {stats.lines} line(s) unparsable"),
+                soft_wrap=True,
+            )
     findings = to_findings(sightings)
     if fmt == "table":
         render_timeline(sightings, files, sys.stdout)

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from taintline.case import Case
@@ -19,6 +18,7 @@ from taintline.intel.export import EXPORT_FORMATS, export_intel
 from taintline.intel.normalize import classify
 from taintline.intel.store import FileReport, IngestReport, ingest, ingest_pack, list_packs
 from taintline.model import IndicatorType, iso
+from taintline.terminal import labelled, printable, text
 
 intel_app = typer.Typer(
     help="Threat intel: indicators (STIX, MISP, CSV/text), YARA rules, end-of-life data, packs.",
@@ -28,10 +28,11 @@ intel_app = typer.Typer(
 
 def _print_file(out: Console, err: Console, report: FileReport) -> None:
     for problem in report.problems:
-        err.print(f"[red]error[/red] {escape(problem.one_line())}", soft_wrap=True)
+        err.print(labelled("error", "red", problem.one_line()), soft_wrap=True)
     if report.failed:
         err.print(
-            f"{escape(report.path)}: [red]not imported[/red] (nothing from this file was kept)",
+            text(report.path) + ": " + text("not imported", "red"),
+            "(nothing from this file was kept)",
             soft_wrap=True,
         )
         return
@@ -44,9 +45,9 @@ def _print_file(out: Console, err: Console, report: FileReport) -> None:
     for reason, n in sorted(report.skipped.items()):
         extra.append(f"skipped {n} {reason}")
     out.print(
-        escape(f"{report.path} [{report.format}]: {counts}")
-        + escape(f"; {report.new} new, {report.duplicates} duplicate")
-        + escape(f"; {'; '.join(extra)}" if extra else ""),
+        printable(f"{report.path} [{report.format}]: {counts}")
+        + f"; {report.new} new, {report.duplicates} duplicate"
+        + printable(f"; {'; '.join(extra)}" if extra else ""),
         soft_wrap=True,
     )
 
@@ -129,9 +130,9 @@ def list_cmd(
     for row in rows:
         table.add_row(
             str(row.type),
-            escape(row.value),
-            escape("; ".join(row.sources)),
-            escape(row.campaign or ""),
+            text(row.value),
+            text("; ".join(row.sources)),
+            text(row.campaign or ""),
         )
     out.print(table)
     shown = sum(counts.get(str(t), 0) for t in types) if types else sum(counts.values())
@@ -155,16 +156,16 @@ def show_cmd(
     with Case(case, read_only=True) as c:
         found = [s for v in sorted(candidates) for s in c.indicators(value=v)]
         if not found:
-            err.print(f"{value}: not in the case")
+            err.print(text(f"{value}: not in the case"))
             return ExitCode.CLEAN
         for summary in found:
             out.print(
-                f"[bold]{escape(f'{summary.type} {summary.value}')}[/bold]"
-                f"  ({len(summary.sources)} source(s))",
+                text(f"{summary.type} {summary.value}", "bold"),
+                f" ({len(summary.sources)} source(s))",
                 soft_wrap=True,
             )
             for s in c.indicator_statements(summary.type, summary.value):
-                out.print(f"  - source: {s.source}", soft_wrap=True, markup=False)
+                out.print(f"  - source: {printable(s.source)}", soft_wrap=True)
                 details = {
                     "campaign": s.campaign,
                     "confidence": s.confidence,
@@ -175,9 +176,9 @@ def show_cmd(
                 }
                 for key, shown in details.items():
                     if shown is not None:
-                        out.print(f"    {key}: {shown}", soft_wrap=True, markup=False)
+                        out.print(f"    {key}: {printable(shown)}", soft_wrap=True)
                 for key, shown in sorted(s.context.items()):
-                    out.print(f"    {key}: {shown}", soft_wrap=True, markup=False)
+                    out.print(f"    {printable(key)}: {printable(shown)}", soft_wrap=True)
     return ExitCode.CLEAN
 
 
@@ -214,7 +215,7 @@ def packs_cmd() -> int:
     out = stdout_console()
     table = Table("pack", "files", "description")
     for pack in list_packs():
-        table.add_row(escape(pack.name), escape(", ".join(pack.files)), escape(pack.description))
+        table.add_row(text(pack.name), text(", ".join(pack.files)), text(pack.description))
     out.print(table)
     return ExitCode.CLEAN
 

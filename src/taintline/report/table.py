@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
-from rich.console import Console
 from rich.table import Table
 
 from taintline.model import Finding, Severity, iso
 from taintline.report.context import RenderContext
+from taintline.terminal import make_console, printable, text
 
 _STYLE = {
     Severity.CRITICAL: "bold red",
@@ -21,11 +21,12 @@ _STYLE = {
 
 
 def render(findings: Sequence[Finding], out: TextIO, ctx: RenderContext) -> None:
-    console = Console(file=out, width=ctx.width or (None if out.isatty() else 160), highlight=False)
+    # Every cell is attacker-controlled text (names from files, logs, SBOMs): never markup.
+    console = make_console(out, width=ctx.width or (None if out.isatty() else 160))
     if not findings:
-        console.print(f"{ctx.title}: nothing found")
+        console.print(printable(f"{ctx.title}: nothing found"), soft_wrap=True)
         return
-    table = Table(title=ctx.title, show_lines=False, expand=False)
+    table = Table(title=printable(ctx.title), show_lines=False, expand=False)
     table.add_column("severity")
     table.add_column("kind")
     table.add_column("subject", overflow="fold")
@@ -36,14 +37,14 @@ def render(findings: Sequence[Finding], out: TextIO, ctx: RenderContext) -> None
         table.add_column(key, overflow="fold")
     ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.kind, f.subject))
     for f in ordered:
-        extra = [str(f.evidence.get(k, "")) for k in ctx.extra_columns]
+        extra = [text(f.evidence.get(k, "")) for k in ctx.extra_columns]
         table.add_row(
-            f"[{_STYLE[f.severity]}]{f.severity}[/]",
-            f.kind,
-            f.subject,
-            f.host or "",
+            text(f.severity, _STYLE[f.severity]),
+            text(f.kind),
+            text(f.subject),
+            text(f.host or ""),
             iso(f.time) or "",
-            f.message,
+            text(f.message),
             *extra,
         )
     console.print(table)
