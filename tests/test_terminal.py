@@ -52,7 +52,13 @@ def _finding(name: str) -> Finding:
     )
 
 
-def test_table_report_shows_hostile_names_literally() -> None:
+@pytest.mark.parametrize("rich_rows", [2000, 0], ids=["rich", "plain"])
+def test_table_report_shows_hostile_names_literally(
+    rich_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taintline.report import table
+
+    monkeypatch.setattr(table, "RICH_MAX_ROWS", rich_rows)  # long lists: the plain table
     out = io.StringIO()
     findings = [_finding(name) for name in HOSTILE]
     render_findings(findings, "table", out, RenderContext(width=400, extra_columns=("observed",)))
