@@ -23,9 +23,11 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "intel": ("intel",),
     "case_cmds": ("import", "export"),
     "scan": ("scan",),
+    "release": ("manifest", "verify"),
     "hunt": ("hunt",),
     "report": ("report",),
     "graph": ("graph", "cascade"),
+    "eol": ("eol",),
     "demo": ("demo",),
 }
 _MODULE_OF = {

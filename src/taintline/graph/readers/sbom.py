@@ -69,6 +69,7 @@ class CycloneDx(GraphReader):
                 "name": component.name,
                 "version": component.version,
                 "purl": purl,
+                "cpe": str(component.cpe) if component.cpe else None,
                 "type": str(component.type) if component.type else None,
             }
             out.nodes.append(Node(ref.kind, ref.key, attrs))
@@ -164,12 +165,21 @@ class Spdx(GraphReader):
                 ),
                 None,
             )
+            cpe = next(
+                (
+                    str(r.locator)
+                    for r in pkg.external_references
+                    if str(r.reference_type).lower() in ("cpe23type", "cpe22type")
+                ),
+                None,
+            )
             ref = _component_ref(pkg.name, pkg.version, purl, sha_of(pkg.checksums))
             refs[pkg.spdx_id] = ref
             packages[pkg.spdx_id] = pkg
-            out.nodes.append(
-                Node(ref.kind, ref.key, {"name": pkg.name, "version": pkg.version, "purl": purl})
-            )
+            attrs = {"name": pkg.name, "version": pkg.version, "purl": purl}
+            if cpe:
+                attrs["cpe"] = cpe
+            out.nodes.append(Node(ref.kind, ref.key, attrs))
         for f in document.files:
             ref = _component_ref(f.name, None, None, sha_of(f.checksums))
             refs[f.spdx_id] = ref
