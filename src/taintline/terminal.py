@@ -60,6 +60,17 @@ def printable(value: object, *, keep_newlines: bool = False) -> str:
     return "".join(out)
 
 
+def storable(value: str) -> str:
+    """``value`` as valid UTF-8 text: bytes of a name that was not UTF-8 (kept by Python as
+    lone surrogates) become ``\\xNN``. For names recorded in the case and in reports (the
+    real name stays in use for opening the file); everything else is unchanged."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return value
+
+
 def text(value: object, style: str = "") -> Text:
     """``value`` as a rich ``Text`` (never parsed as markup), hidden characters escaped."""
     return Text(printable(value), style=style)
@@ -86,4 +97,4 @@ def make_console(
     )
 
 
-__all__ = ["labelled", "make_console", "printable", "text"]
+__all__ = ["labelled", "make_console", "printable", "storable", "text"]

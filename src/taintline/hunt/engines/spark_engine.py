@@ -186,9 +186,9 @@ class SparkEngine:
                     SELECT path, line, f_ts, {host} AS host, u.fld AS field, u.v AS observed,
                            lower(trim(TRAILING '.' FROM trim(u.v))) AS name
                     FROM (
-                        SELECT path, line, f_ts, f_host, f_src, explode(array({", ".join(names)})) AS u FROM cand
+                        SELECT path, line, f_ts, f_host, f_src, f_cert_id, explode(array({", ".join(names)})) AS u FROM cand
                         UNION ALL
-                        SELECT path, line, f_ts, f_host, f_src, named_struct('fld', {lab(Field.CERT_SAN)}, 'v', s) AS u
+                        SELECT path, line, f_ts, f_host, f_src, f_cert_id, named_struct('fld', {lab(Field.CERT_SAN)}, 'v', s) AS u
                         FROM (SELECT *, explode(split(translate(f_cert_san, '[]"', ''), ',')) AS s FROM cand WHERE f_cert_san IS NOT NULL)
                     ) WHERE u.v IS NOT NULL AND u.v <> ''
                 ), s AS (
