@@ -13,7 +13,7 @@ milliseconds each) and its pretty serializer searches the whole bundle for each 
 ids are deterministic (UUIDv5 of what the object says, so the same findings give the same
 bundle), patterns come from the fixed templates below with their values escaped, and the
 tests check the output with ``stix2.parse`` and the pattern validator, including hostile
-values. 100,000 findings take seconds (``benchmarks/bench_report.py``).
+values. 100,000 findings take seconds (``benchmarks/bench_renderers.py``).
 """
 
 from __future__ import annotations

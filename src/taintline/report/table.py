@@ -3,7 +3,7 @@
 Rich measures and wraps every cell (about 0.3 ms a row on an idle machine, more on a busy
 one): fine for the tens of findings of a typical run, a minute and more for 100,000. Above
 :data:`RICH_MAX_ROWS` findings the same columns are written by :func:`render_plain`, which
-is linear and fast (``benchmarks/bench_report.py``).
+is linear and fast (``benchmarks/bench_renderers.py``).
 """
 
 from __future__ import annotations
