@@ -104,7 +104,8 @@ def settings_from(
 
 
 def _base_conf(app_conf: Mapping[str, str] | None, cores: int, local: bool) -> dict[str, str]:
-    out = {"spark.ui.enabled": "false"}
+    # No web UI and no console progress bars: taintline shows its own progress.
+    out = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"}
     if local:
         out["spark.sql.shuffle.partitions"] = str(max(2, cores))
     out.update(app_conf or {})
