@@ -86,7 +86,7 @@ class ScanOptions:
     rule_files: tuple[Path, ...] = ()
     #: ``False``: hashes and analysers only (``--no-rules``).
     use_rules: bool = True
-    #: CA bundle (PEM) for Authenticode chains; ``None`` uses certifi's Mozilla roots.
+    #: extra roots (PEM, a private PKI) for code signing besides Microsoft's and Apple's roots
     ca_bundle: Path | None = None
     #: Host name put on findings; ``None`` uses this machine's name.
     host: str | None = None
@@ -134,12 +134,9 @@ def build_context(case: Case, ca_bundle: Path | None = None) -> AnalysisContext:
     serials = frozenset(
         _normal_serial(i.value) for i in case.indicators(types=[IndicatorType.CERT_SERIAL])
     )
-    if ca_bundle is not None:
-        trust = ca_bundle.read_bytes()
-    else:
-        import certifi
-
-        trust = Path(certifi.where()).read_bytes()
+    # Microsoft's and Apple's code-signing roots are always trusted (scan/trust.py); a
+    # --ca-bundle adds a private PKI's roots to them
+    trust = ca_bundle.read_bytes() if ca_bundle is not None else None
     return AnalysisContext(eol=eol, signers=signers, cert_serials=serials, trust_store_pem=trust)
 
 
