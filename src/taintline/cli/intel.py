@@ -16,10 +16,17 @@ from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_cons
 from taintline.errors import UsageError
 from taintline.intel.export import EXPORT_FORMATS, export_intel
 from taintline.intel.normalize import classify
-from taintline.intel.store import FileReport, IngestReport, ingest, ingest_pack, list_packs
+from taintline.intel.store import (
+    FileReport,
+    IngestReport,
+    context_statements,
+    ingest,
+    ingest_pack,
+    list_packs,
+)
 from taintline.model import IndicatorType, iso
 from taintline.scan.retro import match_stored
-from taintline.terminal import labelled, printable, text
+from taintline.terminal import printable
 
 intel_app = typer.Typer(
     help="Threat intel: indicators (STIX, MISP, CSV/text), YARA rules, end-of-life data, packs.",
@@ -27,27 +34,54 @@ intel_app = typer.Typer(
 )
 
 
-def _print_file(out: Console, err: Console, report: FileReport) -> None:
-    for problem in report.problems:
-        err.print(labelled("error", "red", problem.one_line()), soft_wrap=True)
+#: Problems printed per file unless ``--explain-rejects`` asks for all of them.
+PROBLEMS_SHOWN = 10
+
+
+def _print_file(out: Console, err: Console, report: FileReport, *, explain: bool) -> None:
+    shown = report.problems if explain else report.problems[:PROBLEMS_SHOWN]
+    for problem in shown:
+        err.print(f"error {printable(problem.one_line())}", soft_wrap=True)
+    if len(report.problems) > len(shown):
+        err.print(
+            printable(
+                f"{report.path}: {len(report.problems) - len(shown)} more problem(s);"
+                " --explain-rejects lists every one"
+            ),
+            soft_wrap=True,
+        )
+    for warning in report.warnings:
+        err.print(f"warning {printable(warning.one_line())}", soft_wrap=True)
+    if report.rejected and not report.failed:
+        classes = sorted(report.rejected.items(), key=lambda kv: (-kv[1], kv[0]))
+        err.print(
+            printable(
+                f"{report.path}: rejected "
+                + "; ".join(f"{n} value(s): {reason}" for reason, n in classes)
+            ),
+            soft_wrap=True,
+        )
     if report.failed:
         err.print(
-            text(report.path) + ": " + text("not imported", "red"),
-            "(nothing from this file was kept)",
+            f"{printable(report.path)}: FAILED, not imported:"
+            f" {printable(report.failure or 'nothing from this file was kept')}",
             soft_wrap=True,
         )
         return
     counts = ", ".join(f"{n} {t}" for t, n in report.read_by_type.items()) or "no indicators"
     extra = []
     if report.yara_rules:
-        extra.append(f"{report.yara_rules} YARA rules")
+        names = ", ".join(report.rule_names[:8]) + (" ..." if len(report.rule_names) > 8 else "")
+        extra.append(f"{report.yara_rules} YARA rules ({names})")
     if report.eol_records:
         extra.append(f"{report.eol_records} end-of-life records")
+    if report.context_only:
+        extra.append(f"{report.context_only} kept as context only (never matched)")
     for reason, n in sorted(report.skipped.items()):
         extra.append(f"skipped {n} {reason}")
     out.print(
         printable(f"{report.path} [{report.format}]: {counts}")
-        + f"; {report.new} new, {report.duplicates} duplicate"
+        + printable(f"; {report.new} new, {report.duplicates} duplicate")
         + printable(f"; {'; '.join(extra)}" if extra else ""),
         soft_wrap=True,
     )
@@ -55,15 +89,27 @@ def _print_file(out: Console, err: Console, report: FileReport) -> None:
 
 def _summary(out: Console, err: Console, report: IngestReport) -> int:
     by_type = ", ".join(f"{n} {t}" for t, n in report.read_by_type().items()) or "none"
+    rejected = sum(n for f in report.files for n in f.rejected.values())
     out.print(
-        f"total: {len(report.files)} file(s); read {by_type}; {report.new} new statements"
-        f" ({report.new_indicators} new indicators), {report.duplicates} duplicates,"
-        f" {len(report.problems)} problem(s)",
+        printable(
+            f"total: {len(report.files)} file(s); read {by_type}; {report.new} new statements"
+            f" ({report.new_indicators} new indicators), {report.duplicates} duplicates,"
+            f" {rejected} rejected value(s), {len(report.problems)} problem(s)"
+        ),
         soft_wrap=True,
     )
+    for folder, n in sorted(report.left_out.items()):
+        out.print(
+            printable(f"{folder}: {n} file(s) left out (not an intel file ending)"), soft_wrap=True
+        )
     failed = report.failed_files
     if failed:
-        err.print(f"{len(failed)} file(s) failed and were not imported")
+        err.print(f"{len(failed)} file(s) failed and were not imported:")
+        for f in failed:
+            err.print(printable(f"  {f.path}: {f.failure}"), soft_wrap=True)
+        return ExitCode.USAGE
+    if not report.files:
+        err.print("no intel files found in what was given")
         return ExitCode.USAGE
     return ExitCode.CLEAN
 
@@ -91,29 +137,36 @@ def add_cmd(
             help="Skip detection: stix, misp, csv, yara, endoflife or endoflife-md.",
         ),
     ] = None,
+    explain_rejects: Annotated[
+        bool,
+        typer.Option(
+            "--explain-rejects", help="List every refused value with its line and reason."
+        ),
+    ] = False,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
-    """Add intel to the case; the format is detected from each file's content."""
+    """Add intel to the case; the format is detected from each file's content. A folder is
+    read recursively (YARA and indicator file endings), each file reported on its own."""
     if not files and not pack:
-        raise UsageError("give intel files to add, or --pack NAME")
+        raise UsageError("give intel files or folders to add, or --pack NAME")
     out, err = stdout_console(), stderr_console()
     combined = IngestReport()
+
+    def show(report: FileReport) -> None:
+        _print_file(out, err, report, explain=explain_rejects)
+
     started = now_utc()
     with Case(case) as c:
         for name in pack or ():
-            combined.files.extend(
-                ingest_pack(c, name, on_file=lambda r: _print_file(out, err, r)).files
-            )
+            combined.files.extend(ingest_pack(c, name, on_file=show).files)
         if files:
-            combined.files.extend(
-                ingest(
-                    c, files, source=source, fmt=fmt, on_file=lambda r: _print_file(out, err, r)
-                ).files
-            )
+            got = ingest(c, files, source=source, fmt=fmt, on_file=show)
+            combined.files.extend(got.files)
+            combined.left_out.update(got.left_out)
         # New hash indicators meet every file record already in the case (no file is read).
         retro = match_stored(c, since=started)
         if retro.matched:
-            err.print(f"retroactive match: {retro.summary()}", markup=False, highlight=False)
+            err.print(f"retroactive match: {retro.summary()}", highlight=False)
     return _summary(out, err, combined)
 
 
@@ -142,9 +195,9 @@ def list_cmd(
     for row in rows:
         table.add_row(
             str(row.type),
-            text(row.value),
-            text("; ".join(row.sources)),
-            text(row.campaign or ""),
+            printable(row.value),
+            printable("; ".join(row.sources)),
+            printable(row.campaign or ""),
         )
     out.print(table)
     shown = sum(counts.get(str(t), 0) for t in types) if types else sum(counts.values())
@@ -167,17 +220,28 @@ def show_cmd(
     out, err = stdout_console(), stderr_console()
     with Case(case, read_only=True) as c:
         found = [s for v in sorted(candidates) for s in c.indicators(value=v)]
-        if not found:
-            err.print(text(f"{value}: not in the case"))
+        context = [s for v in sorted(candidates) for s in context_statements(c, v)]
+        if not found and not context:
+            err.print(f"{value}: not in the case")
             return ExitCode.CLEAN
+        for statement in context:
+            out.print(
+                f"{statement.type} {statement.value}  (context only, never matched)",
+                soft_wrap=True,
+            )
+            out.print(f"  - source: {statement.source}", soft_wrap=True)
+            if statement.description:
+                out.print(f"    description: {statement.description}", soft_wrap=True)
+            for key, shown in sorted(statement.context.items()):
+                out.print(f"    {key}: {shown}", soft_wrap=True)
         for summary in found:
             out.print(
-                text(f"{summary.type} {summary.value}", "bold"),
-                f" ({len(summary.sources)} source(s))",
+                f"{printable(f'{summary.type} {summary.value}')}"
+                f"  ({len(summary.sources)} source(s))",
                 soft_wrap=True,
             )
             for s in c.indicator_statements(summary.type, summary.value):
-                out.print(f"  - source: {printable(s.source)}", soft_wrap=True)
+                out.print(f"  - source: {s.source}", soft_wrap=True)
                 details = {
                     "campaign": s.campaign,
                     "confidence": s.confidence,
@@ -188,9 +252,9 @@ def show_cmd(
                 }
                 for key, shown in details.items():
                     if shown is not None:
-                        out.print(f"    {key}: {printable(shown)}", soft_wrap=True)
+                        out.print(f"    {key}: {shown}", soft_wrap=True)
                 for key, shown in sorted(s.context.items()):
-                    out.print(f"    {printable(key)}: {printable(shown)}", soft_wrap=True)
+                    out.print(f"    {key}: {shown}", soft_wrap=True)
     return ExitCode.CLEAN
 
 
@@ -227,7 +291,9 @@ def packs_cmd() -> int:
     out = stdout_console()
     table = Table("pack", "files", "description")
     for pack in list_packs():
-        table.add_row(text(pack.name), text(", ".join(pack.files)), text(pack.description))
+        table.add_row(
+            printable(pack.name), printable(", ".join(pack.files)), printable(pack.description)
+        )
     out.print(table)
     return ExitCode.CLEAN
 

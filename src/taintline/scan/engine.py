@@ -40,6 +40,7 @@ from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding, IndicatorType
 from taintline.scan import rules as rules_mod
 from taintline.scan import store
+from taintline.scan.filenames import FilenameRules
 from taintline.scan.hashes import HashedFile, match_hashes
 from taintline.scan.interface import AnalysisContext
 from taintline.scan.walk import FileTask, error_finding, walk_inputs
@@ -166,6 +167,7 @@ class _Recorder:
         self._pending_records: list[FileRecord] = []
         self._pending_findings: list[Finding] = []
         self._last_flush = time.monotonic()
+        self.path_rules = FilenameRules.from_case(case) if case is not None else None
 
     def stamp(self, finding: Finding) -> Finding:
         changes: dict[str, Any] = {}
@@ -194,6 +196,10 @@ class _Recorder:
             ]
             with self.case.transaction():
                 matches = [self.stamp(f) for f in match_hashes(self.case, hashed)]
+                if self.path_rules:
+                    matches += [
+                        self.stamp(f) for f in self.path_rules.match([r.path for r in records])
+                    ]
                 store.add_file_facts(self.case, self.run_id or "", self.host, records)
                 self.case.add_findings([*findings, *matches], run_id=self.run_id, origin="scan")
             findings = [*findings, *matches]
