@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from taintline.case import Case
+from taintline.hunt.certs import NO_HOST
 from taintline.hunt.model import FileStats, Sighting
 from taintline.hunt.sightings import findings, to_edge
 from taintline.model import Node, NodeKind, utc
@@ -60,6 +61,8 @@ def save(
         con.execute("INSERT INTO hunt_sightings SELECT *, ? FROM rows", [now])
         con.execute("INSERT INTO hunt_files SELECT *, ? FROM files", [now])
         new = case.add_findings(findings(sightings), run_id=run_id, origin="hunt")
-        case.add_nodes(Node(NodeKind.HOST, s.host) for s in sightings)
-        case.add_edges(to_edge(s) for s in sightings)
+        # A certificate tied to no host is a finding, not a graph fact about a host.
+        known = [s for s in sightings if s.host != NO_HOST]
+        case.add_nodes(Node(NodeKind.HOST, s.host) for s in known)
+        case.add_edges(to_edge(s) for s in known)
     return new
