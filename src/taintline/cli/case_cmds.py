@@ -10,14 +10,15 @@ import typer
 from taintline.case import Case
 from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_console, stdout_console
 from taintline.errors import UsageError
-from taintline.interchange import EXPORT_FORMATS, export_case, import_jsonl
+from taintline.interchange import EXPORT_FORMATS, export_case, import_jsonl, plural
 
 
 def import_cmd(
     files: Annotated[list[Path], typer.Argument(help="JSON Lines files exported by taintline.")],
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
-    """Merge findings, indicators and graph facts exported from other machines."""
+    """Merge case exports (every table) and scan results from other machines; rows the case
+    already holds are not added again."""
     out, err = stdout_console(), stderr_console()
     problems = 0
     with Case(case) as c:
@@ -26,8 +27,8 @@ def import_cmd(
             for problem in result.problems:
                 err.print(f"[red]error[/red] {problem.one_line()}", markup=True)
             problems += len(result.problems)
-            counts = ", ".join(f"{n} new {k}s" for k, n in sorted(result.counts.items()))
-            out.print(f"{path}: {counts or 'nothing'}")
+            counts = ", ".join(f"{n} new {plural(k)}" for k, n in sorted(result.counts.items()))
+            out.print(f"{path}: {counts or 'nothing'}", markup=False, soft_wrap=True)
     if problems:
         err.print(f"{problems} bad record(s) skipped")
     return ExitCode.USAGE if problems else ExitCode.CLEAN

@@ -75,13 +75,13 @@ def add_cmd(
             problems += len(result.problems)
             out.print(
                 f"{result.path}: {result.format or 'unrecognised'}: {result.nodes} new "
-                f"nodes, {result.edges} edges",
+                f"nodes, {result.edges} new edges",
                 soft_wrap=True,
             )
         if from_findings:
             facts = facts_from_findings(c)
             nodes, edges = write_facts(c, facts, "findings")
-            out.print(f"findings: {nodes} new nodes, {edges} edges")
+            out.print(f"findings: {nodes} new nodes, {edges} new edges")
     if problems:
         err.print(f"{problems} record(s) or file(s) skipped")
     return ExitCode.USAGE if problems else ExitCode.CLEAN
