@@ -72,6 +72,8 @@ def add_cmd(
         for result in add_files(c, files or [], host=host, fmt=fmt):
             for problem in result.problems:
                 err.print(f"[red]error[/red] {problem.one_line()}", markup=True, soft_wrap=True)
+            for warning in result.warnings:
+                err.print(f"warning {warning.one_line()}", markup=False, soft_wrap=True)
             problems += len(result.problems)
             out.print(
                 f"{result.path}: {result.format or 'unrecognised'}: {result.nodes} new "
