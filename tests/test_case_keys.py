@@ -22,7 +22,13 @@ from taintline.interchange import export_case, import_jsonl, table_columns
 from taintline.model import Edge, EdgeKind, NodeKind, NodeRef, Severity
 
 YARA = 'rule demo_marker\n{\n    strings:\n        $a = "taintline-demo"\n    condition:\n        $a\n}\n'
-CYCLES = [{"cycle": "7", "releaseDate": "2015-01-01", "eol": "2020-03-31", "latest": "7.17.90"}]
+CYCLES = {
+    "product": "x_trader",
+    "title": "X_TRADER",
+    "aliases": ["xtrader"],
+    "identifiers": [{"type": "purl", "id": "pkg:generic/x_trader"}],
+    "cycles": [{"cycle": "7", "releaseDate": "2015-01-01", "eol": "2020-03-31", "latest": "7.17"}],
+}
 
 
 def _counts(case: Case) -> dict[str, int]:

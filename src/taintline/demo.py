@@ -16,6 +16,7 @@ from rich.panel import Panel
 
 from taintline.case import Case
 from taintline.democontext import DemoContext, StageResult
+from taintline.eol import demo as eol_demo
 from taintline.graph import demo as graph_demo
 from taintline.hunt import demo as hunt_demo
 from taintline.intel import demo as intel_demo
@@ -29,6 +30,7 @@ STAGES: tuple[Stage, ...] = (
     intel_demo.stage,
     scan_demo.stage,
     hunt_demo.stage,
+    eol_demo.stage,
     graph_demo.stage,
     report_demo.stage,
 )

@@ -151,6 +151,7 @@ RECORDS: dict[str, str] = {
     "file_facts": "file_fact",
     "yara_sources": "yara_source",
     "eol_cycles": "eol_cycle",
+    "eol_products": "eol_product",
     "cascade_runs": "cascade_run",
     "cascade_reached": "cascade_reached",
 }

@@ -20,6 +20,9 @@ class IntelLimits:
     max_line_bytes: int = 64 * KiB
     #: A YARA source file larger than this is refused.
     max_yara_bytes: int = 16 * MiB
+    #: An endoflife.date product Markdown file (YAML front matter) larger than this is refused
+    #: (the largest published ones are under 100 KiB).
+    max_markdown_bytes: int = 8 * MiB
     #: Any intel file larger than this is refused before it is opened (checked on its size).
     max_file_bytes: int = 1 * GiB
     #: A CSV/text IOC list larger than this is refused (it is read whole for the Arrow path).

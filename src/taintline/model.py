@@ -118,6 +118,7 @@ class FindingSource(StrEnum):
     GRAPH = "graph"
     CASCADE = "cascade"
     IMPORT = "import"
+    EOL = "eol"
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,8 +118,9 @@ def test_bad_inputs_each_give_one_line(
         write("binary.bin", b"\x00\x01\x02garbage"),
         write("cut.json", '{"type": "bundle", "objects": [{"type": "indicator", "pattern'),
         tmp_path / "missing.txt",
-        tmp_path,
+        tmp_path / "empty-folder",
     ]
+    files[-1].mkdir()
     report = ingest(case, files)
     assert all(f.failed for f in report.files)
     assert [len(f.problems) for f in report.files] == [1, 1, 1, 1, 1]

@@ -273,7 +273,7 @@ def cascade_cmd(
                     u.ref.key,
                     _when(u.latest) if u.latest else "any",
                     "yes" if u.root_candidate else "",
-                    "yes" if u.flagged else "",
+                    f"end of life {u.end_of_life}" if u.end_of_life else "yes" if u.flagged else "",
                 )
             out.print(table)
             if not seeds and not from_findings:

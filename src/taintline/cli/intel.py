@@ -70,7 +70,10 @@ def _summary(out: Console, err: Console, report: IngestReport) -> int:
 def add_cmd(
     files: Annotated[
         list[Path] | None,
-        typer.Argument(help="STIX 2.1, MISP, CSV/text, YARA or endoflife.date files."),
+        typer.Argument(
+            help="STIX 2.1, MISP, CSV/text, YARA or endoflife.date files (API JSON or product"
+            " Markdown), or folders of them."
+        ),
     ] = None,
     pack: Annotated[
         list[str] | None,
@@ -81,7 +84,10 @@ def add_cmd(
     ] = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="Skip detection: stix, misp, csv, yara or endoflife."),
+        typer.Option(
+            "--format",
+            help="Skip detection: stix, misp, csv, yara, endoflife or endoflife-md.",
+        ),
     ] = None,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:

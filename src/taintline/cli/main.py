@@ -23,6 +23,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "hunt": ("hunt",),
     "report": ("report",),
     "graph": ("graph", "cascade"),
+    "eol": ("eol",),
     "demo": ("demo",),
 }
 _MODULE_OF = {

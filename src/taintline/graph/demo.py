@@ -188,7 +188,8 @@ def stage(ctx: DemoContext) -> StageResult:
     ffmpeg_sha = str(scan.get("ffmpeg_sha256") or _sha("ffmpeg.dll"))
     sbom = write_sbom(ctx.workdir / "graph" / "3cx-18.12.416.cdx.json", ffmpeg_sha)
     lines: list[str] = []
-    for added in add_files(ctx.case, [*files.all(), sbom]):
+    done = ctx.shared.get("graph_added", set())  # the end-of-life stage added the inventory
+    for added in add_files(ctx.case, [p for p in [*files.all(), sbom] if p not in done]):
         lines.append(
             f"graph add {added.path.name}: {added.format}, {added.edges} facts"
             + (f", {len(added.problems)} problem(s)" if added.problems else "")
@@ -198,11 +199,7 @@ def stage(ctx: DemoContext) -> StageResult:
             Node(
                 NodeKind.ARTIFACT,
                 XTRADER_SHA,
-                {
-                    "name": "X_TRADER_r7.17.90p608.exe",
-                    "end_of_life": "2020",
-                    "signed": iso(XTRADER_SIGNED),
-                },
+                {"name": "X_TRADER_r7.17.90p608.exe", "signed": iso(XTRADER_SIGNED)},
             )
         ],
         source="demo",

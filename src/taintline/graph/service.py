@@ -134,6 +134,8 @@ class UpstreamNode:
     latest: datetime | None
     root_candidate: bool
     flagged: bool
+    #: The end-of-life date ``taintline eol`` gave the node (``"yes"`` when not published).
+    end_of_life: str | None = None
 
 
 def upstream(case: Case, target: Seed, rules: Sequence[Rule] = DEFAULT_RULES) -> list[UpstreamNode]:
@@ -161,8 +163,27 @@ def upstream(case: Case, target: Seed, rules: Sequence[Rule] = DEFAULT_RULES) ->
                 ref, from_us(int(up.latest[node])), node in roots, bool(graph.flagged[node])
             )
         )
+    ended = _end_of_life(case)
+    out = [
+        UpstreamNode(u.ref, u.latest, u.root_candidate, u.flagged, ended.get(u.ref))
+        if u.ref in ended
+        else u
+        for u in out
+    ]
     order = {NodeKind.SOFTWARE: 0, NodeKind.ARTIFACT: 1, NodeKind.INDICATOR: 2}
     out.sort(
         key=lambda u: (not u.root_candidate, not u.flagged, order.get(u.ref.kind, 9), str(u.ref))
     )
     return out
+
+
+def _end_of_life(case: Case) -> dict[NodeRef, str]:
+    rows = case.con.execute(
+        "SELECT kind, lower(key), json_extract_string(attrs, '$.end_of_life') FROM nodes"
+        " WHERE json_extract_string(attrs, '$.end_of_life') IS NOT NULL"
+    ).fetchall()
+    return {
+        NodeRef(NodeKind(kind), key): str(value)
+        for kind, key, value in rows
+        if kind in {k.value for k in NodeKind}
+    }

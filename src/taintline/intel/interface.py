@@ -42,7 +42,10 @@ class EolRecord:
     """One release cycle of a product (endoflife.date): when it came out and when support ended.
 
     ``eol_date`` is ``None`` when the source gives only a flag (``eol: true``) or the cycle is
-    still supported (``eol_flag`` is ``False``).
+    still supported (``eol_flag`` is ``False``). ``eoas_*`` is the end of active support
+    (endoflife.date's ``eoas``/``support``: bug fixes stop, security fixes go on until
+    ``eol``). ``source`` names who published the fact; ``origin`` the file (and record) it was
+    read from.
     """
 
     product: str
@@ -53,10 +56,33 @@ class EolRecord:
     eol_flag: bool | None = None
     latest: str | None = None
     description: str | None = None
+    eoas_date: date | None = None
+    eoas_flag: bool | None = None
+    latest_date: date | None = None
+    lts: bool | None = None
+    origin: str | None = None
 
     @property
     def key(self) -> str:
         return f"{self.product}:{self.cycle}"
+
+
+@dataclass(frozen=True, slots=True)
+class EolProduct:
+    """How to recognise a product in inventories and SBOMs: its names and its identifiers.
+
+    ``names`` holds the product id, its title and aliases as published; ``purls`` package URLs
+    without a version (``pkg:maven/org.apache.struts/struts2-core``); ``cpes`` CPE 2.2 or 2.3
+    names without a version (``cpe:2.3:a:apache:struts``).
+    """
+
+    product: str
+    source: str
+    title: str | None = None
+    names: tuple[str, ...] = ()
+    purls: tuple[str, ...] = ()
+    cpes: tuple[str, ...] = ()
+    origin: str | None = None
 
 
 @dataclass(slots=True)
@@ -70,6 +96,7 @@ class ReadResult:
     tables: list[pa.Table] = field(default_factory=list)
     yara: list[YaraSource] = field(default_factory=list)
     eol: list[EolRecord] = field(default_factory=list)
+    eol_products: list[EolProduct] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     #: Things deliberately not imported, by reason (e.g. ``"misp to_ids=false": 12``).
     skipped: dict[str, int] = field(default_factory=dict)

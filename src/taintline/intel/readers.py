@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from taintline.intel import csvtext, endoflife, misp, stix, yara_rules
+from taintline.intel import csvtext, endoflife, endoflife_md, misp, stix, yara_rules
 from taintline.intel.interface import Reader
 
-READERS: tuple[Reader, ...] = (stix, misp, endoflife, yara_rules, csvtext)
+READERS: tuple[Reader, ...] = (stix, misp, endoflife, endoflife_md, yara_rules, csvtext)
 
 #: How many bytes of a file the readers see when sniffing.
 SNIFF_BYTES = 64 * 1024

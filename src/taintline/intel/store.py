@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 
 from taintline.case import Case, now_utc
 from taintline.errors import Problem, UsageError
-from taintline.intel.interface import EolRecord, ReadResult, YaraSource
+from taintline.intel.interface import EolProduct, EolRecord, ReadResult, YaraSource
 from taintline.intel.readers import SNIFF_BYTES, detect, reader_named
 from taintline.limits import IntelLimits
 
@@ -95,6 +96,8 @@ def read_file(path: Path, limits: IntelLimits, *, fmt: str | None = None) -> Rea
         size = path.stat().st_size
     except OSError as exc:
         return ReadResult.failure(fmt or "?", item, f"cannot read: {exc.strerror or exc}")
+    if path.is_dir():
+        return ReadResult.failure(fmt or "?", item, "folder without files to read")
     if not path.is_file():
         return ReadResult.failure(fmt or "?", item, "not a regular file")
     if size > limits.max_file_bytes:
@@ -140,6 +143,7 @@ def _with_source(result: ReadResult, source: str) -> None:
     ]
     result.yara = [dataclasses.replace(y, source=source) for y in result.yara]
     result.eol = [dataclasses.replace(e, source=source) for e in result.eol]
+    result.eol_products = [dataclasses.replace(e, source=source) for e in result.eol_products]
 
 
 def _rename(result: ReadResult, old: str, new: str) -> None:
@@ -148,6 +152,15 @@ def _rename(result: ReadResult, old: str, new: str) -> None:
     ]
     result.yara = [
         dataclasses.replace(y, origin=new) if y.origin == old else y for y in result.yara
+    ]
+    result.eol = [
+        dataclasses.replace(e, origin=new + e.origin[len(old) :])
+        if e.origin and e.origin.startswith(old)
+        else e
+        for e in result.eol
+    ]
+    result.eol_products = [
+        dataclasses.replace(e, origin=new) if e.origin == old else e for e in result.eol_products
     ]
 
 
@@ -170,6 +183,8 @@ def store_result(case: Case, result: ReadResult) -> tuple[int, int, int, int]:
     new += case.add_indicator_tables(result.tables)
     yara = sum(_store_yara(case, y) for y in result.yara)
     eol = _store_eol(case, result.eol) if result.eol else 0
+    if result.eol_products:
+        _store_eol_products(case, result.eol_products)
     return new, case.indicator_count() - before, yara, eol
 
 
@@ -203,10 +218,14 @@ def _store_eol(case: Case, records: Sequence[EolRecord]) -> int:
     before = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone()
     added_at = now_utc().replace(tzinfo=None)
     case.con.executemany(
-        "INSERT INTO eol_cycles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT INTO eol_cycles (product, cycle, release_date, eol_date, eol_flag, latest,"
+        " source, description, added_at, eoas_date, eoas_flag, latest_date, lts, origin)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (product, cycle, source) DO UPDATE SET release_date = excluded.release_date,"
         " eol_date = excluded.eol_date, eol_flag = excluded.eol_flag, latest = excluded.latest,"
-        " description = excluded.description",
+        " description = excluded.description, eoas_date = excluded.eoas_date,"
+        " eoas_flag = excluded.eoas_flag, latest_date = excluded.latest_date,"
+        " lts = excluded.lts, origin = excluded.origin",
         [
             [
                 r.product,
@@ -218,12 +237,61 @@ def _store_eol(case: Case, records: Sequence[EolRecord]) -> int:
                 r.source,
                 r.description,
                 added_at,
+                r.eoas_date,
+                r.eoas_flag,
+                r.latest_date,
+                r.lts,
+                r.origin,
             ]
-            for r in records
+            for r in {(r.product, r.cycle, r.source): r for r in records}.values()
         ],
     )
     after = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone()
     return int(after[0] if after else 0) - int(before[0] if before else 0)
+
+
+def _store_eol_products(case: Case, products: Sequence[EolProduct]) -> None:
+    added_at = now_utc().replace(tzinfo=None)
+    case.con.executemany(
+        "INSERT INTO eol_products VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (product, source) DO UPDATE SET title = excluded.title,"
+        " names = excluded.names, purls = excluded.purls, cpes = excluded.cpes,"
+        " origin = excluded.origin",
+        [
+            [
+                p.product,
+                p.source,
+                p.title,
+                list(p.names),
+                list(p.purls),
+                list(p.cpes),
+                p.origin,
+                added_at,
+            ]
+            for p in {(p.product, p.source): p for p in products}.values()
+        ],
+    )
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; a folder becomes its regular files, sorted, walked without following
+    symbolic links (no loops), hidden entries (``.git``) left out."""
+    out: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found: list[Path] = []
+        for root, dirs, files in os.walk(path, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found.extend(
+                Path(root) / f
+                for f in files
+                if not f.startswith(".") and not (Path(root) / f).is_symlink()
+            )
+        out.extend(sorted(found) or [path])  # an empty folder is reported as one item
+    return out
 
 
 def ingest(
@@ -241,7 +309,7 @@ def ingest(
     ``display`` names a file in reports and problems (packs show ``pack/file``)."""
     limits = limits or IntelLimits()
     report = IngestReport()
-    for path in paths:
+    for path in expand_paths(paths):
         result = read_file(Path(path), limits, fmt=fmt)
         # Give Arrow's freed scratch memory (batches, concatenations) back before DuckDB
         # inserts: with a million indicators that is a few hundred MB of peak.
@@ -351,19 +419,31 @@ def load_yara_sources(case: Case) -> list[YaraSource]:
     return [YaraSource(r[0], r[1], r[2], tuple(r[3] or ()), r[4]) for r in rows]
 
 
+_EOL_COLUMNS = (
+    "product, cycle, source, release_date, eol_date, eol_flag, latest, description,"
+    " eoas_date, eoas_flag, latest_date, lts, origin"
+)
+
+
 def eol_records(case: Case, product: str | None = None) -> list[EolRecord]:
-    sql = (
-        "SELECT product, cycle, source, release_date, eol_date, eol_flag, latest, description"
-        " FROM eol_cycles"
-    )
+    sql = f"SELECT {_EOL_COLUMNS} FROM eol_cycles"  # noqa: S608  (constant columns)
     params: list[str] = []
     if product is not None:
         sql += " WHERE product = ?"
         params.append(product.lower())
-    sql += " ORDER BY product, release_date NULLS LAST, cycle"
+    sql += " ORDER BY product, release_date NULLS LAST, cycle, source"
+    return [EolRecord(*r) for r in case.con.execute(sql, params).fetchall()]
+
+
+def eol_products(case: Case) -> list[EolProduct]:
+    """Every product's names and identifiers (one row per product and source)."""
+    rows = case.con.execute(
+        "SELECT product, source, title, names, purls, cpes, origin FROM eol_products"
+        " ORDER BY product, source"
+    ).fetchall()
     return [
-        EolRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7])
-        for r in case.con.execute(sql, params).fetchall()
+        EolProduct(r[0], r[1], r[2], tuple(r[3] or ()), tuple(r[4] or ()), tuple(r[5] or ()), r[6])
+        for r in rows
     ]
 
 

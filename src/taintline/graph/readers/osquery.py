@@ -1,6 +1,6 @@
 """osquery results: ``osqueryi --json`` arrays and the daemon's result logs (one JSON object a
 line: ``name``, ``hostIdentifier``, ``unixTime``, ``columns`` and ``action`` added/removed, or
-``snapshot`` rows) for the programs, apps, deb_packages, rpm_packages and processes tables.
+``snapshot`` rows) for the programs, apps, deb_packages, rpm_packages, homebrew_packages and processes tables.
 
 Installed software becomes ``software -installed_on-> host`` from its install time (or, when
 the table has none, open-ended: the earliest possible time); a differential ``removed`` row
@@ -40,13 +40,22 @@ class _Row:
 def _table(columns: dict[str, Any], query_name: str = "") -> str | None:
     keys = set(columns)
     name = query_name.lower()
-    for table in ("deb_packages", "rpm_packages", "programs", "processes", "apps"):
+    for table in (
+        "deb_packages",
+        "rpm_packages",
+        "homebrew_packages",
+        "programs",
+        "processes",
+        "apps",
+    ):
         if table in name:
             return table
     if {"pid", "cmdline"} & keys and "name" in keys:
         return "processes"
     if "bundle_identifier" in keys or "bundle_short_version" in keys:
         return "apps"
+    if "prefix" in keys and "path" in keys and "version" in keys:
+        return "homebrew_packages"
     if "install_time" in keys or ("release" in keys and "arch" in keys and "sha1" in keys):
         return "rpm_packages"
     if "maintainer" in keys or ("revision" in keys and "arch" in keys):
@@ -73,6 +82,10 @@ def _row(table: str, c: dict[str, Any]) -> _Row | None:
             "bundle": c.get("bundle_identifier"),
             "path": c.get("path"),
         }
+    elif table == "homebrew_packages":
+        version = c.get("version")
+        when = None
+        attrs = {"name": name, "version": version, "path": c.get("path"), "type": c.get("type")}
     elif table == "deb_packages":
         version = c.get("version")
         when = None

@@ -123,6 +123,7 @@ class CycloneDx(GraphReader):
                 "name": component.name,
                 "version": component.version,
                 "purl": purl,
+                "cpe": str(component.cpe) if component.cpe else None,
                 "type": _enum_text(component.type),
             }
             out.nodes.append(Node(ref.kind, ref.key, attrs))
@@ -284,12 +285,21 @@ class Spdx(GraphReader):
                 ),
                 None,
             )
+            cpe = next(
+                (
+                    str(r.locator)
+                    for r in pkg.external_references
+                    if str(r.reference_type).lower() in ("cpe23type", "cpe22type")
+                ),
+                None,
+            )
             ref = _component_ref(pkg.name, pkg.version, purl, sha_of(pkg.checksums))
             refs[pkg.spdx_id] = ref
             packages[pkg.spdx_id] = pkg
-            out.nodes.append(
-                Node(ref.kind, ref.key, {"name": pkg.name, "version": pkg.version, "purl": purl})
-            )
+            attrs = {"name": pkg.name, "version": pkg.version, "purl": purl}
+            if cpe:
+                attrs["cpe"] = cpe
+            out.nodes.append(Node(ref.kind, ref.key, attrs))
         files = [(f.spdx_id, f.name, sha_of(f.checksums)) for f in document.files]
         for spdx_id, name, sha in [*files, *((i, n, None) for i, n in bare_files)]:
             ref = _component_ref(name, None, None, sha)

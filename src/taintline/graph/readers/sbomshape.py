@@ -405,7 +405,7 @@ def _cdx_component(c: dict[str, Any], label: str, notes: Notes) -> dict[str, Any
     else:
         notes.deviation("component type missing or unknown, read as library", label)
         out["type"] = "library"
-    for key in ("version", "group", "bom-ref"):
+    for key in ("version", "group", "bom-ref", "cpe"):
         if key in c and c[key] is not None:
             value = text(c, key, label, notes)
             if value is not None:

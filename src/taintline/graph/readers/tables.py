@@ -92,7 +92,8 @@ class _Rows:
 
 
 class InventoryCsv(GraphReader):
-    """``host, software, version, installed_at[, removed_at][, sha256]`` -> installed_on."""
+    """``host, software, version, installed_at[, removed_at][, sha256][, purl][, cpe]
+    [, publisher]`` -> installed_on."""
 
     name: ClassVar[str] = "inventory-csv"
 
@@ -122,6 +123,10 @@ class InventoryCsv(GraphReader):
             version = pick(row, "version")
             sha = pick(row, "sha256", "hash")
             attrs = {"name": name, "version": version}
+            for column in ("purl", "cpe", "publisher"):
+                value = pick(row, column)
+                if value:
+                    attrs[column] = value
             if sha and is_sha256(sha):
                 ref = artifact_ref(sha)
                 out.nodes.append(Node(ref.kind, ref.key, {**attrs, "sha256": ref.key}))
