@@ -55,8 +55,12 @@ MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
 class FileResult:
     path: Path
     format: str | None
+    #: Nodes and edges the case did not hold yet (0 when the file was added before).
     nodes: int = 0
     edges: int = 0
+    #: Nodes and edges the file stated, new or not.
+    read_nodes: int = 0
+    read_edges: int = 0
     problems: list[Problem] = field(default_factory=list)
     #: Deviations from the format's spec that were read through.
     warnings: list[Problem] = field(default_factory=list)
@@ -129,6 +133,7 @@ def add_files(
         result = FileResult(
             path, name, problems=list(facts.problems), warnings=list(facts.warnings)
         )
+        result.read_nodes, result.read_edges = len(facts.nodes), len(facts.edges)
         if facts.edges or facts.nodes:
             result.nodes, result.edges = write_facts(case, facts, f"{name}:{path.name}")
         results.append(result)
