@@ -20,6 +20,7 @@ from taintline.eol import demo as eol_demo
 from taintline.graph import demo as graph_demo
 from taintline.hunt import demo as hunt_demo
 from taintline.intel import demo as intel_demo
+from taintline.release import demo as release_demo
 from taintline.report import demo as report_demo
 from taintline.scan import demo as scan_demo
 
@@ -32,6 +33,7 @@ STAGES: tuple[Stage, ...] = (
     hunt_demo.stage,
     eol_demo.stage,
     graph_demo.stage,
+    release_demo.stage,
     report_demo.stage,
 )
 

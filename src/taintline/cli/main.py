@@ -20,6 +20,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "intel": ("intel",),
     "case_cmds": ("import", "export"),
     "scan": ("scan",),
+    "release": ("manifest", "verify"),
     "hunt": ("hunt",),
     "report": ("report",),
     "graph": ("graph", "cascade"),

@@ -29,7 +29,7 @@ from taintline.graph.cascade import (
     Propagation,
 )
 from taintline.graph.rules import rules_as_rows
-from taintline.model import NodeKind, NodeRef, iso, parse_time, utc
+from taintline.model import NodeKind, NodeRef, Severity, iso, parse_time, utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: The edge facts a loaded graph keeps beside its arrays (and writes with each stored path).
@@ -212,6 +212,8 @@ def seeds_from_findings(case: Case) -> list[Seed]:
 
     - ``ioc.hash`` (and other hash) findings whose evidence has a ``sha256``: that artifact,
       bad since always (its own taint has no start; hosts get it from their install time);
+    - ``release.*`` findings (``verify``) of high or critical severity: the candidate file
+      they name (its ``sha256``), likewise;
     - graph nodes flagged by ``graph add --from-findings``;
     - hunt sightings: every ``observed_on`` edge seeds its host at the sighting time, and
       hunt findings with a host and a time seed that host.
@@ -226,7 +228,12 @@ def seeds_from_findings(case: Case) -> list[Seed]:
 
     for finding in case.findings():
         sha = finding.evidence.get("sha256") if isinstance(finding.evidence, dict) else None
-        if finding.kind.startswith("ioc.hash") and isinstance(sha, str) and sha:
+        if (finding.kind.startswith("ioc.hash") and isinstance(sha, str) and sha) or (
+            finding.source == "release"
+            and finding.severity.at_least(Severity.HIGH)
+            and isinstance(sha, str)
+            and len(sha) == 64
+        ):
             add(Seed(NodeRef(NodeKind.ARTIFACT, sha.lower()), None, f"finding {finding.kind}"))
         elif finding.source == "hunt" and finding.host and finding.time:
             add(Seed(NodeRef(NodeKind.HOST, finding.host.lower()), finding.time, "hunt sighting"))

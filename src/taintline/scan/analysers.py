@@ -7,11 +7,11 @@ iterates over them.
 
 from __future__ import annotations
 
-from taintline.scan import electron, elf, image, macho, pe
+from taintline.scan import electron, elf, image, macho, pe, reproducible
 from taintline.scan.interface import Analyser, BundleAnalyser
 
 #: Per-file analysers: each has ``NAME``, ``applies(item)`` and ``analyse(item, ctx)``.
-ANALYSERS: tuple[Analyser, ...] = (pe, macho, elf, image)
+ANALYSERS: tuple[Analyser, ...] = (pe, macho, elf, image, reproducible)
 
 #: Bundle analysers: each has ``NAME`` and ``analyse_bundle(root, members, ctx)``.
 BUNDLE_ANALYSERS: tuple[BundleAnalyser, ...] = (electron,)

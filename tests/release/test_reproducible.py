@@ -1,0 +1,70 @@
+"""The rebuild normalisation: what two honest builds differ in is blanked, nothing else."""
+
+from __future__ import annotations
+
+import struct
+from datetime import UTC, datetime
+
+from tests.release.conftest import Releases
+
+from taintline.scan.interface import AnalysisContext, FileItem
+from taintline.scan.reproducible import ReleaseFacts, analyse, normalise
+from taintline.testing import elf, macho, pe
+from taintline.testing.signing import sign_pe
+
+
+def _norm(data: bytes) -> bytes:
+    return normalise(data)[0]
+
+
+def test_pe_time_stamp_checksum_and_signature(rel: Releases) -> None:
+    one = pe.build_pe(pe.PESpec(dll=True, timestamp=1))
+    two = pe.build_pe(pe.PESpec(dll=True, timestamp=2))
+    signed = sign_pe(
+        two, rel.signers.vendor, timestamp=False, signing_time=datetime(2023, 1, 1, tzinfo=UTC)
+    )
+    assert one != two
+    assert _norm(one) == _norm(two) == _norm(signed)
+    _, what = normalise(signed)
+    assert {"pe.timestamp", "pe.checksum", "pe.signature"} <= set(what)
+    changed = pe.build_pe(pe.PESpec(dll=True, timestamp=1, exports=("x",)))
+    assert _norm(changed) != _norm(one)
+    # hidden data in the certificate table goes with the table: the signature check (not the
+    # normalised hash) is what reports it
+    hidden = pe.append_inside_certificate_table(signed, b"\xfe\xed\xfa\xce" * 64)
+    assert _norm(hidden) == _norm(one)
+
+
+def test_elf_build_id() -> None:
+    def with_build_id(bid: bytes) -> bytes:
+        note = struct.pack("<III", 4, len(bid), 3) + b"GNU\0" + bid
+        return elf.elf64(overlay=note)
+
+    a, b = with_build_id(b"\x01" * 20), with_build_id(b"\x02" * 20)
+    assert a != b and _norm(a) == _norm(b)
+    assert normalise(a)[1] == ["elf.build-id"]
+
+
+def test_macho_signature_and_uuid() -> None:
+    dev = macho.make_developer_id()
+    one = macho.thin(signature="developer-id", developer=dev)
+    two = macho.thin(signature="developer-id", developer=macho.make_developer_id())
+    assert one != two
+    assert _norm(one) == _norm(two) == _norm(macho.thin(signature="adhoc"))
+    assert _norm(macho.fat([one])) == _norm(macho.fat([two]))
+
+
+def test_analyser_facts_and_garbage() -> None:
+    ctx = AnalysisContext()
+    plist = b'<?xml version="1.0"?><plist version="1.0"><dict><key>CFBundleVersion</key><string>1.2</string></dict></plist>'
+    res = analyse(FileItem("a/Info.plist", "Info.plist", plist, "a"), ctx)
+    assert res.facts == ReleaseFacts(bundle={"CFBundleVersion": "1.2"})
+    assert analyse(FileItem("b/Info.plist", "Info.plist", b"\0garbage", "b"), ctx).facts is None
+    for junk in (
+        b"MZ",
+        b"MZ" + b"\xff" * 200,
+        b"\x7fELF" + b"GNU\0" * 50,
+        b"\xca\xfe\xba\xbe\0\0\0\x05",
+    ):
+        facts = analyse(FileItem("x", "x", junk, "x"), ctx).facts
+        assert facts is not None and facts.normalised_sha256
