@@ -141,7 +141,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--limit", type=float, default=None, help="diffoscope time limit (s)")
     args = parser.parse_args()
-    files, total = (600, 100 * MB) if args.quick else (5200, 1050 * MB)
+    files, total = (600, 100 * MB) if args.quick else (5200, 1200 * MB)
     limit = args.limit or (120.0 if args.quick else 600.0)
     started = time.perf_counter()
     base, cand = make_releases(ROOT / ("quick" if args.quick else "full"), files, total)

@@ -334,3 +334,18 @@ def test_many_files_are_analysed_on_the_worker_pool(
     assert [(f.kind, f.subject, f.message) for f in pooled.findings] == [
         (f.kind, f.subject, f.message) for f in here.findings
     ]
+
+
+def test_folder_against_installer_pairs_by_unique_name(
+    rel: Releases, case: Case, tmp_path: Path
+) -> None:
+    base = make("folder", rel.base, tmp_path, "DemoApp-18.12.407")
+    cand = make("msi", rel.tampered, tmp_path, "DemoApp-18.12.416")
+    result = run(case, base, cand)
+    top = {(f.kind, f.evidence["path"]) for f in result.findings if f.severity is Severity.CRITICAL}
+    assert top == {
+        ("release.changed-same-version", "disk1.cab!/ffmpeg.dll"),
+        ("release.hidden-signature-data", "disk1.cab!/d3dcompiler_47.dll"),
+    }
+    same = next(f for f in result.findings if f.kind == "release.changed-same-version")
+    assert same.evidence["old_path"] == "ffmpeg.dll"

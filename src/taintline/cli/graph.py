@@ -24,6 +24,7 @@ from taintline.graph.store import (
     latest_run,
     parse_seed,
     reached_nodes,
+    record_notices,
 )
 from taintline.model import NodeRef, iso
 
@@ -322,6 +323,7 @@ def cascade_cmd(
                 out.print(table)
             if notices:
                 written = write_notices(recipients, notices, sender)
+                record_notices(c, run_id, notices, written)
                 err.print(f"wrote {len(written)} notice file(s) to {notices}")
     return ExitCode.CLEAN
 

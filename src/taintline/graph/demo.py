@@ -23,7 +23,7 @@ from taintline.graph.cascade import NEVER
 from taintline.graph.downstream import downstream, write_notices
 from taintline.graph.ingest import add_files
 from taintline.graph.service import run_cascade, upstream
-from taintline.graph.store import Seed, explain_path, from_us
+from taintline.graph.store import Seed, explain_path, from_us, record_notices
 from taintline.model import Edge, EdgeKind, Node, NodeKind, NodeRef, iso
 
 
@@ -251,6 +251,7 @@ def stage(ctx: DemoContext) -> StageResult:
         items = ", ".join(sorted({short(d.item) for d in rec.deliveries}))
         lines.append(f"  {rec.ref} from {iso(rec.first)}: {items}")
     written = write_notices(recipients, ctx.workdir / "notices", "3CX (demo)")
+    record_notices(ctx.case, outcome.run_id, ctx.workdir / "notices", written)
     lines.append(f"notices (JSON + STIX 2.1): {len(written)} files in {ctx.workdir / 'notices'}")
     sighting = Seed(target, datetime(2023, 3, 29, 11, 2, tzinfo=UTC))
     roots = [u for u in upstream(ctx.case, sighting) if u.root_candidate]

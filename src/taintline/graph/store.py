@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -342,6 +343,17 @@ def save_run(
             [run_id],
         )
     return run_id
+
+
+def record_notices(case: Case, run_id: str, folder: Path, files: Sequence[Path]) -> None:
+    """Note in the run's summary which notice files were written (the report lists them)."""
+    patch = {"notices": {"folder": str(folder), "files": [str(p) for p in files]}}
+    with case.transaction() as con:
+        con.execute(
+            "UPDATE cascade_runs SET summary = json_merge_patch(coalesce(summary, '{}'), ?::JSON)"
+            " WHERE run_id = ?",
+            [orjson.dumps(patch).decode(), run_id],
+        )
 
 
 def latest_run(case: Case) -> str | None:

@@ -35,13 +35,17 @@ class Pairing:
     changed: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    #: (baseline path, candidate path)
+    #: same content at another path: (baseline path, candidate path)
     moved: list[tuple[str, str]] = field(default_factory=list)
+    #: another path and other content, paired by a base name that only one file on each
+    #: side has (a folder against an installer, a reorganised tree): (baseline, candidate)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def candidate_paths(self) -> list[str]:
         """The candidate's files the comparison looked at (for indicator matching)."""
-        return sorted([*self.same, *self.changed, *self.added, *(c for _, c in self.moved)])
+        moved = (c for _, c in (*self.moved, *self.renamed))
+        return sorted([*self.same, *self.changed, *self.added, *moved])
 
 
 def _ancestors(path: str) -> Iterable[str]:
@@ -93,6 +97,21 @@ def pair(base: Release, cand: Release) -> Pairing:
             out.moved.append((olds[0], path))
         else:
             still_added.append(path)
+    out.removed = [p for p in out.removed if p not in taken]
+    # then by a base name unique on both sides among what is left
+    old_names: dict[str, list[str]] = {}
+    for path in out.removed:
+        old_names.setdefault(b[path].name, []).append(path)
+    new_names: dict[str, list[str]] = {}
+    for path in still_added:
+        new_names.setdefault(c[path].name, []).append(path)
+    for name, news in new_names.items():
+        olds = old_names.get(name, [])
+        if len(news) == 1 and len(olds) == 1:
+            out.renamed.append((olds[0], news[0]))
+            taken.add(olds[0])
+            still_added.remove(news[0])
+    out.renamed.sort(key=lambda pair: pair[1])
     out.added = still_added
     out.removed = [p for p in out.removed if p not in taken]
     return out
@@ -102,7 +121,8 @@ def unrelated(pairing: Pairing, base: Release, cand: Release) -> bool:
     """Two different products rather than two releases of one: under a fifth of the files
     match by path or content."""
     matched = len(pairing.same) + len(pairing.changed) + len(pairing.moved)
-    total = max(len(pairing.same) + len(pairing.changed) + len(pairing.moved)
+    matched += len(pairing.renamed) // 2  # a shared name is weaker evidence than a path
+    total = max(matched
                 + max(len(pairing.added), len(pairing.removed)), 1)  # fmt: skip
     if not base.entries or not cand.entries:
         return False
@@ -127,6 +147,10 @@ def needs_facts(pairing: Pairing, base: Release, cand: Release) -> tuple[set[str
     for p in pairing.added:
         if looks_native(cand.entries[p]) or cand.entries[p].container:
             need_c.add(p)
+    for old, new in pairing.renamed:
+        if looks_native(base.entries[old]) or looks_native(cand.entries[new]):
+            need_b.add(old)
+            need_c.add(new)
     return need_b, need_c
 
 
@@ -134,7 +158,10 @@ def app_sample(pairing: Pairing, cand: Release, new_path: str) -> list[str]:
     """The app's own binaries (present in both releases) that say who signs this app: those
     beside ``new_path`` first, else anywhere; at most :data:`APP_SIGNER_SAMPLE`, in path order."""
     folder = new_path.rsplit("/", 1)[0] if "/" in new_path else ""
-    paired = [p for p in (*pairing.same, *pairing.changed) if looks_native(cand.entries[p])]
+    renamed = (new for _, new in pairing.renamed)
+    paired = [
+        p for p in (*pairing.same, *pairing.changed, *renamed) if looks_native(cand.entries[p])
+    ]
     near = [p for p in paired if (p.rsplit("/", 1)[0] if "/" in p else "") == folder]
     return (near or paired)[:APP_SIGNER_SAMPLE]
 
@@ -193,8 +220,10 @@ class Judge:
         return "release", release.product.version
 
     # one changed file -------------------------------------------------------------------
-    def changed(self, path: str) -> list[Finding]:
-        old, new = self.base.entries[path], self.cand.entries[path]
+    def changed(self, path: str, old_path: str | None = None) -> list[Finding]:
+        """Judge the candidate's ``path`` against the baseline's ``old_path`` (default: the same
+        path)."""
+        old, new = self.base.entries[old_path or path], self.cand.entries[path]
         if old.container and new.container:
             return []  # judged by its members (see :meth:`container`)
         if old.binary is not None and new.binary is not None:

@@ -156,6 +156,7 @@ def compare_releases(
         "added": len(pairing.added),
         "removed": len(pairing.removed),
         "moved": len(pairing.moved),
+        "renamed": len(pairing.renamed),
     }
     if unrelated(pairing, base, cand):
         findings.append(
@@ -181,6 +182,8 @@ def compare_releases(
     per_file: list[Finding] = []
     for p in pairing.changed:
         per_file += judge.changed(p)
+    for old, new in pairing.renamed:
+        per_file += [_with_old_path(f, old) for f in judge.changed(new, old)]
     for p in pairing.added:
         signers = app_signers(cand, samples[p]) if p in samples else None
         per_file += judge.added(p, signers)
@@ -209,6 +212,12 @@ def compare_releases(
         findings = expect_mod.apply(findings, options.expectations)
     findings.sort(key=rank_key)
     return VerifyResult(findings, base, cand, stats=stats)
+
+
+def _with_old_path(finding: Finding, old_path: str) -> Finding:
+    evidence = dict(finding.evidence)
+    evidence["old_path"] = old_path
+    return replace(finding, evidence=evidence)
 
 
 def _indicator_matches(case: Case, judge: Judge, paths: Sequence[str]) -> list[Finding]:

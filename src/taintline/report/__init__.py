@@ -26,6 +26,7 @@ FORMATS: dict[str, str] = {
     "csv": "csvout",
     "stix": "stix",
     "html": "html",
+    "markdown": "markdown",
 }
 
 

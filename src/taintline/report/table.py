@@ -7,6 +7,7 @@ from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from taintline.model import Finding, Severity, iso
 from taintline.report.context import RenderContext
@@ -23,9 +24,9 @@ _STYLE = {
 def render(findings: Sequence[Finding], out: TextIO, ctx: RenderContext) -> None:
     console = Console(file=out, width=ctx.width or (None if out.isatty() else 160), highlight=False)
     if not findings:
-        console.print(f"{ctx.title}: nothing found")
+        console.print(Text(f"{ctx.title}: nothing found"))
         return
-    table = Table(title=ctx.title, show_lines=False, expand=False)
+    table = Table(title=Text(ctx.title), show_lines=False, expand=False)
     table.add_column("severity")
     table.add_column("kind")
     table.add_column("subject", overflow="fold")
@@ -36,14 +37,15 @@ def render(findings: Sequence[Finding], out: TextIO, ctx: RenderContext) -> None
         table.add_column(key, overflow="fold")
     ordered = sorted(findings, key=lambda f: (-f.severity.rank, f.kind, f.subject))
     for f in ordered:
-        extra = [str(f.evidence.get(k, "")) for k in ctx.extra_columns]
+        # Everything but the severity comes from inputs: Text, never rich markup.
+        extra = [Text(str(f.evidence.get(k, ""))) for k in ctx.extra_columns]
         table.add_row(
-            f"[{_STYLE[f.severity]}]{f.severity}[/]",
-            f.kind,
-            f.subject,
-            f.host or "",
+            Text(str(f.severity), style=_STYLE[f.severity]),
+            Text(f.kind),
+            Text(f.subject),
+            Text(f.host or ""),
             iso(f.time) or "",
-            f.message,
+            Text(f.message),
             *extra,
         )
     console.print(table)
