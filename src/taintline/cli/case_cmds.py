@@ -11,6 +11,7 @@ from taintline.case import Case
 from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_console, stdout_console
 from taintline.errors import UsageError
 from taintline.interchange import EXPORT_FORMATS, export_case, import_jsonl, plural
+from taintline.scan.retro import match_stored
 
 
 def import_cmd(
@@ -29,6 +30,11 @@ def import_cmd(
             problems += len(result.problems)
             counts = ", ".join(f"{n} new {plural(k)}" for k, n in sorted(result.counts.items()))
             out.print(f"{path}: {counts or 'nothing'}", markup=False, soft_wrap=True)
+        # Imported indicators meet every stored file record, and imported records meet every
+        # indicator: match all against all (no file is read).
+        retro = match_stored(c)
+        if retro.matched:
+            err.print(f"retroactive match: {retro.summary()}", markup=False, highlight=False)
     if problems:
         err.print(f"{problems} bad record(s) skipped")
     return ExitCode.USAGE if problems else ExitCode.CLEAN

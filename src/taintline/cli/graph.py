@@ -13,10 +13,11 @@ from rich.table import Table
 
 from taintline.case import Case
 from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_console, stdout_console
+from taintline.cli.sparkopts import SparkConf, SparkMaster, SparkRemote, spark_settings
 from taintline.errors import UsageError
 from taintline.graph.downstream import downstream, write_notices
 from taintline.graph.ingest import READERS, add_files, facts_from_findings, write_facts
-from taintline.graph.service import ENGINES, run_cascade, upstream
+from taintline.graph.service import ENGINES, cascade_on_cluster, run_cascade, upstream
 from taintline.graph.store import (
     Fact,
     Reached,
@@ -248,6 +249,26 @@ def cascade_cmd(
     sender: Annotated[str, typer.Option(help="Who sends the notices.")] = "taintline",
     fmt: Annotated[str, typer.Option("--format", help="table or jsonl.")] = "table",
     limit: Annotated[int, typer.Option(help="Most rows in the table.")] = 50,
+    graph_parquet: Annotated[
+        str | None,
+        typer.Option(
+            "--graph-parquet",
+            help="With --engine spark: read the edges on the cluster from this Parquet table"
+            " (taintline export --format parquet writes edges.parquet) instead of the case.",
+            show_default=False,
+        ),
+    ] = None,
+    output_parquet: Annotated[
+        str | None,
+        typer.Option(
+            "--output-parquet",
+            help="With --graph-parquet: also write the reached nodes there (a URI Spark writes).",
+            show_default=False,
+        ),
+    ] = None,
+    spark_master: SparkMaster = None,
+    spark_remote: SparkRemote = None,
+    spark_conf: SparkConf = None,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
     """Earliest possible compromise time of every node, with the facts that explain it."""
@@ -257,6 +278,19 @@ def cascade_cmd(
         raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     out, err = stdout_console(), stderr_console()
     seeds = [parse_seed(s) for s in seed or []]
+    spark = spark_settings(spark_master, spark_remote, spark_conf) if engine == "spark" else None
+    if graph_parquet or output_parquet:
+        if engine != "spark" or not graph_parquet:
+            raise UsageError("--graph-parquet/--output-parquet go with --engine spark")
+        if not seeds:
+            raise UsageError("--graph-parquet needs --seed KIND:KEY@TIME")
+        with Case(case) as c:
+            result = cascade_on_cluster(c, graph_parquet, seeds, spark, output_parquet, err)
+            if fmt == "jsonl":
+                _jsonl_reached(c, result.run_id, sys.stdout)
+            else:
+                _render_reached(reached_nodes(c, result.run_id, limit), out, result.reached)
+        return ExitCode.CLEAN
     with Case(case) as c:
         if upstream_of:
             target = parse_seed(upstream_of)
@@ -280,7 +314,7 @@ def cascade_cmd(
             if not seeds and not from_findings:
                 return ExitCode.CLEAN
         if seeds or from_findings:
-            outcome = run_cascade(c, seeds, from_findings=from_findings, engine=engine)
+            outcome = run_cascade(c, seeds, from_findings=from_findings, engine=engine, spark=spark)
             for message in outcome.missing:
                 err.print(f"[yellow]warning[/yellow] {message}", markup=True)
             run_id = outcome.run_id

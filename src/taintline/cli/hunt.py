@@ -19,18 +19,26 @@ from taintline.cli.common import (
     progress_enabled,
     stderr_console,
 )
+from taintline.cli.sparkopts import SparkConf, SparkMaster, SparkRemote, spark_settings
 from taintline.errors import UsageError
 from taintline.hunt.engines import ENGINE_NAMES
 from taintline.hunt.indicators import load_indicators
-from taintline.hunt.model import Field, FileStats, HuntOptions, LogSource, parse_field_name
+from taintline.hunt.model import (
+    Field,
+    FileStats,
+    HuntOptions,
+    LogSource,
+    Sighting,
+    parse_field_name,
+)
 from taintline.hunt.readers import discover
 from taintline.hunt.render import render_timeline
-from taintline.hunt.service import HuntResult, hunt_sources
+from taintline.hunt.service import HuntResult, hunt_sources, run_hunt, uses_cluster
 from taintline.hunt.sightings import findings as to_findings
 from taintline.hunt.store import save
 from taintline.intel.store import ensure_intel
 from taintline.limits import HuntLimits
-from taintline.model import parse_time
+from taintline.model import Severity, parse_time
 from taintline.report import FORMATS, RenderContext, render_findings
 
 FORMAT_NAMES = ("table", *[f for f in FORMATS if f != "table"])
@@ -66,8 +74,12 @@ def _time(text: str | None, option: str) -> datetime | None:
 
 def hunt_cmd(
     logs: Annotated[
-        list[Path],
-        typer.Argument(help="Log files or folders (Zeek TSV/JSON, JSON Lines, CSV; gzip ok)."),
+        list[str],
+        typer.Argument(
+            help="Log files or folders (Zeek TSV/JSON, JSON Lines, CSV; gzip ok). With"
+            " --engine spark also URIs Spark reads (file://, hdfs://, s3a://, abfss://),"
+            " glob patterns and Parquet tables."
+        ),
     ],
     since: Annotated[
         str | None, typer.Option(help="Only records at or after this time (ISO 8601).")
@@ -101,6 +113,9 @@ def hunt_cmd(
             "pre-filter passes (slower; same sightings).",
         ),
     ] = False,
+    spark_master: SparkMaster = None,
+    spark_remote: SparkRemote = None,
+    spark_conf: SparkConf = None,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
     """Hunt stored logs for the case's indicators: every host that contacted them, and when."""
@@ -116,9 +131,12 @@ def hunt_cmd(
         memory_limit=memory_limit,
         field_map=parse_map(field_map),
         prefilter=not full_read,
+        spark=spark_settings(spark_master, spark_remote, spark_conf) if engine == "spark" else None,
     )
     err = stderr_console()
-    found = discover(logs, options.field_map)
+    if uses_cluster(logs, options):
+        return _cluster(logs, options, fmt, threshold, no_record, case)
+    found = discover([Path(p) for p in logs], options.field_map)
     for problem in found.problems:
         err.print(f"[yellow]skipped[/yellow] {problem.one_line()}", markup=True)
     if not found.sources:
@@ -156,6 +174,57 @@ def hunt_cmd(
                 "done",
                 {"files": len(files), "lines": result.lines, "sightings": len(sightings)},
             )
+    return _finish(sightings, files, logs, fmt, threshold)
+
+
+def _cluster(
+    logs: list[str],
+    options: HuntOptions,
+    fmt: str,
+    threshold: Severity,
+    no_record: bool,
+    case: Path,
+) -> int:
+    """``--engine spark`` on a cluster: listing, reading and matching there."""
+    err = stderr_console()
+    spark = options.spark
+    with Case(case) as c:
+        if ensure_intel(c):
+            err.print("the case had no intel: loaded the built-in 3CX / X_TRADER pack")
+        run_id = None if no_record else c.start_run("hunt")
+        with err.status(f"hunting on Spark at {spark.url if spark else 'local'}") as status:
+
+            def step(src: LogSource, stats: FileStats) -> None:
+                status.update(f"read {src.path}")
+
+            result = run_hunt(
+                c, logs, options, progress=step, record=run_id is not None, run_id=run_id
+            )
+        if run_id is not None:
+            c.finish_run(
+                run_id,
+                "done",
+                {
+                    "files": len(result.files),
+                    "lines": result.lines,
+                    "sightings": len(result.sightings),
+                },
+            )
+    for problem in result.problems:
+        err.print(f"skipped {problem.one_line()}", markup=False, highlight=False)
+    if not result.files:
+        raise UsageError("no readable log file among the inputs")
+    return _finish(result.sightings, result.files, logs, fmt, threshold)
+
+
+def _finish(
+    sightings: list[Sighting],
+    files: list[FileStats],
+    logs: list[str],
+    fmt: str,
+    threshold: Severity,
+) -> int:
+    err = stderr_console()
     for stats in files:
         for problem in stats.problems[:5]:
             err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=True)

@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from taintline.case import Case
+from taintline.case import Case, now_utc
 from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_console, stdout_console
 from taintline.errors import UsageError
 from taintline.intel.export import EXPORT_FORMATS, export_intel
 from taintline.intel.normalize import classify
 from taintline.intel.store import FileReport, IngestReport, ingest, ingest_pack, list_packs
 from taintline.model import IndicatorType, iso
+from taintline.scan.retro import match_stored
 
 intel_app = typer.Typer(
     help="Threat intel: indicators (STIX, MISP, CSV/text), YARA rules, end-of-life data, packs.",
@@ -96,6 +97,7 @@ def add_cmd(
         raise UsageError("give intel files to add, or --pack NAME")
     out, err = stdout_console(), stderr_console()
     combined = IngestReport()
+    started = now_utc()
     with Case(case) as c:
         for name in pack or ():
             combined.files.extend(
@@ -107,6 +109,10 @@ def add_cmd(
                     c, files, source=source, fmt=fmt, on_file=lambda r: _print_file(out, err, r)
                 ).files
             )
+        # New hash indicators meet every file record already in the case (no file is read).
+        retro = match_stored(c, since=started)
+        if retro.matched:
+            err.print(f"retroactive match: {retro.summary()}", markup=False, highlight=False)
     return _summary(out, err, combined)
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "intel": ("intel",),
     "case_cmds": ("import", "export"),
     "scan": ("scan",),
+    "match": ("match",),
     "release": ("manifest", "verify"),
     "hunt": ("hunt",),
     "report": ("report",),

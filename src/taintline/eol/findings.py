@@ -24,36 +24,61 @@ INSTALLED_AFTER = "software.installed-after-end-of-life"
 END_OF_SUPPORT = "software.end-of-support"
 KINDS = (INSTALLED_AFTER, END_OF_LIFE, END_OF_SUPPORT)
 
-_GROUPED = """
-SELECT host, container, coalesce(node, concat_ws('@', name, version)) AS node,
-       any_value(name ORDER BY name) AS name, version, product, cycle, status, eol_date,
-       eol_flag, eoas_date, eoas_flag, latest, cycle_source, cycle_origin,
-       max(confidence) AS confidence,
-       arg_max(how, confidence) AS how,
-       min(installed_at) AS installed_at,
-       CASE WHEN bool_or(removed_at IS NULL) THEN NULL ELSE max(removed_at) END AS removed_at,
-       bool_or(installed_after_eol) AS installed_after_eol,
-       min(installed_at) FILTER (WHERE installed_after_eol) AS installed_after_at,
-       list(DISTINCT source ORDER BY source) FILTER (WHERE source IS NOT NULL) AS sources
-FROM tl_matches
-WHERE status IN ('end-of-life', 'end-of-support')
-GROUP BY ALL
-ORDER BY product, cycle, host NULLS LAST, container, node
+#: Matched rows past an end, folded per host (or release) and software: the per-row work is on
+#: narrow columns and integer identities; the identity's facts are joined to the groups.
+_FOLDED = """
+SELECT r.host, r.container, r.node, r.id,
+       min(r.installed_at) AS installed_at,
+       CASE WHEN bool_or(r.removed_at IS NULL) THEN NULL ELSE max(r.removed_at) END AS removed_at,
+       bool_or(coalesce(r.installed_at >= m.eol_date::TIMESTAMP, false)) AS installed_after_eol,
+       min(r.installed_at) FILTER (WHERE r.installed_at >= m.eol_date::TIMESTAMP)
+           AS installed_after_at,
+       list(DISTINCT r.source ORDER BY r.source) FILTER (WHERE r.source IS NOT NULL) AS sources
+FROM tl_rows r JOIN tl_ident_match m ON m.id = r.id
+WHERE m.status IN ('end-of-life', 'end-of-support')
+GROUP BY r.host, r.container, r.node, r.id
 """
 
+_GROUPED = f"""
+SELECT g.host, g.container, coalesce(g.node, concat_ws('@', m.name, m.version)) AS node,
+       m.name, m.version, m.product, m.cycle, m.status, m.eol_date, m.eol_flag, m.eoas_date,
+       m.eoas_flag, m.latest, m.cycle_source, m.cycle_origin, m.confidence, m.how,
+       g.installed_at, g.removed_at, g.installed_after_eol, g.installed_after_at, g.sources
+FROM ({_FOLDED}) g JOIN tl_ident_match m ON m.id = g.id
+ORDER BY m.product, m.cycle, g.host NULLS LAST, g.container, 3
+"""  # noqa: S608  (constant SQL)
+
 _SUMMARY = """
-SELECT product, cycle, status, any_value(eol_date) AS eol_date,
-       any_value(eoas_date) AS eoas_date, any_value(reason) AS reason,
-       count(DISTINCT host) AS hosts,
-       count(DISTINCT host) FILTER (WHERE installed_after_eol) AS hosts_installed_after,
-       count(DISTINCT container) AS releases,
-       count(*) AS rows,
-       list(DISTINCT how ORDER BY how) AS matched_by
-FROM tl_matches
-GROUP BY product, cycle, status
-ORDER BY CASE status WHEN 'end-of-life' THEN 0 WHEN 'end-of-support' THEN 1
-                     WHEN 'unknown' THEN 2 ELSE 3 END,
-         hosts DESC, product, cycle NULLS LAST
+WITH groups AS (
+    SELECT product, cycle, status, any_value(eol_date) AS eol_date,
+           any_value(eoas_date) AS eoas_date,
+           coalesce(any_value(reason), CASE WHEN status = 'unknown'
+               THEN 'no end-of-life date or flag for this cycle' END) AS reason,
+           list(DISTINCT how ORDER BY how) AS matched_by,
+           (dense_rank() OVER (ORDER BY product, cycle, status))::INTEGER AS grp
+    FROM tl_ident_match GROUP BY product, cycle, status
+), ident AS (
+    SELECT m.id, g.grp, m.eol_date FROM tl_ident_match m
+    JOIN groups g ON g.product = m.product AND g.cycle IS NOT DISTINCT FROM m.cycle
+                 AND g.status = m.status
+), per_host AS (
+    SELECT i.grp, r.host, r.container,
+           bool_or(coalesce(r.installed_at >= i.eol_date::TIMESTAMP, false)) AS after,
+           count(*) AS n
+    FROM tl_rows r JOIN ident i ON i.id = r.id
+    GROUP BY i.grp, r.host, r.container
+), counts AS (
+    SELECT grp, count(DISTINCT host) AS hosts,
+           count(DISTINCT host) FILTER (WHERE after) AS hosts_installed_after,
+           count(DISTINCT container) AS releases, sum(n) AS rows
+    FROM per_host GROUP BY grp
+)
+SELECT g.product, g.cycle, g.status, g.eol_date, g.eoas_date, g.reason, c.hosts,
+       c.hosts_installed_after, c.releases, c.rows, g.matched_by
+FROM groups g JOIN counts c ON c.grp = g.grp
+ORDER BY CASE g.status WHEN 'end-of-life' THEN 0 WHEN 'end-of-support' THEN 1
+                       WHEN 'unknown' THEN 2 ELSE 3 END,
+         c.hosts DESC, g.product, g.cycle NULLS LAST
 """
 
 
@@ -126,7 +151,11 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def finding_count(matches: Matches) -> int:
     """How many findings :func:`findings` would make (counted in DuckDB, none built)."""
-    row = matches.con.execute(f"SELECT count(*) FROM ({_GROUPED})").fetchone()  # noqa: S608
+    row = matches.con.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT r.host, r.container, r.node, r.id FROM tl_rows r"
+        " JOIN tl_ident_match m ON m.id = r.id"
+        " WHERE m.status IN ('end-of-life', 'end-of-support'))"
+    ).fetchone()
     return int(row[0]) if row else 0
 
 

@@ -148,9 +148,12 @@ def _better(new: EolRecord, old: EolRecord) -> bool:
 def connect(
     threads: int | None = None, memory_limit: str | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the key macros."""
+    """An in-memory DuckDB connection with the key macros; past ``memory_limit`` DuckDB
+    spills to its temporary folder instead of growing."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    # results are sorted where order matters: DuckDB may stream and spill instead
+    con.execute("SET preserve_insertion_order = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:

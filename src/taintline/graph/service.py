@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +32,10 @@ from taintline.graph.store import (
     to_us,
 )
 from taintline.model import Finding, FindingSource, NodeKind, NodeRef, Severity
+from taintline.sparklocal import SparkSettings, session_scope
+
+if TYPE_CHECKING:
+    from taintline.graph.spark_parquet import ParquetCascade
 
 ENGINES = ("numpy", "spark")
 
@@ -52,16 +58,23 @@ def run_propagation(
     seeds: Sequence[Seed],
     engine: str = "numpy",
     rules: Sequence[Rule] = DEFAULT_RULES,
+    spark: SparkSettings | None = None,
 ) -> tuple[Propagation, list[str]]:
     nodes, times, missing = resolve_seeds(graph, seeds)
     if engine == "numpy":
         return propagate(graph.n_nodes, graph.edges, nodes, times, rules), missing
     if engine == "spark":
-        from taintline.graph.sparkengine import propagate_spark
+        from taintline.graph.sparkengine import CASCADE_CONF, propagate_spark
 
-        return propagate_spark(
-            graph.n_nodes, compile_arcs(graph.edges, rules), nodes, times, tuple(rules)
-        ), missing
+        with session_scope("taintline-cascade", spark, CASCADE_CONF) as session:
+            return propagate_spark(
+                graph.n_nodes,
+                compile_arcs(graph.edges, rules),
+                nodes,
+                times,
+                tuple(rules),
+                spark=session,
+            ), missing
     raise UsageError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
 
 
@@ -73,6 +86,7 @@ def run_cascade(
     engine: str = "numpy",
     rules: Sequence[Rule] = DEFAULT_RULES,
     record_findings: bool = True,
+    spark: SparkSettings | None = None,
 ) -> CascadeOutcome:
     all_seeds = list(seeds)
     if from_findings:
@@ -80,7 +94,7 @@ def run_cascade(
     if not all_seeds:
         raise UsageError("no seeds: give --seed KIND:KEY@TIME or --from-findings")
     graph = load_graph(case)
-    result, missing = run_propagation(graph, all_seeds, engine, rules)
+    result, missing = run_propagation(graph, all_seeds, engine, rules, spark)
     run_id = save_run(
         case,
         graph,
@@ -175,6 +189,30 @@ def upstream(case: Case, target: Seed, rules: Sequence[Rule] = DEFAULT_RULES) ->
         key=lambda u: (not u.root_candidate, not u.flagged, order.get(u.ref.kind, 9), str(u.ref))
     )
     return out
+
+
+def cascade_on_cluster(
+    case: Case,
+    edges_uri: str,
+    seeds: Sequence[Seed],
+    spark: SparkSettings | None = None,
+    output: str | None = None,
+    console: Any = None,
+) -> ParquetCascade:
+    """The cascade on a Spark cluster over an edge table in Parquet (see
+    :mod:`taintline.graph.spark_parquet`); the result is stored in ``case`` as a run.
+    ``console`` (rich) shows the stage on a terminal."""
+    from taintline.graph.spark_parquet import run_parquet_cascade
+    from taintline.graph.sparkengine import CASCADE_CONF
+
+    status = console.status("cascade on Spark") if console is not None else nullcontext()
+    with status as shown, session_scope("taintline-cascade", spark, CASCADE_CONF) as session:
+
+        def stage(text: str) -> None:
+            if shown is not None:
+                shown.update(f"cascade on Spark: {text}")
+
+        return run_parquet_cascade(session, case, edges_uri, seeds, output=output, stage=stage)
 
 
 def _end_of_life(case: Case) -> dict[NodeRef, str]:

@@ -31,8 +31,12 @@ if TYPE_CHECKING:
 MAX_ROUNDS = 100_000
 
 
+#: The cascade's own Spark settings.
+CASCADE_CONF = {"spark.sql.execution.arrow.pyspark.enabled": "true"}
+
+
 def spark_session(app: str = "taintline-cascade") -> SparkSession:
-    return local_session(app, conf={"spark.sql.execution.arrow.pyspark.enabled": "true"})
+    return local_session(app, conf=CASCADE_CONF)
 
 
 def _arcs_df(spark: SparkSession, arcs: Arcs) -> DataFrame:

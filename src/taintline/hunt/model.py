@@ -16,6 +16,7 @@ from typing import Any
 
 from taintline.errors import Problem
 from taintline.model import IndicatorType
+from taintline.sparklocal import SparkSettings
 
 
 class LogKind(StrEnum):
@@ -222,3 +223,5 @@ class HuntOptions:
     #: Zeek TSV files: find candidate lines with the literal pre-filter
     #: (:mod:`taintline.hunt.prefilter`) and parse only those; False parses every line.
     prefilter: bool = True
+    #: Where ``--engine spark`` runs (None: a local session on this machine).
+    spark: SparkSettings | None = None

@@ -6,7 +6,7 @@ Discover the files, load the indicators, let the engine match, fold hits into si
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,9 +54,50 @@ def hunt_sources(
     return fold(result.groups, indicators, options.max_lines), result.stats
 
 
+def uses_cluster(inputs: Iterable[str | Path], options: HuntOptions) -> bool:
+    """Whether ``--engine spark`` must list and read the inputs on the cluster: they are
+    URIs, globs or Parquet tables, or the session is not a local one."""
+    if options.engine != "spark":
+        return False
+    if options.spark is not None and not options.spark.is_local:
+        return True
+    from taintline.hunt.engines.spark_cluster import needs_cluster
+
+    return needs_cluster(str(p) for p in inputs)
+
+
+def run_hunt_cluster(
+    case: Case,
+    inputs: Sequence[str],
+    options: HuntOptions,
+    *,
+    progress: Progress | None = None,
+    record: bool = True,
+    run_id: str | None = None,
+) -> HuntResult:
+    """The hunt with listing, reading and matching on the Spark cluster of
+    ``options.spark``; only sightings and per-file counts come back to be recorded."""
+    from taintline.hunt.engines.spark_cluster import ClusterHunt
+    from taintline.hunt.engines.spark_engine import HUNT_CONF
+    from taintline.sparklocal import session_scope
+
+    indicators = load_indicators(case)
+    with session_scope(
+        "taintline-hunt", options.spark, HUNT_CONF, max(1, options.threads)
+    ) as spark:
+        run = ClusterHunt(spark).run(inputs, indicators, options, progress)
+    result = HuntResult(
+        problems=run.problems, indicators=indicators.count(), files=run.result.stats
+    )
+    result.sightings = fold(run.result.groups, indicators, options.max_lines)
+    if record:
+        result.new_findings = save(case, result.sightings, result.files, run_id)
+    return result
+
+
 def run_hunt(
     case: Case,
-    paths: Iterable[Path],
+    paths: Iterable[Path | str],
     options: HuntOptions | None = None,
     *,
     progress: Progress | None = None,
@@ -64,7 +105,12 @@ def run_hunt(
     run_id: str | None = None,
 ) -> HuntResult:
     opts = options or HuntOptions()
-    found = discover(paths, opts.field_map)
+    paths = list(paths)
+    if uses_cluster(paths, opts):
+        return run_hunt_cluster(
+            case, [str(p) for p in paths], opts, progress=progress, record=record, run_id=run_id
+        )
+    found = discover([Path(p) for p in paths], opts.field_map)
     indicators = load_indicators(case)
     result = HuntResult(problems=list(found.problems), indicators=indicators.count())
     result.sightings, result.files = hunt_sources(found.sources, indicators, opts, progress)

@@ -215,61 +215,61 @@ def _store_yara(case: Case, source: YaraSource) -> int:
 
 
 def _store_eol(case: Case, records: Sequence[EolRecord]) -> int:
+    """One statement over an Arrow table (``executemany`` costs a statement per row)."""
     before = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone()
-    added_at = now_utc().replace(tzinfo=None)
-    case.con.executemany(
+    rows = list({(r.product, r.cycle, r.source): r for r in records}.values())
+    new_rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+        {
+            "product": pa.array([r.product for r in rows], pa.string()),
+            "cycle": pa.array([r.cycle for r in rows], pa.string()),
+            "release_date": pa.array([r.release_date for r in rows], pa.date32()),
+            "eol_date": pa.array([r.eol_date for r in rows], pa.date32()),
+            "eol_flag": pa.array([r.eol_flag for r in rows], pa.bool_()),
+            "latest": pa.array([r.latest for r in rows], pa.string()),
+            "source": pa.array([r.source for r in rows], pa.string()),
+            "description": pa.array([r.description for r in rows], pa.string()),
+            "eoas_date": pa.array([r.eoas_date for r in rows], pa.date32()),
+            "eoas_flag": pa.array([r.eoas_flag for r in rows], pa.bool_()),
+            "latest_date": pa.array([r.latest_date for r in rows], pa.date32()),
+            "lts": pa.array([r.lts for r in rows], pa.bool_()),
+            "origin": pa.array([r.origin for r in rows], pa.string()),
+        }
+    )
+    case.con.execute(
         "INSERT INTO eol_cycles (product, cycle, release_date, eol_date, eol_flag, latest,"
         " source, description, added_at, eoas_date, eoas_flag, latest_date, lts, origin)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " SELECT product, cycle, release_date, eol_date, eol_flag, latest, source, description,"
+        " ?, eoas_date, eoas_flag, latest_date, lts, origin FROM new_rows"
         " ON CONFLICT (product, cycle, source) DO UPDATE SET release_date = excluded.release_date,"
         " eol_date = excluded.eol_date, eol_flag = excluded.eol_flag, latest = excluded.latest,"
         " description = excluded.description, eoas_date = excluded.eoas_date,"
         " eoas_flag = excluded.eoas_flag, latest_date = excluded.latest_date,"
         " lts = excluded.lts, origin = excluded.origin",
-        [
-            [
-                r.product,
-                r.cycle,
-                r.release_date,
-                r.eol_date,
-                r.eol_flag,
-                r.latest,
-                r.source,
-                r.description,
-                added_at,
-                r.eoas_date,
-                r.eoas_flag,
-                r.latest_date,
-                r.lts,
-                r.origin,
-            ]
-            for r in {(r.product, r.cycle, r.source): r for r in records}.values()
-        ],
+        [now_utc().replace(tzinfo=None)],
     )
     after = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone()
     return int(after[0] if after else 0) - int(before[0] if before else 0)
 
 
 def _store_eol_products(case: Case, products: Sequence[EolProduct]) -> None:
-    added_at = now_utc().replace(tzinfo=None)
-    case.con.executemany(
-        "INSERT INTO eol_products VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (product, source) DO UPDATE SET title = excluded.title,"
+    rows = list({(p.product, p.source): p for p in products}.values())
+    new_rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+        {
+            "product": pa.array([p.product for p in rows], pa.string()),
+            "source": pa.array([p.source for p in rows], pa.string()),
+            "title": pa.array([p.title for p in rows], pa.string()),
+            "names": pa.array([list(p.names) for p in rows], pa.list_(pa.string())),
+            "purls": pa.array([list(p.purls) for p in rows], pa.list_(pa.string())),
+            "cpes": pa.array([list(p.cpes) for p in rows], pa.list_(pa.string())),
+            "origin": pa.array([p.origin for p in rows], pa.string()),
+        }
+    )
+    case.con.execute(
+        "INSERT INTO eol_products SELECT product, source, title, names, purls, cpes, origin, ?"
+        " FROM new_rows ON CONFLICT (product, source) DO UPDATE SET title = excluded.title,"
         " names = excluded.names, purls = excluded.purls, cpes = excluded.cpes,"
         " origin = excluded.origin",
-        [
-            [
-                p.product,
-                p.source,
-                p.title,
-                list(p.names),
-                list(p.purls),
-                list(p.cpes),
-                p.origin,
-                added_at,
-            ]
-            for p in {(p.product, p.source): p for p in products}.values()
-        ],
+        [now_utc().replace(tzinfo=None)],
     )
 
 

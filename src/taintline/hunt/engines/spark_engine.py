@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -42,13 +42,13 @@ def lit(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+#: The hunt's settings: times in UTC, SQL casts that give NULL rather than fail.
+HUNT_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"}
+
+
 def local_session(cores: int = 2) -> SparkSession:
-    """The hunt's session: times in UTC, SQL casts that give NULL rather than fail."""
-    return sparklocal.local_session(
-        "taintline-hunt",
-        cores,
-        {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "false"},
-    )
+    """The hunt's local session."""
+    return sparklocal.local_session("taintline-hunt", cores, HUNT_CONF)
 
 
 def _ts_us(col: str) -> str:
@@ -96,10 +96,15 @@ class SparkEngine:
             "value", F.regexp_replace("value", "\r$", "")
         )
 
-    def _parse(self, df: DataFrame, src: LogSource, skip: Sequence[int]) -> DataFrame:
-        """Candidate columns f_* plus ``bad`` (garbage), ``blank`` and ``comment`` flags."""
+    def _parse(self, df: DataFrame, src: LogSource, skip: Sequence[int] | Column) -> DataFrame:
+        """Candidate columns f_* plus ``bad`` (garbage), ``blank`` and ``comment`` flags.
+        ``skip`` marks lines that are garbage whatever they hold (invalid UTF-8, over-long):
+        line numbers, or a column expression when the cluster decides."""
+        keep = [c for c in ("path",) if c in df.columns]  # the cluster path carries it
         df = df.withColumn("blank", F.col("value") == "")
-        if skip:
+        if isinstance(skip, Column):
+            df = df.withColumn("skip", skip)
+        elif skip:
             df = df.withColumn("skip", F.col("line").isin(list(skip)))
         else:
             df = df.withColumn("skip", F.lit(False))
@@ -118,7 +123,11 @@ class SparkEngine:
             comment = F.col("value").startswith("#")
             bad = ~comment & ~F.col("blank") & ((F.size("arr") != n) | F.col("skip"))
             return df.select(
-                "line", bad.alias("bad"), (~comment & ~F.col("blank") & ~bad).alias("data"), *cols
+                *keep,
+                "line",
+                bad.alias("bad"),
+                (~comment & ~F.col("blank") & ~bad).alias("data"),
+                *cols,
             )
         if src.format is LogFormat.CSV:
             schema = ", ".join(f"`{c.replace('`', '')}` STRING" for c in src.columns)
@@ -138,7 +147,11 @@ class SparkEngine:
             header = F.col("line") <= src.header_lines
             bad = ~header & ~F.col("blank") & F.col("skip")
             return df.select(
-                "line", bad.alias("bad"), (~header & ~F.col("blank") & ~bad).alias("data"), *cols
+                *keep,
+                "line",
+                bad.alias("bad"),
+                (~header & ~F.col("blank") & ~bad).alias("data"),
+                *cols,
             )
         # JSON
         ok = F.expr("get_json_object(value, '$') IS NOT NULL AND startswith(ltrim(value), '{')")
@@ -151,7 +164,9 @@ class SparkEngine:
             else:
                 cols.append(F.lit(None).cast("string").alias(f"f_{f}"))
         bad = ~F.col("blank") & (~ok | F.col("skip"))
-        return df.select("line", bad.alias("bad"), (~F.col("blank") & ~bad).alias("data"), *cols)
+        return df.select(
+            *keep, "line", bad.alias("bad"), (~F.col("blank") & ~bad).alias("data"), *cols
+        )
 
     # -- matching ------------------------------------------------------------------------
     def _match(
@@ -270,7 +285,19 @@ class SparkEngine:
         options: HuntOptions,
         progress: Progress | None = None,
     ) -> EngineResult:
-        spark = self._spark or local_session(max(1, options.threads))
+        with sparklocal.session_scope(
+            "taintline-hunt", options.spark, HUNT_CONF, max(1, options.threads), self._spark
+        ) as spark:
+            return self._run(spark, sources, indicators, options, progress)
+
+    def _run(
+        self,
+        spark: SparkSession,
+        sources: Sequence[LogSource],
+        indicators: IndicatorSet,
+        options: HuntOptions,
+        progress: Progress | None = None,
+    ) -> EngineResult:
         result = EngineResult()
         frames: list[DataFrame] = []
         labels: dict[str, dict[str, str]] = {}
