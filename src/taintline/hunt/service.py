@@ -91,7 +91,7 @@ def run_hunt_cluster(
     )
     result.sightings = fold(run.result.groups, indicators, options.max_lines)
     if record:
-        result.new_findings = save(case, result.sightings, result.files, run_id)
+        result.saved = save(case, result.sightings, result.files, run_id)
     return result
 
 
