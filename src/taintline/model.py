@@ -49,6 +49,9 @@ class IndicatorType(StrEnum):
     CIDR = "cidr"
     EMAIL = "email"
     FILENAME = "filename"
+    #: A regular expression (RE2 syntax, case-sensitive) matched against scanned paths, as
+    #: LOKI/THOR ``filename-iocs`` lists write them; never compared as a literal name.
+    FILENAME_REGEX = "filename-regex"
     CERT_SERIAL = "cert_serial"
     CERT_THUMBPRINT = "cert_thumbprint"
     SIGNER = "signer"

@@ -74,6 +74,7 @@ def test_unsigned_ffmpeg_is_flagged(windows_app: dict[str, bytes]) -> None:
     flagged = [f for f in findings if f.kind == "electron.unsigned-native-library"]
     assert [f.subject for f in flagged] == [f"{ROOT}/ffmpeg.dll"]
     assert "Example Trading Ltd" in flagged[0].evidence["main_signer"]
+    assert all(f.evidence["reason"] for f in findings)
 
 
 def test_foreign_signer_and_tampered_microsoft_dll(

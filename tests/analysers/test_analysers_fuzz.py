@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 from taintline.model import Finding
 from taintline.scan.analysers import ANALYSERS
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.testing import archives
 from taintline.testing import elf as elf_builder
 from taintline.testing import image as image_builder
 from taintline.testing import macho as macho_builder
 from taintline.testing.pe import DEFAULT_VERSION_INFO, PESpec, build_pe
+from taintline.testing.signing import SPC_CAB_DATA, SPC_PE_IMAGE_DATA, catalog_bytes
 
 
 @cache
@@ -33,6 +35,17 @@ def seeds() -> tuple[bytes, ...]:
         image_builder.jpeg(),
         image_builder.gif(),
         image_builder.bmp(),
+        archives.asar_bytes(
+            {"a.js": b"x" * 300, "d/b.js": b"y"},
+            integrity=True,
+            block_size=64,
+            links={"l": "../../x"},
+        ),
+        catalog_bytes({"a.dll": (SPC_PE_IMAGE_DATA, bytes(32))}),
+        b"PKCX" + catalog_bytes({"b.txt": (SPC_CAB_DATA, bytes(32))}),
+        archives.msi_like(
+            {"disk1.cab": {"a": b"b"}}, {"\x05DigitalSignature": b"\x30\x03\x02\x01\x01"}
+        ),
     )
 
 
@@ -53,7 +66,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 
 @FUZZ
-@given(st.integers(0, 8), st.integers(0, 1 << 16))
+@given(st.integers(0, 12), st.integers(0, 1 << 16))
 def test_truncation(seed: int, cut: int) -> None:
     data = seeds()[seed]
     _check(data[: cut % (len(data) + 1)])
@@ -61,7 +74,7 @@ def test_truncation(seed: int, cut: int) -> None:
 
 @FUZZ
 @given(
-    st.integers(0, 8),
+    st.integers(0, 12),
     st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), min_size=1, max_size=12),
 )
 def test_byte_flips(seed: int, flips: list[tuple[int, int]]) -> None:

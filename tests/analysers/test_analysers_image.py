@@ -36,6 +36,7 @@ def test_trailing_dollar_base64_is_flagged(fmt: str) -> None:
     assert finding.severity is Severity.HIGH
     ev = finding.evidence
     assert ev["real_end"] == len(clean) and ev["offset"] == len(clean)
+    assert f"ends at offset {len(clean)}" in ev["reason"]
     assert ev["size"] == len(c2_trailer())
     assert ev["marker"] == "$"
     assert ev["base64"]["looks_base64"] is True and ev["base64"]["decodes"] is True

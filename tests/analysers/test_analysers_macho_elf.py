@@ -2,10 +2,20 @@ from __future__ import annotations
 
 import pytest
 
-from taintline.scan import elf, macho
+from taintline.model import Severity
+from taintline.scan import elf, macho, trust
 from taintline.scan.interface import AnalysisContext, FileItem
 from taintline.testing.elf import ET_DYN, elf64
-from taintline.testing.macho import CPU_ARM64, CPU_X86_64, MH_DYLIB, fat, make_developer_id, thin
+from taintline.testing.macho import (
+    CPU_ARM64,
+    CPU_X86_64,
+    MH_DYLIB,
+    OID_APPLE_DEVELOPER_ID_APPLICATION,
+    OID_APPLE_SOFTWARE_SIGNING,
+    fat,
+    make_developer_id,
+    thin,
+)
 
 
 def _item(
@@ -31,7 +41,7 @@ def test_developer_id_signed_thin_is_quiet() -> None:
         ),
     )
     assert macho.applies(_item(data))
-    result = macho.analyse(_item(data), AnalysisContext())
+    result = macho.analyse(_item(data), AnalysisContext(trust_store_pem=dev.root_pem))
     facts = result.facts
     assert facts.architectures == ("ARM64",) and not facts.fat and facts.signed
     sig = facts.slices[0].signature
@@ -40,7 +50,65 @@ def test_developer_id_signed_thin_is_quiet() -> None:
     assert sig.identifier == "com.example.app"
     assert facts.signer == "EXAMPLE123"
     assert len(facts.slices[0].dylibs) == 4
+    assert sig.code_hashes_match is True and sig.cms_verified is True and sig.chain_trusted
+    # a private root (--ca-bundle) vouches for it: "signed", with the identity it claims
+    assert sig.verdict == "signed" and sig.identity == "developer-id"
+    assert sig.trust_program == "ca-bundle"
     assert result.findings == ()
+
+
+@pytest.mark.parametrize(
+    ("marker", "verdict"),
+    [
+        (OID_APPLE_DEVELOPER_ID_APPLICATION, "developer-id"),
+        (OID_APPLE_SOFTWARE_SIGNING, "apple"),
+    ],
+)
+def test_apple_rooted_verdicts(monkeypatch: pytest.MonkeyPatch, marker: str, verdict: str) -> None:
+    dev = make_developer_id(marker=marker)
+    # stand the test root in for Apple Root CA (the real one cannot sign test fixtures)
+    store = trust.TrustStore.of([trust.Anchor(cert=dev.root, program="apple")])  # type: ignore[arg-type]
+    monkeypatch.setattr(trust, "apple_code_store", lambda extra=None: store)
+    result = macho.analyse(_item(thin(signature="developer-id", developer=dev)), AnalysisContext())
+    assert result.facts.slices[0].signature.verdict == verdict
+    assert result.findings == ()
+
+
+def test_impostor_developer_id_is_untrusted() -> None:
+    dev = make_developer_id(self_signed=True)
+    result = macho.analyse(_item(thin(signature="developer-id", developer=dev)), AnalysisContext())
+    (finding,) = result.findings
+    assert finding.kind == "macho.untrusted-signature" and finding.severity is Severity.MEDIUM
+    assert result.facts.slices[0].signature.verdict == "untrusted"
+    assert finding.evidence["reason"] == "self-signed certificate not in the trust store"
+
+
+@pytest.mark.parametrize("signature", ["developer-id", "adhoc"])
+def test_code_page_modified_after_signing(signature: str) -> None:
+    dev = make_developer_id()
+    data = bytearray(thin(signature=signature, developer=dev))
+    data[0x800] ^= 0xFF  # the code
+    result = macho.analyse(_item(bytes(data)), AnalysisContext(trust_store_pem=dev.root_pem))
+    sig = result.facts.slices[0].signature
+    assert sig.verdict == "tampered" and sig.first_bad_page == 0
+    (finding,) = [f for f in result.findings if f.severity.at_least(Severity.MEDIUM)]
+    assert finding.kind == "macho.code-hash-mismatch" and finding.severity is Severity.HIGH
+
+
+def test_install_name_is_not_a_loaded_library() -> None:
+    # real .jnilib files (pyspark's jars) name themselves with their build path
+    data = thin(
+        filetype=MH_DYLIB,
+        signature="adhoc",
+        install_name="/Users/runner/work/snappy-java/target/libsnappyjava.jnilib",
+        dylibs=("/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib"),
+    )
+    result = macho.analyse(_item(data, "lib/libsnappyjava.jnilib"), AnalysisContext())
+    s = result.facts.slices[0]
+    assert s.install_name == "/Users/runner/work/snappy-java/target/libsnappyjava.jnilib"
+    assert s.dylibs == ("/usr/lib/libSystem.B.dylib", "/usr/lib/libc++.1.dylib")
+    assert "macho.unexpected-dylib" not in _kinds(result)
+    assert not any(f.severity.at_least(Severity.MEDIUM) for f in result.findings)
 
 
 def test_unsigned_and_unexpected_dylib() -> None:
@@ -57,6 +125,8 @@ def test_adhoc_fat_binary() -> None:
     assert result.facts.fat and result.facts.architectures == ("X86_64", "ARM64")
     assert result.facts.signer == "adhoc"
     assert _kinds(result) == ["macho.adhoc-signature", "macho.adhoc-signature"]
+    assert {f.severity for f in result.findings} == {Severity.LOW}
+    assert all(f.evidence["reason"] for f in result.findings)
 
 
 @pytest.mark.parametrize(
@@ -110,6 +180,7 @@ def test_elf_overlay() -> None:
     (finding,) = result.findings
     assert finding.kind == "elf.overlay"
     assert finding.evidence["size"] == 256 and finding.evidence["offset"] == len(data) - 256
+    assert finding.evidence["reason"].startswith(f"non-zero bytes from offset {len(data) - 256}")
 
 
 def test_elf_truncated() -> None:

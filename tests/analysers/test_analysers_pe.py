@@ -84,7 +84,7 @@ def test_signed_pe_verifies_against_its_ca(
     assert result.findings == ()  # the clean twin is quiet
 
 
-def test_signed_pe_is_untrusted_against_certifi(signed_dll: bytes) -> None:
+def test_signed_pe_is_untrusted_by_default(signed_dll: bytes) -> None:
     result = pe.analyse(_item(signed_dll), AnalysisContext())
     assert result.facts.signature.chain_trusted is False
     assert _kinds(result) == {"signature.untrusted-chain"}

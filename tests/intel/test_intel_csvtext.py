@@ -54,10 +54,11 @@ def test_plain_text_with_defanged_values_and_comments(write: Callable[[str, str]
     assert by_value[SHA]["description"] == "3CXDesktopApp-18.12.407.msi"
     assert by_value["journalide.org"]["description"] == "C2"
     assert all(r["source"] == "iocs.txt" for r in rows(result))
-    assert [(p.line, "not a recognised" in p.message) for p in result.problems] == [
-        (11, True),
-        (12, False),
+    assert [(p.line, "hex string" in p.message) for p in result.problems] == [
+        (11, False),
+        (12, True),
     ]
+    assert result.rejected == {"not a recognised indicator": 2}
     assert "10 digits" in result.problems[1].message
 
 
@@ -88,7 +89,11 @@ def test_csv_with_header_and_stated_types(write: Callable[[str, str], Path]) -> 
     assert first["confidence"] == 80
     assert first["context"] == '{"reference":"https://example.org/a"}'
     assert {p.line for p in result.problems} == {6, 7, 8}
-    assert any("unknown indicator type 'weird'" in p.message for p in result.problems)
+    assert result.rejected == {
+        "not a valid md5 value": 1,
+        "not a valid sha1 value": 1,
+        "unknown type word 'weird'": 1,
+    }
 
 
 def test_quoted_csv_and_tabs(write: Callable[[str, str], Path]) -> None:
@@ -141,7 +146,7 @@ def test_chunked_reading_keeps_header_line_numbers_and_every_row(
     result = csvtext.read(path, IntelLimits())
     assert pairs(result) == expected
     assert [(p.line, p.message) for p in result.problems] == [
-        (151, "not a hex hash: 'zz-not-a-hash'")
+        (151, "not a valid sha256 value: not a hex hash: 'zz-not-a-hash'")
     ]
 
 
@@ -152,4 +157,4 @@ def test_an_endless_line_is_skipped_while_streaming(
     path = write("long.txt", "evil.example\n" + "a" * 5000 + "\nbad.example\n")
     result = csvtext.read(path, IntelLimits(max_line_bytes=256))
     assert pairs(result) == {("domain", "evil.example"), ("domain", "bad.example")}
-    assert [(p.line, p.message) for p in result.problems] == [(2, "line too long; skipped")]
+    assert [(p.line, p.message) for p in result.problems] == [(2, "line too long: skipped")]

@@ -105,7 +105,11 @@ def test_event_attributes_objects_and_composites(write: Callable[[str, str], Pat
     assert len(ports) == 1 and ports[0].value == "172.93.201.88"
     assert got[("sha1", "bf939c9c261d27ee7bb92325cc588624fca75429")].context["object"] == "file"
     # to_ids=false is not imported: the victim IP and the object's file name are context only
-    assert result.skipped["misp to_ids=false (not for detection)"] == 2
+    assert "misp to_ids=false (not for detection)" not in result.skipped
+    assert {(str(i.type), i.value, i.context["to_ids"]) for i in result.context_only} == {
+        ("ipv4", "10.0.0.5", False),
+        ("filename", "d3dcompiler_47.dll", False),
+    }
     assert result.skipped["misp type text"] == 1
     assert [p.line for p in result.problems] == [7]
     assert [y.text for y in result.yara] == ["rule misp_rule { condition: true }"]

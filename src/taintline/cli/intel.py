@@ -17,7 +17,14 @@ from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_cons
 from taintline.errors import UsageError
 from taintline.intel.export import EXPORT_FORMATS, export_intel
 from taintline.intel.normalize import classify
-from taintline.intel.store import FileReport, IngestReport, ingest, ingest_pack, list_packs
+from taintline.intel.store import (
+    FileReport,
+    IngestReport,
+    context_statements,
+    ingest,
+    ingest_pack,
+    list_packs,
+)
 from taintline.model import IndicatorType, iso
 from taintline.scan.retro import match_stored
 
@@ -27,21 +34,49 @@ intel_app = typer.Typer(
 )
 
 
-def _print_file(out: Console, err: Console, report: FileReport) -> None:
-    for problem in report.problems:
+#: Problems printed per file unless ``--explain-rejects`` asks for all of them.
+PROBLEMS_SHOWN = 10
+
+
+def _print_file(out: Console, err: Console, report: FileReport, *, explain: bool) -> None:
+    shown = report.problems if explain else report.problems[:PROBLEMS_SHOWN]
+    for problem in shown:
         err.print(f"[red]error[/red] {escape(problem.one_line())}", soft_wrap=True)
+    if len(report.problems) > len(shown):
+        err.print(
+            escape(
+                f"{report.path}: {len(report.problems) - len(shown)} more problem(s);"
+                " --explain-rejects lists every one"
+            ),
+            soft_wrap=True,
+        )
+    for warning in report.warnings:
+        err.print(f"[yellow]warning[/yellow] {escape(warning.one_line())}", soft_wrap=True)
+    if report.rejected and not report.failed:
+        classes = sorted(report.rejected.items(), key=lambda kv: (-kv[1], kv[0]))
+        err.print(
+            escape(
+                f"{report.path}: rejected "
+                + "; ".join(f"{n} value(s): {reason}" for reason, n in classes)
+            ),
+            soft_wrap=True,
+        )
     if report.failed:
         err.print(
-            f"{escape(report.path)}: [red]not imported[/red] (nothing from this file was kept)",
+            f"{escape(report.path)}: [red]FAILED[/red], not imported:"
+            f" {escape(report.failure or 'nothing from this file was kept')}",
             soft_wrap=True,
         )
         return
     counts = ", ".join(f"{n} {t}" for t, n in report.read_by_type.items()) or "no indicators"
     extra = []
     if report.yara_rules:
-        extra.append(f"{report.yara_rules} YARA rules")
+        names = ", ".join(report.rule_names[:8]) + (" ..." if len(report.rule_names) > 8 else "")
+        extra.append(f"{report.yara_rules} YARA rules ({names})")
     if report.eol_records:
         extra.append(f"{report.eol_records} end-of-life records")
+    if report.context_only:
+        extra.append(f"{report.context_only} kept as context only (never matched)")
     for reason, n in sorted(report.skipped.items()):
         extra.append(f"skipped {n} {reason}")
     out.print(
@@ -54,15 +89,27 @@ def _print_file(out: Console, err: Console, report: FileReport) -> None:
 
 def _summary(out: Console, err: Console, report: IngestReport) -> int:
     by_type = ", ".join(f"{n} {t}" for t, n in report.read_by_type().items()) or "none"
+    rejected = sum(n for f in report.files for n in f.rejected.values())
     out.print(
-        f"total: {len(report.files)} file(s); read {by_type}; {report.new} new statements"
-        f" ({report.new_indicators} new indicators), {report.duplicates} duplicates,"
-        f" {len(report.problems)} problem(s)",
+        escape(
+            f"total: {len(report.files)} file(s); read {by_type}; {report.new} new statements"
+            f" ({report.new_indicators} new indicators), {report.duplicates} duplicates,"
+            f" {rejected} rejected value(s), {len(report.problems)} problem(s)"
+        ),
         soft_wrap=True,
     )
+    for folder, n in sorted(report.left_out.items()):
+        out.print(
+            escape(f"{folder}: {n} file(s) left out (not an intel file ending)"), soft_wrap=True
+        )
     failed = report.failed_files
     if failed:
-        err.print(f"{len(failed)} file(s) failed and were not imported")
+        err.print(f"{len(failed)} file(s) failed and were not imported:")
+        for f in failed:
+            err.print(escape(f"  {f.path}: {f.failure}"), soft_wrap=True)
+        return ExitCode.USAGE
+    if not report.files:
+        err.print("no intel files found in what was given")
         return ExitCode.USAGE
     return ExitCode.CLEAN
 
@@ -90,25 +137,32 @@ def add_cmd(
             help="Skip detection: stix, misp, csv, yara, endoflife or endoflife-md.",
         ),
     ] = None,
+    explain_rejects: Annotated[
+        bool,
+        typer.Option(
+            "--explain-rejects", help="List every refused value with its line and reason."
+        ),
+    ] = False,
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
-    """Add intel to the case; the format is detected from each file's content."""
+    """Add intel to the case; the format is detected from each file's content. A folder is
+    read recursively (YARA and indicator file endings), each file reported on its own."""
     if not files and not pack:
-        raise UsageError("give intel files to add, or --pack NAME")
+        raise UsageError("give intel files or folders to add, or --pack NAME")
     out, err = stdout_console(), stderr_console()
     combined = IngestReport()
+
+    def show(report: FileReport) -> None:
+        _print_file(out, err, report, explain=explain_rejects)
+
     started = now_utc()
     with Case(case) as c:
         for name in pack or ():
-            combined.files.extend(
-                ingest_pack(c, name, on_file=lambda r: _print_file(out, err, r)).files
-            )
+            combined.files.extend(ingest_pack(c, name, on_file=show).files)
         if files:
-            combined.files.extend(
-                ingest(
-                    c, files, source=source, fmt=fmt, on_file=lambda r: _print_file(out, err, r)
-                ).files
-            )
+            got = ingest(c, files, source=source, fmt=fmt, on_file=show)
+            combined.files.extend(got.files)
+            combined.left_out.update(got.left_out)
         # New hash indicators meet every file record already in the case (no file is read).
         retro = match_stored(c, since=started)
         if retro.matched:
@@ -166,9 +220,21 @@ def show_cmd(
     out, err = stdout_console(), stderr_console()
     with Case(case, read_only=True) as c:
         found = [s for v in sorted(candidates) for s in c.indicators(value=v)]
-        if not found:
-            err.print(f"{value}: not in the case")
+        context = [s for v in sorted(candidates) for s in context_statements(c, v)]
+        if not found and not context:
+            err.print(f"{value}: not in the case", markup=False)
             return ExitCode.CLEAN
+        for statement in context:
+            out.print(
+                f"{statement.type} {statement.value}  (context only, never matched)",
+                soft_wrap=True,
+                markup=False,
+            )
+            out.print(f"  - source: {statement.source}", soft_wrap=True, markup=False)
+            if statement.description:
+                out.print(f"    description: {statement.description}", soft_wrap=True, markup=False)
+            for key, shown in sorted(statement.context.items()):
+                out.print(f"    {key}: {shown}", soft_wrap=True, markup=False)
         for summary in found:
             out.print(
                 f"[bold]{escape(f'{summary.type} {summary.value}')}[/bold]"

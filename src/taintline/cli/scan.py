@@ -87,7 +87,10 @@ def scan_cmd(
     ] = False,
     ca_bundle: Annotated[
         Path | None,
-        typer.Option("--ca-bundle", help="PEM CA bundle for Authenticode (default: certifi)."),
+        typer.Option(
+            "--ca-bundle",
+            help="PEM roots of a private PKI, trusted for code signing besides Microsoft's root program and Apple's root.",
+        ),
     ] = None,
     max_depth: Annotated[
         int, typer.Option("--max-depth", help="Deepest container nesting opened.")

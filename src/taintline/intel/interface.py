@@ -85,6 +85,10 @@ class EolProduct:
     origin: str | None = None
 
 
+#: Problems (and warnings) kept per file; the counts by reason stay exact beyond it.
+MAX_PROBLEMS_KEPT = 100_000
+
+
 @dataclass(slots=True)
 class ReadResult:
     """What one file states. ``failed`` means the file could not be used: nothing from it is
@@ -98,8 +102,17 @@ class ReadResult:
     eol: list[EolRecord] = field(default_factory=list)
     eol_products: list[EolProduct] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
-    #: Things deliberately not imported, by reason (e.g. ``"misp to_ids=false": 12``).
+    #: Things deliberately not imported, by reason (e.g. ``"stix report objects": 12``).
     skipped: dict[str, int] = field(default_factory=dict)
+    #: Values refused, counted by reason class (``"unknown type word 'indicator'": 31``); each
+    #: one is also a Problem (up to :data:`MAX_PROBLEMS_KEPT` per file).
+    rejected: dict[str, int] = field(default_factory=dict)
+    #: Values kept after a correction the source should know about (an IP address in a
+    #: ``domain-name`` object, re-typed), one line each.
+    warnings: list[Problem] = field(default_factory=list)
+    #: Statements kept as context only (MISP ``to_ids: false``): ``intel show`` finds them,
+    #: nothing ever matches on them.
+    context_only: list[Indicator] = field(default_factory=list)
     failed: bool = False
 
     @classmethod
@@ -109,9 +122,31 @@ class ReadResult:
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
 
+    def reject(self, item: str, reason: str, detail: str = "", line: int | None = None) -> None:
+        """Count one refused value under its reason class (and keep it as a Problem)."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append(Problem(item, f"{reason}: {detail}" if detail else reason, line))
+
+    def warn(self, item: str, message: str, line: int | None = None) -> None:
+        if len(self.warnings) < MAX_PROBLEMS_KEPT:
+            self.warnings.append(Problem(item, message, line))
+
     @property
     def statement_count(self) -> int:
         return len(self.indicators) + sum(int(t.num_rows) for t in self.tables)
+
+    @property
+    def nothing_read(self) -> bool:
+        """Whether the file stated nothing at all taintline could use."""
+        return not (
+            self.statement_count
+            or self.yara
+            or self.eol
+            or self.eol_products
+            or self.context_only
+            or self.failed
+        )
 
 
 def load_json(path: Path, fmt: str, limits: IntelLimits) -> Any:

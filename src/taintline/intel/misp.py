@@ -4,8 +4,9 @@
   (``ip-dst|port`` -> the IP with the port in its context, ``domain|ip`` -> both,
   ``filename|sha256`` and friends -> the file name and the hash).
 * ``to_ids`` is respected: an attribute with ``to_ids: false`` is, in MISP's own terms, not
-  meant for detection, so it is **not imported** (counted under "skipped" in the report).
-  Keeping it would turn context (a victim's IP, a sandbox domain) into matches.
+  meant for detection, so it is kept as **context only** (``ReadResult.context_only``, stored
+  apart from the indicators: ``intel show`` finds it, no matcher ever reads it). Matching on
+  it would turn context (a victim's IP, a sandbox domain) into alerts.
 * Tags (event and attribute) become labels; galaxy clusters become labels and context, and a
   ``threat-actor`` or campaign cluster names the indicator's campaign.
 * ``first_seen``/``last_seen`` become valid_from/valid_until; the organisation that created
@@ -166,8 +167,9 @@ def _attribute(
     value = attribute.get("value")
     if not isinstance(kind, str) or not isinstance(value, str):
         raise ValueError("needs a string 'type' and 'value'")
-    if not _true(attribute.get("to_ids", False)):
-        result.skip("misp to_ids=false (not for detection)")
+    for_detection = _true(attribute.get("to_ids", False))
+    if kind == "yara" and not for_detection:
+        result.skip("misp yara attributes with to_ids=false")
         return
     if kind == "yara":
         result.yara.append(
@@ -213,8 +215,11 @@ def _attribute(
         context["together_with"] = [f"{t}:{v}" for t, v in found]
     first_seen = attribute.get("first_seen")
     last_seen = attribute.get("last_seen")
+    target = result.indicators if for_detection else result.context_only
+    if not for_detection:
+        context["to_ids"] = False
     for got_type, got_value in found:
-        result.indicators.append(
+        target.append(
             Indicator(
                 type=got_type,
                 value=got_value,

@@ -17,8 +17,10 @@ value they accept themselves; they hand anything unusual to the functions here.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import idna
@@ -149,30 +151,51 @@ _CANONICAL_IPV4 = re.compile(IPV4_RE)
 _CANONICAL_DOMAIN = re.compile(DOMAIN_RE)
 _CANONICAL_URL = re.compile(URL_RE)
 
-#: Defanging forms undone by :func:`refang` (applied in this order).
+#: Defanging forms undone by :func:`refang` (applied in this order; matched case-insensitively
+#: for the bracketed words).
 REFANG_REPLACEMENTS: tuple[tuple[str, str], ...] = (
+    ("[://]", "://"),
+    ("[:]//", "://"),
     ("[.]", "."),
     ("(.)", "."),
     ("{.}", "."),
     ("[dot]", "."),
+    ("(dot)", "."),
+    ("{dot}", "."),
     ("[:]", ":"),
-    ("[://]", "://"),
     ("[@]", "@"),
     ("[at]", "@"),
+    ("(at)", "@"),
+    ("[/]", "/"),
 )
-_HXXP = re.compile(r"^(hxxps?|fxp)(?=://)", re.IGNORECASE)
+_REFANG_WORDS = re.compile(r"\[(?:dot|at)\]|\((?:dot|at)\)|\{dot\}", re.IGNORECASE)
+_HXXP = re.compile(r"^(hxxps?|hxps?|fxp)(?=://)", re.IGNORECASE)
+
+#: Characters that never belong to an indicator but ride along with copied text: zero-width
+#: spaces and joiners, the bidi marks and embeddings (U+200E, U+202A..U+202E, U+2066..U+2069),
+#: the word joiner family and the byte-order mark.
+INVISIBLE_RE = "[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]"
+INVISIBLE = re.compile(INVISIBLE_RE)
+
+
+def strip_invisible(text: str) -> str:
+    return INVISIBLE.sub("", text) if INVISIBLE.search(text) else text
 
 
 def refang(text: str) -> str:
-    """Undo the usual defanging: ``hxxp``, ``[.]``, ``(.)``, ``[:]``, ``[@]``."""
-    value = text.strip()
-    for old, new in REFANG_REPLACEMENTS:
-        if old in value:
-            value = value.replace(old, new)
+    """Undo the usual defanging: ``hxxp``, ``[.]``, ``(.)``, ``[dot]``, ``[:]``, ``[://]``,
+    ``[@]``; zero-width and bidi marks are removed first."""
+    value = strip_invisible(text).strip()
+    if "[" in value or "(" in value or "{" in value:
+        if _REFANG_WORDS.search(value):
+            value = _REFANG_WORDS.sub(lambda m: "@" if "at" in m.group(0).lower() else ".", value)
+        for old, new in REFANG_REPLACEMENTS:
+            if old in value:
+                value = value.replace(old, new)
     match = _HXXP.match(value)
     if match:
         word = match.group(1).lower()
-        fixed = "ftp" if word == "fxp" else word.replace("xx", "tt")
+        fixed = "ftp" if word == "fxp" else word.replace("xx", "tt").replace("hxp", "http")
         value = fixed + value[match.end(1) :]
     return value
 
@@ -340,8 +363,26 @@ def normalize(type_: IndicatorType, value: str) -> tuple[IndicatorType, str]:
         return type_, thumb
     if type_ is IndicatorType.EOL:
         return type_, text.lower()
+    if type_ is IndicatorType.FILENAME_REGEX:
+        return type_, normalize_filename_regex(text)
     # filename, signer, yara, pattern: trimmed, internal whitespace runs kept as they are.
     return type_, text
+
+
+def normalize_filename_regex(text: str) -> str:
+    """A path regex as written (no rewriting), checked to compile with RE2: the scan matches
+    it with Arrow's RE2 kernels, which run in linear time whatever the pattern (no ReDoS)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(text) > 4096:
+        raise ValueError("regex longer than 4096 characters")
+    try:
+        pc.match_substring_regex(pa.array([""], pa.string()), text)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        reason = str(exc).removeprefix("Invalid regular expression: ")
+        raise ValueError(f"regex RE2 cannot compile ({reason}): {text[:80]!r}") from None
+    return text
 
 
 def classify(value: str) -> tuple[IndicatorType, str]:
@@ -359,6 +400,12 @@ def classify(value: str) -> tuple[IndicatorType, str]:
             return normalize_ip(text)
         except ValueError:
             pass
+    if "/" in text and not text.startswith("/") and "\\" not in text and " " not in text:
+        host = text.split("/", 1)[0]
+        if _is_host(host):
+            # A URL written without its scheme (``github.com/owner/repo``): https assumed;
+            # the hunt compares URLs without their scheme anyway.
+            return IndicatorType.URL, normalize_url("https://" + text)
     if "\\" in text or text.startswith("/") or text.startswith("%"):
         return IndicatorType.FILENAME, text
     if "@" in text and _EMAIL.fullmatch(text):
@@ -391,7 +438,10 @@ TYPE_ALIASES: dict[str, IndicatorType] = {
     "fqdn": IndicatorType.DOMAIN,
     "domain-name": IndicatorType.DOMAIN,
     "uri": IndicatorType.URL,
-    "link": IndicatorType.URL,
+    "url_path": IndicatorType.URL,
+    "url-path": IndicatorType.URL,
+    "uri_path": IndicatorType.URL,
+    "urlpath": IndicatorType.URL,
     "ip": IndicatorType.IPV4,
     "ip-dst": IndicatorType.IPV4,
     "ip-src": IndicatorType.IPV4,
@@ -409,6 +459,22 @@ TYPE_ALIASES: dict[str, IndicatorType] = {
     "x509-fingerprint-sha1": IndicatorType.CERT_THUMBPRINT,
     "x509-fingerprint-sha256": IndicatorType.CERT_THUMBPRINT,
     "signer-name": IndicatorType.SIGNER,
+    "filename_regex": IndicatorType.FILENAME_REGEX,
+    "filename regex": IndicatorType.FILENAME_REGEX,
+    "path-regex": IndicatorType.FILENAME_REGEX,
+    "domain_name": IndicatorType.DOMAIN,
+    "ip_address": IndicatorType.IPV4,
+    "ip-address": IndicatorType.IPV4,
+    "ipaddress": IndicatorType.IPV4,
+    "ipv4_address": IndicatorType.IPV4,
+    "ipv6_address": IndicatorType.IPV6,
+    "email_address": IndicatorType.EMAIL,
+    "e-mail": IndicatorType.EMAIL,
+    "filename": IndicatorType.FILENAME,
+    "file_path": IndicatorType.FILENAME,
+    "filepath": IndicatorType.FILENAME,
+    "cert_serial_number": IndicatorType.CERT_SERIAL,
+    "serial_number": IndicatorType.CERT_SERIAL,
 }
 
 
@@ -417,7 +483,292 @@ def type_from_name(name: str) -> IndicatorType | None:
 
 
 def normalize_with_hint(type_: IndicatorType, value: str) -> tuple[IndicatorType, str]:
-    """Like :func:`normalize`, but a generic IP type accepts either family (``ip`` -> v4/v6)."""
+    """Like :func:`normalize`, but a generic IP type accepts either family (``ip`` -> v4/v6),
+    a domain or host name that is an IP address is that IP (feeds do write addresses in
+    their "hostname" columns), and a URL without a scheme gets ``https://``."""
     if type_ in (IndicatorType.IPV4, IndicatorType.IPV6):
         return normalize_ip(refang(value))
+    if type_ is IndicatorType.DOMAIN:
+        text = refang(value)
+        if text[:1].isdigit() or ":" in text:
+            with contextlib.suppress(ValueError):
+                kind, ip = normalize_ip(text)
+                if kind is not IndicatorType.CIDR:
+                    return kind, ip
+    if type_ is IndicatorType.URL:
+        text = refang(value).strip().strip("\"'")
+        if text and not _SCHEME.match(text):
+            if text.startswith("/"):
+                raise ValueError(f"URL path without a host: {value[:80]!r}")
+            if not _is_host(text.split("/", 1)[0]):
+                raise ValueError(f"not a URL (no scheme and no host): {value[:80]!r}")
+            return type_, normalize_url("https://" + text)
     return normalize(type_, value)
+
+
+def _is_host(host: str) -> bool:
+    """Whether ``host`` (maybe with ``:port``) is an IP address or a domain name that is not a
+    file name (``ffmpeg.dll/x`` is not a URL)."""
+    if not host:
+        return False
+    bare = host
+    if host.startswith("["):
+        bare = host[1 : host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        bare, _, port = host.partition(":")
+        if not port.isdigit():
+            return False
+    try:
+        normalize_ip(bare)
+    except ValueError:
+        pass
+    else:
+        return True
+    if "." not in bare or bare.rsplit(".", 1)[-1].lower() in FILE_EXTENSIONS:
+        return False
+    try:
+        normalize_domain(bare)
+    except ValueError:
+        return False
+    return True
+
+
+class Rejected(ValueError):
+    """A value refused, with the class of reason it is counted under (``reason``, the same
+    for every value refused for the same cause) and what exactly was wrong (``detail``)."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+#: Type words that name no single type: the value's own shape decides.
+AUTO_LABELS = frozenset(
+    {
+        "ioc",
+        "iocs",
+        "indicator",
+        "indicators",
+        "observable",
+        "value",
+        "c2",
+        "cnc",
+        "c&c",
+        "c2 server",
+        "network",
+        "infrastructure",
+        "ioc_value",
+    }
+)
+#: Type words for "some file hash": the length decides which.
+HASH_LABELS = frozenset(
+    {"hash", "hashes", "filehash", "file_hash", "file hash", "hash_value", "checksum"}
+)
+#: Type words for things taintline does not match on: counted and skipped, never guessed at.
+UNMATCHED_LABELS = frozenset(
+    {
+        "mutex",
+        "mutant",
+        "registry",
+        "regkey",
+        "registry-key",
+        "registry_key",
+        "ssdeep",
+        "imphash",
+        "tlsh",
+        "authentihash",
+        "ja3",
+        "ja3s",
+        "ja4",
+        "jarm",
+        "user-agent",
+        "useragent",
+        "user_agent",
+        "cve",
+        "vulnerability",
+        "yara",
+        "sigma",
+        "snort",
+        "suricata",
+        "asn",
+        "as",
+        "email-subject",
+        "subject",
+        "text",
+        "comment",
+        "pdb",
+        "btc",
+        "bitcoin",
+        "wallet",
+        "process",
+        "command",
+        "commandline",
+        "command-line",
+        "named-pipe",
+        "pipe",
+        "service",
+        "scheduled-task",
+        "mitre",
+        "technique",
+        "attack-pattern",
+        "threat-actor",
+        "malware",
+        "campaign",
+    }
+)
+#: Type words for links to the reports themselves: kept as the source's reference.
+REFERENCE_LABELS = frozenset(
+    {
+        "reference",
+        "references",
+        "report",
+        "link",
+        "source",
+        "source_url",
+        "report_url",
+        "blog",
+        "article",
+        "external-reference",
+        "external_reference",
+    }
+)
+#: Type words for an address with its port (``198.51.100.7:443``).
+IP_PORT_LABELS = frozenset(
+    {"ip_port", "ip:port", "ip-port", "ipport", "ip|port", "ip-dst|port", "ip-src|port", "socket"}
+)
+
+
+def label_kind(word: str) -> str | None:
+    """What a type word means: ``type`` (one of ours, see :func:`type_from_name`), ``auto``,
+    ``hash``, ``ip_port``, ``composite`` (``filename|sha256``), ``unmatched``, ``reference``;
+    ``None`` for a word taintline does not know."""
+    lowered = word.strip().lower()
+    if lowered in TYPE_ALIASES:
+        return "type"
+    if lowered in AUTO_LABELS:
+        return "auto"
+    if lowered in HASH_LABELS:
+        return "hash"
+    if lowered in IP_PORT_LABELS:
+        return "ip_port"
+    if lowered in REFERENCE_LABELS:
+        return "reference"
+    if lowered in UNMATCHED_LABELS:
+        return "unmatched"
+    if "|" in lowered:
+        parts = lowered.split("|")
+        if all(p in TYPE_ALIASES or p in HASH_LABELS or p == "port" for p in parts):
+            return "composite"
+    return None
+
+
+Labelled = tuple[IndicatorType, str, dict[str, Any]]
+
+
+def values_for_label(word: str | None, raw: str) -> list[Labelled]:
+    """The indicators one cell states under a type word (``None``: no type column).
+
+    Several values joined in one cell (``sha256 sha1 md5`` of one file, comma-, semicolon- or
+    space-separated) each become an indicator, linked by a ``together_with`` context entry.
+    Raises :class:`Rejected` with the reason class for anything it cannot use.
+    """
+    text = strip_invisible(raw).strip().strip("\"'").strip()
+    if not text:
+        raise Rejected("no value")
+    kind = label_kind(word) if word else "auto"
+    lowered = (word or "").strip().lower()
+    if kind is None:
+        raise Rejected(f"unknown type word {lowered!r}", text[:80])
+    if kind == "unmatched":
+        raise Rejected(f"type {lowered!r} is not matched by taintline", text[:80])
+    if kind == "reference":
+        raise Rejected("report link (kept as the source's reference)", text[:80])
+    if kind == "composite":
+        return _link(_composite(lowered, text))
+    if kind == "ip_port":
+        return [_ip_port(text)]
+    try:
+        return [_one(kind, lowered, text)]
+    except ValueError as first:
+        tokens = [t for t in _JOINED.split(text) if t]
+        if len(tokens) < 2:
+            raise _rejected(kind, lowered, first) from None
+        try:
+            found = [
+                _one("hash" if kind == "type" and _hash_word(lowered) else kind, lowered, t)
+                for t in tokens
+            ]
+        except ValueError:
+            raise _rejected(kind, lowered, first) from None
+        return _link(found)
+
+
+_JOINED = re.compile(r"[\s,;|]+")
+
+
+def _hash_word(lowered: str) -> bool:
+    return TYPE_ALIASES.get(lowered) in HASH_LENGTHS
+
+
+def _one(kind: str, lowered: str, text: str) -> Labelled:
+    if kind == "type":
+        got_type, got = normalize_with_hint(TYPE_ALIASES[lowered], text)
+        context: dict[str, Any] = {}
+        if got_type is not TYPE_ALIASES[lowered] and TYPE_ALIASES[lowered] is IndicatorType.DOMAIN:
+            context["retyped_from"] = "domain"
+        return got_type, got, context
+    if kind == "hash":
+        got_type, got = normalize_hash(refang(text))
+        return got_type, got, {}
+    got_type, got = classify(text)
+    return got_type, got, {}
+
+
+def _rejected(kind: str, lowered: str, exc: ValueError) -> Rejected:
+    if kind == "type":
+        return Rejected(f"not a valid {TYPE_ALIASES[lowered]} value", str(exc))
+    if kind == "hash":
+        return Rejected("not a valid hash", str(exc))
+    return Rejected("not a recognised indicator", str(exc))
+
+
+def _link(found: list[Labelled]) -> list[Labelled]:
+    if len(found) < 2:
+        return found
+    together = [f"{t}:{v}" for t, v, _ in found]
+    return [(t, v, {**ctx, "together_with": together}) for t, v, ctx in found]
+
+
+def _composite(lowered: str, text: str) -> list[Labelled]:
+    words = lowered.split("|")
+    values = text.split("|", len(words) - 1)
+    if len(values) != len(words):
+        raise Rejected(f"{lowered} value without {len(words)} '|'-separated parts", text[:80])
+    found: list[Labelled] = []
+    context: dict[str, Any] = {}
+    for part, value in zip(words, values, strict=True):
+        if part == "port":
+            context["port"] = value.strip()
+            continue
+        try:
+            found.append(_one("hash" if part in HASH_LABELS else "type", part, value))
+        except ValueError as exc:
+            raise Rejected(f"not a valid {lowered} value", str(exc)) from None
+    return [(t, v, {**context, **ctx}) for t, v, ctx in found]
+
+
+_IP_PORT = re.compile(r"^\[?(?P<ip>[0-9A-Fa-f:.]+?)\]?[:|](?P<port>[0-9]{1,5})$")
+
+
+def _ip_port(text: str) -> Labelled:
+    clean = refang(text)
+    match = _IP_PORT.match(clean)
+    try:
+        if match is None:
+            kind, ip = normalize_ip(clean)  # an address without its port is fine too
+            return kind, ip, {}
+        kind, ip = normalize_ip(match.group("ip"))
+    except ValueError as exc:
+        raise Rejected("not a valid ip:port value", str(exc)) from None
+    return kind, ip, {"port": match.group("port")}

@@ -1,16 +1,25 @@
 """The intel readers, in sniffing order (explicit: adding a format is adding a module here).
 
-Structured formats come first; ``csvtext`` accepts any text and must stay last.
+Structured formats come first; ``jsonother`` refuses JSON none of them claimed (it must come
+after every JSON reader); ``csvtext`` accepts any text and must stay last.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from taintline.intel import csvtext, endoflife, endoflife_md, misp, stix, yara_rules
+from taintline.intel import csvtext, endoflife, endoflife_md, jsonother, misp, stix, yara_rules
 from taintline.intel.interface import Reader
 
-READERS: tuple[Reader, ...] = (stix, misp, endoflife, endoflife_md, yara_rules, csvtext)
+READERS: tuple[Reader, ...] = (
+    stix,
+    misp,
+    endoflife,
+    endoflife_md,
+    jsonother,
+    yara_rules,
+    csvtext,
+)
 
 #: How many bytes of a file the readers see when sniffing.
 SNIFF_BYTES = 64 * 1024

@@ -36,7 +36,7 @@ from stix2patterns.v21.pattern import Pattern
 from taintline.errors import Problem
 from taintline.intel.interface import ReadResult
 from taintline.intel.jsonstream import JsonStreamError, iter_top_level
-from taintline.intel.normalize import normalize, normalize_hash, normalize_ip
+from taintline.intel.normalize import normalize, normalize_hash, normalize_ip, normalize_with_hint
 from taintline.limits import IntelLimits
 from taintline.model import IndicatorType, parse_time
 
@@ -276,6 +276,8 @@ def _indicator(
         kind, value = normalize(IndicatorType.FILENAME, raw)
     else:
         kind, value = _value_atom(object_type, raw)
+        if object_type == "domain-name" and kind is not IndicatorType.DOMAIN:
+            _retyped(result, item, index, obj, kind, value)
     _add(rows, kind, value, obj, meta)
     return None
 
@@ -284,7 +286,21 @@ def _value_atom(object_type: str, raw: str) -> tuple[IndicatorType, str]:
     kind = _VALUE_TYPES[object_type]
     if kind in (IndicatorType.IPV4, IndicatorType.IPV6):
         return normalize_ip(raw)
+    if kind is IndicatorType.DOMAIN:
+        # An IP address in a domain-name object happens in published bundles: it is kept as
+        # the IP it is (the caller warns), not dropped.
+        return normalize_with_hint(kind, raw)
     return normalize(kind, raw)
+
+
+def _retyped(
+    result: ReadResult, item: str, index: int, obj: dict[str, Any], kind: IndicatorType, value: str
+) -> None:
+    result.warn(
+        item,
+        f"{obj.get('id', '')}: domain-name value {value} is an IP address; kept as {kind}",
+        index,
+    )
 
 
 def _atom_type(object_type: str, path: list[Any]) -> IndicatorType | None:
@@ -335,6 +351,10 @@ def _compound(
             try:
                 if kind in (IndicatorType.IPV4, IndicatorType.IPV6):
                     atoms.append(normalize_ip(raw))
+                elif kind is IndicatorType.DOMAIN:
+                    atoms.append(normalize_with_hint(kind, raw))
+                    if atoms[-1][0] is not IndicatorType.DOMAIN:
+                        _retyped(result, item, index, obj, atoms[-1][0], atoms[-1][1])
                 else:
                     atoms.append(normalize(kind, raw))
             except ValueError as exc:
@@ -379,6 +399,8 @@ def _observable(
     if not isinstance(raw, str):
         raise ValueError(f"{kind} without a string 'value'")
     got_type, value = _value_atom(kind, raw)
+    if kind == "domain-name" and got_type is not IndicatorType.DOMAIN:
+        _retyped(result, item, index, obj, got_type, value)
     _add(rows, got_type, value, obj, meta, extra)
 
 

@@ -15,7 +15,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date
 from importlib import resources
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from taintline.errors import Problem, UsageError
 from taintline.intel.interface import EolProduct, EolRecord, ReadResult, YaraSource
 from taintline.intel.readers import SNIFF_BYTES, detect, reader_named
 from taintline.limits import IntelLimits
+from taintline.model import Indicator, IndicatorType
 
 #: Campaign packs shipped inside the package (``taintline/intel/packs/<name>/``).
 PACKS_PACKAGE = "taintline.intel.packs"
@@ -47,10 +48,19 @@ class FileReport:
     #: Indicators (type, value) new to the case.
     new_indicators: int = 0
     yara_rules: int = 0
+    #: Rule names, as the compiled rules give them.
+    rule_names: tuple[str, ...] = ()
     eol_records: int = 0
+    #: Statements kept as context only (never matched), e.g. MISP ``to_ids: false``.
+    context_only: int = 0
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    #: Refused values by reason class (``"unknown type word 'indicator'": 31``).
+    rejected: dict[str, int] = field(default_factory=dict)
     failed: bool = False
+    #: Why the file failed as a whole, in one line (empty when it did not).
+    failure: str = ""
 
     @property
     def read_total(self) -> int:
@@ -60,6 +70,8 @@ class FileReport:
 @dataclass(slots=True)
 class IngestReport:
     files: list[FileReport] = field(default_factory=list)
+    #: Per folder given: files in it left out for their name ending.
+    left_out: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed_files(self) -> list[FileReport]:
@@ -127,6 +139,88 @@ def read_file(path: Path, limits: IntelLimits, *, fmt: str | None = None) -> Rea
         return ReadResult.failure(reader.NAME, item, f"cannot read: {exc.strerror or exc}")
     except MemoryError:
         return ReadResult.failure(reader.NAME, item, "out of memory while reading; split the file")
+    except Exception as exc:  # a reader bug on hostile input fails this file, not the batch
+        return ReadResult.failure(
+            reader.NAME, item, f"reader failed ({type(exc).__name__}: {exc}); file not imported"
+        )
+
+
+#: File name endings read when a folder is given (other files in it are counted, not read).
+FOLDER_EXTENSIONS = frozenset(
+    {
+        ".yar",
+        ".yara",
+        ".rule",
+        ".rules",
+        ".csv",
+        ".tsv",
+        ".txt",
+        ".ioc",
+        ".iocs",
+        ".list",
+        ".lst",
+        ".json",
+        ".stix",
+        ".misp",
+    }
+)
+
+
+def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], dict[str, int]]:
+    """Files to read: each file as given; each folder walked recursively (sorted, without
+    following symbolic links, so no loops; hidden entries such as ``.git`` left out) for the
+    intel file endings, plus endoflife.date product pages (``.md``, but not ``README.md``).
+    A folder with nothing to read is returned itself, so it is reported (never a silent zero).
+
+    Returns the files and, per folder, how many files were left out for their ending."""
+    files: list[Path] = []
+    left_out: dict[str, int] = {}
+    for path in paths:
+        path = Path(path)
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found: list[Path] = []
+        for folder, dirs, names in os.walk(path, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(names):
+                entry = Path(folder) / name
+                if name.startswith(".") or entry.is_symlink():
+                    continue
+                if _intel_file(entry):
+                    found.append(entry)
+                else:
+                    left_out[str(path)] = left_out.get(str(path), 0) + 1
+        files.extend(sorted(found) or [path])
+    return files, left_out
+
+
+def _intel_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in FOLDER_EXTENSIONS:
+        return True
+    # endoflife.date products/*.md are read (a broken one is reported); a collection's own
+    # documentation (README.md, LICENSE.md...) is not intel.
+    return suffix == ".md" and path.stem.upper() not in _DOC_STEMS
+
+
+_DOC_STEMS = frozenset(
+    {"README", "LICENSE", "CHANGELOG", "CHANGES", "CONTRIBUTING", "SECURITY", "CODE_OF_CONDUCT"}
+)
+
+
+def _nothing_read(result: ReadResult) -> str:
+    """One line saying why a file gave nothing: the refusals by reason class, biggest first."""
+    if result.rejected:
+        classes = sorted(result.rejected.items(), key=lambda kv: (-kv[1], kv[0]))
+        parts = [f"{n} row{'s' if n != 1 else ''}: {reason}" for reason, n in classes[:5]]
+        if len(classes) > 5:
+            parts.append(f"{len(classes) - 5} more reason(s)")
+        return "nothing could be read (" + "; ".join(parts) + ")"
+    if result.skipped:
+        parts = [f"{n} {reason}" for reason, n in sorted(result.skipped.items())]
+        return "nothing taintline matches on (skipped: " + "; ".join(parts) + ")"
+    return "no indicators, rules or records found in this file"
 
 
 def _with_source(result: ReadResult, source: str) -> None:
@@ -143,12 +237,16 @@ def _with_source(result: ReadResult, source: str) -> None:
     ]
     result.yara = [dataclasses.replace(y, source=source) for y in result.yara]
     result.eol = [dataclasses.replace(e, source=source) for e in result.eol]
+    result.context_only = [dataclasses.replace(i, source=source) for i in result.context_only]
     result.eol_products = [dataclasses.replace(e, source=source) for e in result.eol_products]
 
 
 def _rename(result: ReadResult, old: str, new: str) -> None:
     result.problems = [
         dataclasses.replace(p, item=new) if p.item == old else p for p in result.problems
+    ]
+    result.warnings = [
+        dataclasses.replace(p, item=new) if p.item == old else p for p in result.warnings
     ]
     result.yara = [
         dataclasses.replace(y, origin=new) if y.origin == old else y for y in result.yara
@@ -186,6 +284,71 @@ def store_result(case: Case, result: ReadResult) -> tuple[int, int, int, int]:
     if result.eol_products:
         _store_eol_products(case, result.eol_products)
     return new, case.indicator_count() - before, yara, eol
+
+
+def store_context(case: Case, statements: Sequence[Indicator]) -> int:
+    """Store context-only statements (``intel_context``, which no matcher reads); returns how
+    many were new."""
+    if not statements:
+        return 0
+    import orjson
+
+    added_at = now_utc().replace(tzinfo=None)
+    before = case.con.execute("SELECT count(*) FROM intel_context").fetchone()
+    for s in statements:
+        case.con.execute(
+            "INSERT INTO intel_context SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?::JSON, ?"
+            " WHERE NOT EXISTS (SELECT 1 FROM intel_context"
+            " WHERE type = ? AND value = ? AND source = ?)",
+            [
+                str(s.type),
+                s.value,
+                s.source,
+                s.campaign,
+                s.confidence,
+                s.valid_from.replace(tzinfo=None) if s.valid_from else None,
+                s.valid_until.replace(tzinfo=None) if s.valid_until else None,
+                s.description,
+                list(s.labels),
+                orjson.dumps(dict(s.context)).decode() if s.context else None,
+                added_at,
+                str(s.type),
+                s.value,
+                s.source,
+            ],
+        )
+    after = case.con.execute("SELECT count(*) FROM intel_context").fetchone()
+    return int(after[0] if after else 0) - int(before[0] if before else 0)
+
+
+def context_statements(case: Case, value: str) -> list[Indicator]:
+    """Context-only statements about ``value`` (any type), for ``intel show``."""
+    import orjson
+
+    try:
+        rows = case.con.execute(
+            "SELECT type, value, source, campaign, confidence, valid_from, valid_until,"
+            " description, labels, context FROM intel_context WHERE value = ?"
+            " ORDER BY type, source",
+            [value],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []  # a case opened read-only before its intel/003 migration ran
+    return [
+        Indicator(
+            type=IndicatorType(r[0]),
+            value=r[1],
+            source=r[2],
+            campaign=r[3],
+            confidence=r[4],
+            valid_from=r[5].replace(tzinfo=UTC) if r[5] else None,
+            valid_until=r[6].replace(tzinfo=UTC) if r[6] else None,
+            description=r[7],
+            labels=tuple(r[8] or ()),
+            context=orjson.loads(r[9]) if r[9] else {},
+        )
+        for r in rows
+    ]
 
 
 def _store_yara(case: Case, source: YaraSource) -> int:
@@ -273,27 +436,6 @@ def _store_eol_products(case: Case, products: Sequence[EolProduct]) -> None:
     )
 
 
-def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; a folder becomes its regular files, sorted, walked without following
-    symbolic links (no loops), hidden entries (``.git``) left out."""
-    out: list[Path] = []
-    for path in paths:
-        path = Path(path)
-        if not path.is_dir():
-            out.append(path)
-            continue
-        found: list[Path] = []
-        for root, dirs, files in os.walk(path, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found.extend(
-                Path(root) / f
-                for f in files
-                if not f.startswith(".") and not (Path(root) / f).is_symlink()
-            )
-        out.extend(sorted(found) or [path])  # an empty folder is reported as one item
-    return out
-
-
 def ingest(
     case: Case,
     paths: Iterable[Path],
@@ -308,8 +450,9 @@ def ingest(
     source name every statement is attributed to (default: what the file says, else its name).
     ``display`` names a file in reports and problems (packs show ``pack/file``)."""
     limits = limits or IntelLimits()
-    report = IngestReport()
-    for path in expand_paths(paths):
+    files, left_out = expand_paths(Path(p) for p in paths)
+    report = IngestReport(left_out=left_out)
+    for path in files:
         result = read_file(Path(path), limits, fmt=fmt)
         # Give Arrow's freed scratch memory (batches, concatenations) back before DuckDB
         # inserts: with a million indicators that is a few hundred MB of peak.
@@ -323,19 +466,28 @@ def ingest(
             path=shown,
             format=result.format,
             problems=list(result.problems),
+            warnings=list(result.warnings),
             skipped=dict(result.skipped),
+            rejected=dict(result.rejected),
             failed=result.failed,
+            rule_names=tuple(r for y in result.yara for r in y.rules),
         )
-        if not result.failed:
+        if result.failed:
+            file_report.failure = result.problems[0].message if result.problems else "not read"
+        elif result.nothing_read:
+            # No silent zero: a file of which nothing could be used is a failure.
+            file_report.failed = True
+            file_report.failure = _nothing_read(result)
+        else:
             file_report.read_by_type = _count_types(result)
             try:
                 with case.transaction():
                     new, new_indicators, yara, eol = store_result(case, result)
-            except duckdb.Error as exc:
+                    file_report.context_only = store_context(case, result.context_only)
+            except Exception as exc:  # one file's store failure never ends the batch
                 file_report.failed = True
-                file_report.problems.append(
-                    Problem(shown, f"could not store (nothing from this file kept): {exc}")
-                )
+                file_report.failure = f"could not store (nothing from this file kept): {exc}"
+                file_report.problems.append(Problem(shown, file_report.failure))
             else:
                 file_report.new = new
                 file_report.duplicates = file_report.read_total - new

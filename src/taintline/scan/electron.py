@@ -154,11 +154,100 @@ def _main_executable(
     return (best[2], best[3]) if best else None
 
 
+def declared_asar_findings(members: Sequence[BundleMember]) -> list[Finding]:
+    """Compare each asar archive's header hash with what the app declares for it
+    (``ElectronAsarIntegrity`` in ``Info.plist``; the Windows ``INTEGRITY`` resource in the
+    main executable, read by the PE analyser)."""
+    declared: list[tuple[str, str, str, str]] = []  # (base folder, relative path, hash, where)
+    for m in members:
+        plist = m.facts.get("plist")
+        if plist is not None:
+            folder = posixpath.dirname(m.path.replace("\\", "/"))  # .../Contents
+            for d in _get(plist, "asar_integrity", ()) or ():
+                declared.append(
+                    (folder, str(_get(d, "path", "")), str(_get(d, "hash", "")), m.path)
+                )
+        pe = m.facts.get("pe")
+        if pe is not None:
+            folder = posixpath.dirname(m.path.replace("\\", "/"))
+            for d in _get(pe, "asar_integrity", ()) or ():
+                declared.append(
+                    (folder, str(_get(d, "path", "")), str(_get(d, "hash", "")), m.path)
+                )
+    if not declared:
+        return []
+    archives = {m.path.replace("\\", "/"): m for m in members if m.facts.get("asar") is not None}
+    out: list[Finding] = []
+    for folder, rel, digest, where in declared:
+        target = posixpath.normpath(posixpath.join(folder, rel))
+        archive = archives.get(target)
+        if archive is None:
+            continue
+        actual = str(_get(archive.facts["asar"], "header_sha256", ""))
+        if actual and actual != digest.lower():
+            out.append(
+                Finding(
+                    "electron.asar-header-mismatch",
+                    Severity.HIGH,
+                    archive.path,
+                    f"the header of {rel} differs from the integrity hash the app declares in"
+                    f" {posixpath.basename(where)}: the archive was changed after the app was"
+                    " built",
+                    evidence={
+                        "archive": archive.path,
+                        "declared_in": where,
+                        "declared_sha256": digest,
+                        "header_sha256": actual,
+                        "reason": "SHA-256 of the asar JSON header differs from"
+                        " ElectronAsarIntegrity",
+                    },
+                )
+            )
+    return out
+
+
+def app_roots(members: Sequence[BundleMember]) -> set[str]:
+    """Where the Electron apps among ``members`` start: the ``.app`` folder of a macOS app,
+    the folder holding ``resources/app.asar`` on Windows and Linux."""
+    roots: set[str] = set()
+    for m in members:
+        path = m.path.replace("\\", "/")
+        app = path.find(".app/")
+        if app >= 0:
+            roots.add(path[: app + 4])
+            continue
+        asar = path.lower().find("/resources/app.asar")
+        if asar >= 0:
+            roots.add(path[:asar])
+    return roots
+
+
+def _scope(root: str, members: Sequence[BundleMember]) -> Sequence[BundleMember] | None:
+    """The members that belong to the Electron app judged at ``root``, or ``None`` when the
+    app lies deeper in a folder: that folder is a bundle of its own (a scanned disk or
+    virtual environment holding an app is not the app, and its other libraries are not the
+    app's libraries)."""
+    top = root.replace("\\", "/").rstrip("/")
+    roots = app_roots(members)
+    if not roots or top in roots or f"{top}!" in roots:
+        return members
+    if not any(m.path.startswith(f"{root}!/") for m in members):
+        return None  # a folder: the walker made each app folder its own bundle
+    # an archive holding an app under a folder: judge that app's members only
+    app = min(roots, key=len)
+    return [m for m in members if m.path.replace("\\", "/").startswith(f"{app}/")]
+
+
 def analyse_bundle(
     root: str, members: Sequence[BundleMember], ctx: AnalysisContext
 ) -> tuple[Finding, ...]:
     if not members or not is_electron(members):
         return ()
+    scoped = _scope(root, members)
+    if not scoped:
+        return ()
+    members = scoped
+    integrity = declared_asar_findings(members)
     main = _main_executable(root, members)
     natives: list[tuple[BundleMember, SignatureStatus]] = []
     for m in members:
@@ -199,6 +288,7 @@ def analyse_bundle(
                 else ""
             ),
             evidence={
+                "reason": "inventory: native code found in an Electron app",
                 "main_executable": main_path,
                 "main_signer": main_status.subject if main_status else None,
                 "libraries": listing,
@@ -206,6 +296,7 @@ def analyse_bundle(
             },
         )
     )
+    out.extend(integrity)
     if main_status is None or not main_status.signed:
         return tuple(out)
     for m, st in natives:
@@ -221,7 +312,9 @@ def analyse_bundle(
         if not st.signed:
             out.append(Finding("electron.unsigned-native-library", Severity.HIGH, m.path,
                                f"unsigned native library inside an app signed by {main_status.subject}",
-                               evidence=evidence))  # fmt: skip
+                               evidence={**evidence, "reason": "the main executable carries a"
+                                         " signature, this library of the same platform none"
+                                         " (or an ad-hoc one)"}))  # fmt: skip
         elif st.signer != main_status.signer:
             allowed = (
                 m.name.lower() in MICROSOFT_REDISTRIBUTABLES
@@ -232,5 +325,7 @@ def analyse_bundle(
                 continue
             out.append(Finding("electron.foreign-signer-native-library", Severity.MEDIUM, m.path,
                                f"native library signed by {st.subject}, not by the app's signer {main_status.subject}",
-                               evidence={**evidence, "clean": st.clean}))  # fmt: skip
+                               evidence={**evidence, "clean": st.clean,
+                                         "reason": f"library signer {st.signer!r} differs from"
+                                         f" the app's {main_status.signer!r}"}))  # fmt: skip
     return tuple(out)

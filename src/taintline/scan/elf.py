@@ -126,6 +126,8 @@ def findings_of(path: str, facts: ELFFacts) -> tuple[Finding, ...]:
                     "entropy": facts.overlay_entropy,
                     "preview": facts.overlay_preview,
                     "machine": facts.machine,
+                    "reason": f"non-zero bytes from offset {facts.overlay_offset} to the end of"
+                    " the file lie beyond every section, segment and header table",
                 },
             )
         )

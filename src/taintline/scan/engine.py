@@ -40,6 +40,7 @@ from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding, IndicatorType
 from taintline.scan import rules as rules_mod
 from taintline.scan import store
+from taintline.scan.filenames import FilenameRules
 from taintline.scan.hashes import HashedFile, match_hashes
 from taintline.scan.interface import AnalysisContext
 from taintline.scan.walk import FileTask, error_finding, walk_inputs
@@ -86,7 +87,7 @@ class ScanOptions:
     rule_files: tuple[Path, ...] = ()
     #: ``False``: hashes and analysers only (``--no-rules``).
     use_rules: bool = True
-    #: CA bundle (PEM) for Authenticode chains; ``None`` uses certifi's Mozilla roots.
+    #: extra roots (PEM, a private PKI) for code signing besides Microsoft's and Apple's roots
     ca_bundle: Path | None = None
     #: Host name put on findings; ``None`` uses this machine's name.
     host: str | None = None
@@ -134,12 +135,9 @@ def build_context(case: Case, ca_bundle: Path | None = None) -> AnalysisContext:
     serials = frozenset(
         _normal_serial(i.value) for i in case.indicators(types=[IndicatorType.CERT_SERIAL])
     )
-    if ca_bundle is not None:
-        trust = ca_bundle.read_bytes()
-    else:
-        import certifi
-
-        trust = Path(certifi.where()).read_bytes()
+    # Microsoft's and Apple's code-signing roots are always trusted (scan/trust.py); a
+    # --ca-bundle adds a private PKI's roots to them
+    trust = ca_bundle.read_bytes() if ca_bundle is not None else None
     return AnalysisContext(eol=eol, signers=signers, cert_serials=serials, trust_store_pem=trust)
 
 
@@ -169,6 +167,7 @@ class _Recorder:
         self._pending_records: list[FileRecord] = []
         self._pending_findings: list[Finding] = []
         self._last_flush = time.monotonic()
+        self.path_rules = FilenameRules.from_case(case) if case is not None else None
 
     def stamp(self, finding: Finding) -> Finding:
         changes: dict[str, Any] = {}
@@ -197,6 +196,10 @@ class _Recorder:
             ]
             with self.case.transaction():
                 matches = [self.stamp(f) for f in match_hashes(self.case, hashed)]
+                if self.path_rules:
+                    matches += [
+                        self.stamp(f) for f in self.path_rules.match([r.path for r in records])
+                    ]
                 store.add_file_facts(self.case, self.run_id or "", self.host, records)
                 self.case.add_findings([*findings, *matches], run_id=self.run_id, origin="scan")
             findings = [*findings, *matches]

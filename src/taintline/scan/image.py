@@ -383,6 +383,8 @@ def findings_of(path: str, facts: ImageFacts) -> tuple[Finding, ...]:
                     "embedded_format": t.embedded_format,
                     "where": t.where,
                     "preview": t.preview,
+                    "reason": f"the {facts.format.upper()} structure ends at offset"
+                    f" {facts.real_end}; {t.size} non-padding bytes follow at {t.offset}",
                 },
             )
         )

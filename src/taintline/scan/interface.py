@@ -44,8 +44,9 @@ class AnalysisContext:
 
     ``eol`` maps a lower-cased product name to its end-of-life date (ISO text), from
     endoflife.date data or the campaign pack; ``signers`` and ``cert_serials`` are indicator
-    values (lower-case; serials as lower-case hex without separators); ``trust_store_pem`` is
-    the CA bundle to verify Authenticode chains against (certifi's Mozilla roots by default).
+    values (lower-case; serials as lower-case hex without separators); ``trust_store_pem`` holds
+    extra roots (``--ca-bundle``, a private PKI) trusted for code signing besides Microsoft's
+    root program and Apple's root, which are always used.
     """
 
     eol: Mapping[str, str] = field(default_factory=dict)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from taintline.model import Finding, Severity, parse_time
 from taintline.scan import lieflazy
-from taintline.scan.authenticode import AuthenticodeFacts, analyse_signature
+from taintline.scan.authenticode import AuthenticodeFacts, analyse_signature, verdict_findings
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 from taintline.scan.measure import entropy
 
@@ -51,6 +51,16 @@ class SectionFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class AsarIntegrity:
+    """One entry of Electron's ``INTEGRITY``/``ELECTRONASAR`` resource: the SHA-256 of an asar
+    archive's header, as the app was built with it."""
+
+    path: str  # relative to the executable's folder, "/" separators
+    algorithm: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class PEFacts:
     machine: str
     is_64: bool
@@ -70,6 +80,10 @@ class PEFacts:
     overlay_size: int
     size: int
     signature: AuthenticodeFacts | None
+    #: the Authenticode hashes of the image (what a catalog lists for a PE), signed or not
+    authentihash_sha256: str | None = None
+    authentihash_sha1: str | None = None
+    asar_integrity: tuple[AsarIntegrity, ...] = ()
 
     @property
     def signed(self) -> bool:
@@ -118,6 +132,39 @@ def _version_strings(binary: lief.PE.Binary) -> dict[str, str]:
                 if key in VERSION_KEYS and key not in out:
                     out[key] = lieflazy.attr_text(entry, "value").strip("\0").strip()[:512]
     return out
+
+
+def _asar_integrity(binary: lief.PE.Binary) -> tuple[AsarIntegrity, ...]:
+    """Electron (>= 30 on Windows) declares its asar header hashes in an RCDATA-like resource
+    of type ``INTEGRITY`` named ``ELECTRONASAR``: JSON ``[{file, alg, value}]``."""
+    import orjson
+
+    root = binary.resources if binary.has_resources else None
+    if root is None:
+        return ()
+    out: list[AsarIntegrity] = []
+    try:
+        for kind in root.childs:
+            if not (kind.has_name and lieflazy.attr_text(kind, "name") == "INTEGRITY"):
+                continue
+            for name in kind.childs:
+                if not (name.has_name and lieflazy.attr_text(name, "name") == "ELECTRONASAR"):
+                    continue
+                for lang in name.childs:
+                    raw = bytes(getattr(lang, "content", b""))[:65536]
+                    entries = orjson.loads(raw)
+                    for entry in entries if isinstance(entries, list) else ():
+                        if isinstance(entry, dict) and len(out) < 64:
+                            out.append(
+                                AsarIntegrity(
+                                    path=str(entry.get("file", "")).replace("\\", "/"),
+                                    algorithm=str(entry.get("alg", "")).upper(),
+                                    hash=str(entry.get("value", "")).lower(),
+                                )
+                            )
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
+        return tuple(out)  # a hostile resource: keep what was read
+    return tuple(out)
 
 
 def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
@@ -191,6 +238,13 @@ def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
             signature.cert_table_offset + signature.cert_table_size if overlay_size else None
         )
     stamp = header.time_date_stamps
+    own_sha256: str | None
+    own_sha1: str | None
+    try:
+        own_sha256 = bytes(binary.authentihash(lief.PE.ALGORITHMS.SHA_256)).hex()
+        own_sha1 = bytes(binary.authentihash(lief.PE.ALGORITHMS.SHA_1)).hex()
+    except Exception:  # LIEF on a damaged image: no catalog match, nothing else lost
+        own_sha256 = own_sha1 = None
     return PEFacts(
         machine=lieflazy.enum_name(header.machine),
         is_64=optional.magic == lief.PE.PE_TYPE.PE32_PLUS,
@@ -212,11 +266,10 @@ def facts_of(data: bytes, trust_pem: bytes | None = None) -> PEFacts | None:
         overlay_size=overlay_size,
         size=len(data),
         signature=signature,
+        authentihash_sha256=own_sha256,
+        authentihash_sha1=own_sha1,
+        asar_integrity=_asar_integrity(binary),
     )
-
-
-def _norm_serial(value: str) -> str:
-    return re.sub(r"[^0-9a-f]", "", value.lower()).lstrip("0")
 
 
 def _eol_keys(version: Mapping[str, str]) -> list[str]:
@@ -272,14 +325,11 @@ def findings_of(path: str, facts: PEFacts, ctx: AnalysisContext) -> tuple[Findin
 
     if sig is None or not sig.signed:
         add("pe.unsigned", Severity.INFO, "PE file carries no Authenticode signature",
-            product=facts.version.get("ProductName"), company=facts.version.get("CompanyName"))  # fmt: skip
+            product=facts.version.get("ProductName"), company=facts.version.get("CompanyName"),
+            reason="the security data directory is empty: no WIN_CERTIFICATE entry")  # fmt: skip
         if sig is not None and sig.errors:
-            add(
-                "signature.invalid",
-                Severity.HIGH,
-                "certificate table is malformed",
-                errors=list(sig.errors),
-            )
+            add("signature.invalid", Severity.HIGH, "certificate table is malformed",
+                errors=list(sig.errors), reason="; ".join(sig.errors))  # fmt: skip
         return tuple(out)
 
     signer = sig.signer
@@ -306,37 +356,17 @@ def findings_of(path: str, facts: PEFacts, ctx: AnalysisContext) -> tuple[Findin
             cert_table_size=sig.cert_table_size,
             verification=sig.verification,
             signer=signer.subject if signer else None,
+            reason=f"the PKCS#7 blob's DER length is {sig.pkcs7_size} bytes but its"
+            f" WIN_CERTIFICATE entry holds {sig.appended_size} more bytes that are not padding",
         )
     if sig.overlay_after_table:
         add("pe.overlay-after-signature", Severity.MEDIUM,
             f"{sig.overlay_after_table} bytes after the certificate table (outside the signed image)",
-            size=sig.overlay_after_table, offset=sig.cert_table_offset + sig.cert_table_size)  # fmt: skip
+            size=sig.overlay_after_table, offset=sig.cert_table_offset + sig.cert_table_size,
+            reason="the file continues after the end the security data directory declares")  # fmt: skip
+    out.extend(verdict_findings(path, sig, signers=ctx.signers, cert_serials=ctx.cert_serials))
     if not sig.parsed:
-        add("signature.invalid", Severity.HIGH, "certificate table present but the signature does not parse",
-            errors=list(sig.errors), verification=sig.verification)  # fmt: skip
         return tuple(out)
-    if sig.verification is not None and sig.verification != "OK":
-        if sig.digest_matches is False:
-            add("signature.digest-mismatch", Severity.HIGH,
-                "Authenticode digest does not match the file: modified after signing",
-                verification=sig.verification, authentihash_sha256=sig.authentihash_sha256)  # fmt: skip
-        else:
-            add("signature.invalid", Severity.HIGH, f"signature does not verify: {sig.verification}",
-                verification=sig.verification)  # fmt: skip
-    if signer is not None and sig.chain_trusted is False:
-        # A chain that ends in a root missing from the store is common for Windows' own files
-        # (Microsoft's code-signing roots are not in Mozilla's bundle): low. A chain that ends
-        # in a self-signed certificate the store does not know is a home-made CA: medium.
-        self_made = (sig.chain_error or "").startswith("self-signed")
-        add("signature.untrusted-chain", Severity.MEDIUM if self_made else Severity.LOW,
-            f"signer chain does not lead to a trusted root: {sig.chain_error}",
-            signer=signer.subject, issuer=signer.issuer, chain=[c.subject for c in sig.chain],
-            reason=sig.chain_error)  # fmt: skip
-    if signer is not None and sig.valid_at_signing is False:
-        add("signature.expired-at-signing", Severity.MEDIUM,
-            "signing certificate was not valid at the signing time",
-            signer=signer.subject, signing_time=sig.effective_signing_time,
-            not_before=signer.not_before, not_after=signer.not_after)  # fmt: skip
     when_text = sig.effective_signing_time
     when = _parse_day(when_text) if when_text else None
     if when is not None and ctx.eol:
@@ -347,38 +377,10 @@ def findings_of(path: str, facts: PEFacts, ctx: AnalysisContext) -> tuple[Findin
                 add("signature.after-end-of-life", Severity.HIGH,
                     f"signed {when_text} although {key!r} reached end of life on {eol_text}",
                     product=key, eol=eol_text, signing_time=when_text,
-                    signer=signer.subject if signer else None)  # fmt: skip
+                    signer=signer.subject if signer else None,
+                    reason=f"signing time {when_text} is after the end-of-life date {eol_text}"
+                    f" recorded for {key!r} in the case")  # fmt: skip
                 break
-    if signer is not None:
-        names = {
-            signer.subject.lower(),
-            (signer.common_name or "").lower(),
-            (signer.organization or "").lower(),
-        } - {""}
-        hit_signer = next((s for s in ctx.signers if s in names), None)
-        serials = {_norm_serial(s) for s in ctx.cert_serials}
-        chain_serials = {c.serial for c in sig.chain} | {signer.serial}
-        hit_serial = next((s for s in chain_serials if _norm_serial(s) in serials), None)
-        if hit_signer or hit_serial:
-            indicators = []
-            if hit_signer:
-                indicators.append(f"signer:{hit_signer}")
-            if hit_serial:
-                indicators.append(f"cert_serial:{hit_serial}")
-            out.append(
-                Finding(
-                    kind="signature.signer-ioc",
-                    severity=Severity.CRITICAL,
-                    subject=path,
-                    message=f"signed by a certificate on the indicator list: {signer.subject} (serial {signer.serial})",
-                    evidence={
-                        "signer": signer.subject,
-                        "serial": signer.serial,
-                        "signing_time": when_text,
-                    },
-                    indicators=tuple(indicators),
-                )
-            )
     return tuple(out)
 
 

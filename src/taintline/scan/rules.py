@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import yara_x
 
 from taintline.errors import InputError, Problem
+from taintline.intel.yara_rules import IncludeError, flatten, new_compiler
 from taintline.limits import IntelLimits
 from taintline.model import Finding, Severity
 
 if TYPE_CHECKING:
     from taintline.case import Case
 
-EXTERNALS: tuple[str, ...] = ("filename", "filepath", "extension", "filetype", "owner")
 
 #: Matches kept per pattern by the scanner, and offsets reported per pattern in a finding.
 MAX_MATCHES_PER_PATTERN = 1000
@@ -69,9 +69,11 @@ def read_rule_files(paths: Sequence[Path], limits: IntelLimits | None = None) ->
             size = path.stat().st_size
             if size > limits.max_yara_bytes:
                 raise InputError(str(path), f"YARA file larger than {limits.max_yara_bytes} bytes")
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = flatten(path, limits).text  # includes inlined, as on import
         except OSError as exc:
             raise InputError(str(path), f"cannot read rules: {exc.strerror or exc}") from exc
+        except IncludeError as exc:
+            raise InputError(f"{exc.origin}:{exc.line}", f"YARA include refused: {exc}") from exc
         sources.append(RuleSource(str(path), text, namespace_for(str(path))))
     return sources
 
@@ -93,9 +95,7 @@ def compile_rules(sources: Iterable[RuleSource], *, strict: Sequence[str] = ()) 
     work), unless its origin is in ``strict`` (the user's ``--rules`` files), which raises
     :class:`InputError`.
     """
-    compiler = yara_x.Compiler()
-    for name in EXTERNALS:
-        compiler.define_global(name, "")
+    compiler = new_compiler()  # the externals and options the import check uses too
     problems: list[Problem] = []
     added = 0
     used_namespaces: dict[str, int] = {}

@@ -9,6 +9,7 @@ sectors, a mini stream for small streams, and MSI-encoded stream names.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import struct
 import tarfile
@@ -208,9 +209,56 @@ def msi_like(
 # -- Electron asar -------------------------------------------------------------------------
 
 
-def asar_bytes(files: Mapping[str, bytes], *, unpacked: Mapping[str, int] | None = None) -> bytes:
+ASAR_BLOCK_SIZE = 4 * 1024 * 1024
+
+
+def asar_integrity(data: bytes, block_size: int = ASAR_BLOCK_SIZE) -> dict[str, object]:
+    """The ``integrity`` record @electron/asar writes for a file."""
+    blocks = [
+        hashlib.sha256(data[i : i + block_size]).hexdigest()
+        for i in range(0, max(len(data), 1), block_size)
+    ]
+    return {
+        "algorithm": "SHA256",
+        "hash": hashlib.sha256(data).hexdigest(),
+        "blockSize": block_size,
+        "blocks": blocks,
+    }
+
+
+def asar_header_sha256(asar: bytes) -> str:
+    """What ``ElectronAsarIntegrity`` declares for an archive: the SHA-256 of its JSON header."""
+    json_len = struct.unpack_from("<I", asar, 12)[0]
+    return hashlib.sha256(asar[16 : 16 + json_len]).hexdigest()
+
+
+def info_plist(asar_hashes: Mapping[str, str], *, binary: bool = False) -> bytes:
+    """An Electron app's ``Info.plist`` declaring ``ElectronAsarIntegrity`` for archives
+    (``Resources/app.asar`` -> header SHA-256)."""
+    import plistlib
+
+    value = {
+        "CFBundleIdentifier": "com.example.electron",
+        "CFBundleExecutable": "Example",
+        "ElectronAsarIntegrity": {
+            path: {"algorithm": "SHA256", "hash": digest} for path, digest in asar_hashes.items()
+        },
+    }
+    return plistlib.dumps(value, fmt=plistlib.FMT_BINARY if binary else plistlib.FMT_XML)
+
+
+def asar_bytes(
+    files: Mapping[str, bytes],
+    *,
+    unpacked: Mapping[str, int] | None = None,
+    integrity: bool = False,
+    block_size: int = ASAR_BLOCK_SIZE,
+    links: Mapping[str, str] | None = None,
+) -> bytes:
     """An ``app.asar`` with ``files`` (``dir/sub/name`` -> bytes); ``unpacked`` lists entries
-    (path -> size) that live in ``app.asar.unpacked/`` instead."""
+    (path -> size) that live in ``app.asar.unpacked/`` instead; ``integrity`` adds the
+    per-file ``integrity`` records of Electron >= 16; ``links`` adds link entries
+    (path -> target)."""
     root: dict[str, object] = {"files": {}}
     blobs: list[bytes] = []
     offset = 0
@@ -226,13 +274,20 @@ def asar_bytes(files: Mapping[str, bytes], *, unpacked: Mapping[str, int] | None
     for path, data in files.items():
         files_of = node_for(path)["files"]
         assert isinstance(files_of, dict)
-        files_of[path.rsplit("/", 1)[-1]] = {"size": len(data), "offset": str(offset)}
+        entry: dict[str, object] = {"size": len(data), "offset": str(offset)}
+        if integrity:
+            entry["integrity"] = asar_integrity(data, block_size)
+        files_of[path.rsplit("/", 1)[-1]] = entry
         blobs.append(data)
         offset += len(data)
     for path, size in (unpacked or {}).items():
         files_of = node_for(path)["files"]
         assert isinstance(files_of, dict)
         files_of[path.rsplit("/", 1)[-1]] = {"size": size, "unpacked": True}
+    for path, target in (links or {}).items():
+        files_of = node_for(path)["files"]
+        assert isinstance(files_of, dict)
+        files_of[path.rsplit("/", 1)[-1]] = {"link": target}
     header = orjson.dumps(root)
     padded = header + b"\0" * (-len(header) % 4)
     pickle = struct.pack("<II", len(padded) + 4, len(header)) + padded

@@ -24,6 +24,7 @@ MH_EXECUTE = 2
 MH_DYLIB = 6
 LC_SEGMENT_64 = 0x19
 LC_LOAD_DYLIB = 0x0C
+LC_ID_DYLIB = 0x0D
 LC_CODE_SIGNATURE = 0x1D
 LC_MAIN = 0x80000028
 CS_ADHOC = 0x2
@@ -31,46 +32,99 @@ CS_RUNTIME = 0x10000
 PAGE = 0x1000
 
 
+#: Apple's marker extensions on leaf certificates (Apple PKI certificate policy)
+OID_APPLE_DEVELOPER_ID_APPLICATION = "1.2.840.113635.100.6.1.13"
+OID_APPLE_SOFTWARE_SIGNING = "1.2.840.113635.100.6.1.2"
+
+
 @dataclass(frozen=True, slots=True)
 class DeveloperId:
-    """A throw-away signing identity; real ones read like ``Developer ID Application: 3CX (33CF4654HL)``."""
+    """A throw-away signing identity shaped like Apple's: a root (stand-in for Apple Root CA,
+    trusted by a test through ``--ca-bundle``), an intermediate and a leaf that reads like
+    ``Developer ID Application: 3CX (33CF4654HL)`` with Apple's Developer ID marker."""
 
     cert: x509.Certificate
     key: ec.EllipticCurvePrivateKey
     team_id: str
+    intermediate: x509.Certificate | None = None
+    root: x509.Certificate | None = None
+
+    @property
+    def root_pem(self) -> bytes:
+        assert self.root is not None
+        return self.root.public_bytes(serialization.Encoding.PEM)
 
 
-def make_developer_id(name: str = "Example Corp", team_id: str = "EXAMPLE123") -> DeveloperId:
+def _ca(name: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None = None,
+        issuer_key: ec.EllipticCurvePrivateKey | None = None) -> x509.Certificate:  # fmt: skip
+    now = datetime.now(UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "taintline tests")])  # fmt: skip
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer or subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=3650))
+        .not_valid_after(now + timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(issuer_key or key, hashes.SHA256())
+    )
+
+
+def make_developer_id(
+    name: str = "Example Corp",
+    team_id: str = "EXAMPLE123",
+    *,
+    marker: str = OID_APPLE_DEVELOPER_ID_APPLICATION,
+    self_signed: bool = False,
+) -> DeveloperId:
+    """``self_signed=True``: an impostor certificate no root vouches for."""
     key = ec.generate_private_key(ec.SECP256R1())
+    cn = f"Developer ID Application: {name} ({team_id})"
+    if marker == OID_APPLE_SOFTWARE_SIGNING:
+        cn = "Software Signing"
     subject = x509.Name(
         [
-            x509.NameAttribute(
-                NameOID.COMMON_NAME, f"Developer ID Application: {name} ({team_id})"
-            ),
+            x509.NameAttribute(NameOID.COMMON_NAME, cn),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, team_id),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, name),
         ]
     )
     now = datetime.now(UTC)
-    cert = (
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = _ca("Taintline Test Apple-like Root CA (throw-away)", root_key)
+    mid_key = ec.generate_private_key(ec.SECP256R1())
+    mid = _ca(
+        "Taintline Test Developer ID Certification Authority", mid_key, root.subject, root_key
+    )
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(subject)
+        .issuer_name(subject if self_signed else mid.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=365))
-        .sign(key, hashes.SHA256())
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CODE_SIGNING]), critical=True
+        )
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(marker), b"\x05\x00"),
+            critical=False,
+        )
     )
-    return DeveloperId(cert, key, team_id)
+    cert = builder.sign(key if self_signed else mid_key, hashes.SHA256())
+    if self_signed:
+        return DeveloperId(cert, key, team_id)
+    return DeveloperId(cert, key, team_id, mid, root)
 
 
-def _lc_dylib(name: str) -> bytes:
+def _lc_dylib(name: str, cmd: int = LC_LOAD_DYLIB) -> bytes:
     raw = name.encode() + b"\0"
     size = (24 + len(raw) + 7) // 8 * 8
-    return struct.pack("<IIIIII", LC_LOAD_DYLIB, size, 24, 2, 0x10000, 0x10000) + raw.ljust(
-        size - 24, b"\0"
-    )
+    return struct.pack("<IIIIII", cmd, size, 24, 2, 0x10000, 0x10000) + raw.ljust(size - 24, b"\0")
 
 
 def _segment(
@@ -130,9 +184,14 @@ def _superblob(code: bytes, identifier: str, developer: DeveloperId | None, flag
             pkcs7.PKCS7SignatureBuilder()
             .set_data(cd)
             .add_signer(developer.cert, developer.key, hashes.SHA256())
+            .add_certificate(developer.intermediate or developer.cert)
             .sign(
                 serialization.Encoding.DER,
-                [pkcs7.PKCS7Options.DetachedSignature, pkcs7.PKCS7Options.NoCapabilities],
+                [
+                    pkcs7.PKCS7Options.DetachedSignature,
+                    pkcs7.PKCS7Options.NoCapabilities,
+                    pkcs7.PKCS7Options.Binary,  # sign the bytes, not a text canonical form
+                ],
             )
         )
         blobs.append((0x10000, struct.pack(">II", 0xFADE0B01, 8 + len(cms)) + cms))
@@ -155,10 +214,14 @@ def thin(
     developer: DeveloperId | None = None,
     identifier: str = "com.example.app",
     filetype: int = MH_EXECUTE,
+    install_name: str | None = None,
 ) -> bytes:
-    """One Mach-O 64-bit slice. The ``__TEXT`` segment spans the first page (headers + code)."""
+    """One Mach-O 64-bit slice. The ``__TEXT`` segment spans the first page (headers + code).
+    ``install_name`` adds LC_ID_DYLIB (a dylib's own name, e.g. the absolute build path real
+    ``.jnilib`` files carry)."""
     code = b"\xc0\x03\x5f\xd6" if cpu == CPU_ARM64 else b"\xc3"
-    commands = [_lc_dylib(d) for d in dylibs]
+    commands = [_lc_dylib(install_name, LC_ID_DYLIB)] if install_name else []
+    commands += [_lc_dylib(d) for d in dylibs]
     commands.append(struct.pack("<IIQQ", LC_MAIN, 24, 0x800, 0))
     signed = signature is not None
     # sizes first, then offsets (load commands are fixed size once counted)

@@ -51,6 +51,8 @@ class PESpec:
     file_version: tuple[int, int, int, int] = (1, 0, 0, 0)
     extra_sections: Sequence[tuple[str, bytes]] = ()
     overlay: bytes = b""
+    #: more resources: (type, name, payload), ids or strings
+    resources: Sequence[tuple[int | str, int | str, bytes]] = ()
 
 
 def _string_utf16(text: str) -> bytes:
@@ -87,17 +89,58 @@ def version_resource(
     return _version_block("VS_VERSION_INFO", fixed, len(fixed), 0, [sfi, vfi])
 
 
-def _resource_section(rva: int, payload: bytes) -> bytes:
-    """A resource tree RT_VERSION(16) / 1 / 0x409 -> payload."""
+def _resource_section(rva: int, resources: Sequence[tuple[int | str, int | str, bytes]]) -> bytes:
+    """A resource tree type / name / 0x409 -> payload for each ``(type, name, payload)``;
+    types and names are ids or strings (e.g. Electron's ``INTEGRITY`` / ``ELECTRONASAR``)."""
+    # named entries come first, sorted, then ids ascending (the PE format's order)
+    ordered = sorted(
+        resources,
+        key=lambda r: (
+            isinstance(r[0], int),
+            str(r[0]) if isinstance(r[0], str) else f"{r[0]:08d}",
+        ),
+    )
+    n = len(ordered)
+    root_len = 16 + 8 * n
+    sub_len = 16 + 8  # one entry per directory below the root
+    dirs_len = root_len + n * 2 * sub_len
+    data_entries = dirs_len
+    strings_at = data_entries + 16 * n
+    strings = b""
+    string_offsets: dict[str, int] = {}
+    for kind, name, _ in ordered:
+        for label in (kind, name):
+            if isinstance(label, str) and label not in string_offsets:
+                string_offsets[label] = strings_at + len(strings)
+                raw = struct.pack("<H", len(label)) + label.encode("utf-16-le")
+                strings += raw + b"\0" * (-len(raw) % 4)
+    payload_at = strings_at + len(strings)
 
-    def directory(entry_id: int, target: int) -> bytes:
-        return struct.pack("<IIHHHH", 0, 0, 0, 0, 0, 1) + struct.pack("<II", entry_id, target)
+    def ident(label: int | str) -> int:
+        return 0x80000000 | string_offsets[label] if isinstance(label, str) else label
 
-    root = directory(16, 0x80000000 | 24)
-    level2 = directory(1, 0x80000000 | 48)
-    level3 = directory(0x409, 72)
-    data_entry = struct.pack("<IIII", rva + 88, len(payload), 0, 0)
-    return root + level2 + level3 + data_entry + payload
+    def directory(entries: Sequence[tuple[int | str, int]]) -> bytes:
+        named = sum(1 for label, _ in entries if isinstance(label, str))
+        head = struct.pack("<IIHHHH", 0, 0, 0, 0, named, len(entries) - named)
+        return head + b"".join(
+            struct.pack("<II", ident(label), target) for label, target in entries
+        )
+
+    out = directory(
+        [
+            (kind, 0x80000000 | (root_len + i * 2 * sub_len))
+            for i, (kind, _, _) in enumerate(ordered)
+        ]
+    )
+    payloads = b""
+    data = b""
+    for i, (_, name, payload) in enumerate(ordered):
+        name_dir = root_len + i * 2 * sub_len
+        out += directory([(name, 0x80000000 | (name_dir + sub_len))])
+        out += directory([(0x409, data_entries + 16 * i)])
+        data += struct.pack("<IIII", rva + payload_at + len(payloads), len(payload), 0, 0)
+        payloads += payload + b"\0" * (-len(payload) % 4)
+    return out + data + strings + payloads
 
 
 def _rdata_section(
@@ -200,9 +243,12 @@ def build_pe(spec: PESpec | None = None, *, dll_name: str = "sample.dll") -> byt
     for name, data in spec.extra_sections:
         sections.append((name, data, SEC_DATA))
         rva += _align(max(len(data), 1), SECTION_ALIGNMENT)
+    resources = list(spec.resources)
     if spec.version_info is not None:
         payload = version_resource(spec.version_info, spec.file_version, spec.dll)
-        rsrc = _resource_section(rva, payload)
+        resources.append((16, 1, payload))
+    if resources:
+        rsrc = _resource_section(rva, resources)
         sections.append((".rsrc", rsrc, SEC_RDATA))
         dirs[DIR_RESOURCE] = (rva, len(rsrc))
         rva += _align(len(rsrc), SECTION_ALIGNMENT)
