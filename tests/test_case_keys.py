@@ -17,9 +17,9 @@ from taintline.cli.main import main
 from taintline.graph import demo
 from taintline.graph.ingest import add_files
 from taintline.hunt.service import run_hunt
-from taintline.intel.store import ingest
+from taintline.intel.store import ingest, store_context
 from taintline.interchange import export_case, import_jsonl, table_columns
-from taintline.model import Edge, EdgeKind, NodeKind, NodeRef, Severity
+from taintline.model import Edge, EdgeKind, Indicator, IndicatorType, NodeKind, NodeRef, Severity
 
 YARA = 'rule demo_marker\n{\n    strings:\n        $a = "taintline-demo"\n    condition:\n        $a\n}\n'
 CYCLES = {
@@ -69,6 +69,7 @@ def _full_case(tmp_path: Path) -> Path:
     (tree / "readme.txt").write_text("taintline-demo\n")
     with Case(path) as c:
         c.add_indicators(INDICATORS)
+        store_context(c, [Indicator(IndicatorType.DOMAIN, "example.org", "MISP event 7")])
         ingest(c, [yar, eol])
         add_files(c, story.all())
         run_hunt(c, [logs / "dns.log", logs / "conn.log"], run_id=c.start_run("hunt"))

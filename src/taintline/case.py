@@ -69,6 +69,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "yara_sources": ("sha256",),
     "eol_cycles": ("product", "cycle", "source"),
     "eol_products": ("product", "source"),
+    "intel_context": ("type", "value", "source"),
     "file_facts": ("run_id", "top", "path", "analyser"),
     "hunt_sightings": (
         "host",

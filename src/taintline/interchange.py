@@ -152,6 +152,7 @@ RECORDS: dict[str, str] = {
     "yara_sources": "yara_source",
     "eol_cycles": "eol_cycle",
     "eol_products": "eol_product",
+    "intel_context": "context_statement",
     "cascade_runs": "cascade_run",
     "cascade_reached": "cascade_reached",
 }
