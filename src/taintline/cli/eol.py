@@ -21,6 +21,7 @@ from taintline.eol import table
 from taintline.eol.service import EolOptions, run_eol
 from taintline.errors import UsageError
 from taintline.report import FORMATS, RenderContext, render_findings
+from taintline.terminal import labelled
 
 
 def eol_cmd(
@@ -88,7 +89,7 @@ def eol_cmd(
     with Case(case) as c:
         outcome = run_eol(c, options)
     for problem in outcome.problems:
-        err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=False, soft_wrap=True)
+        err.print(labelled("warning", "yellow", problem.one_line()), soft_wrap=True)
     if outcome.pack_loaded:
         err.print("no end-of-life data in the case: using the built-in campaign pack", markup=False)
     failed_data = [f.path for f in outcome.data.failed_files]

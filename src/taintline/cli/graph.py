@@ -28,6 +28,7 @@ from taintline.graph.store import (
     record_notices,
 )
 from taintline.model import NodeRef, iso
+from taintline.terminal import labelled, printable, text
 
 graph_app = typer.Typer(
     help="Build the case graph: SBOMs, inventories, provenance, "
@@ -73,13 +74,15 @@ def add_cmd(
     with Case(case) as c:
         for result in add_files(c, files or [], host=host, fmt=fmt):
             for problem in result.problems:
-                err.print(f"[red]error[/red] {problem.one_line()}", markup=True, soft_wrap=True)
+                err.print(labelled("error", "red", problem.one_line()), soft_wrap=True)
             for warning in result.warnings:
-                err.print(f"warning {warning.one_line()}", markup=False, soft_wrap=True)
+                err.print(labelled("warning", "yellow", warning.one_line()), soft_wrap=True)
             problems += len(result.problems)
             out.print(
-                f"{result.path}: {result.format or 'unrecognised'}: {result.nodes} new "
-                f"nodes, {result.edges} new edges",
+                printable(
+                    f"{result.path}: {result.format or 'unrecognised'}: {result.nodes} new "
+                    f"nodes, {result.edges} new edges"
+                ),
                 soft_wrap=True,
             )
         if from_findings:
@@ -100,11 +103,11 @@ def stats_cmd(case: CaseOption = DEFAULT_CASE) -> int:
         for kind, n in c.con.execute(
             "SELECT kind, count(*) FROM nodes GROUP BY 1 ORDER BY 1"
         ).fetchall():
-            table.add_row("node", kind, str(n))
+            table.add_row("node", text(kind), str(n))
         for kind, n in c.con.execute(
             "SELECT kind, count(*) FROM edges GROUP BY 1 ORDER BY 1"
         ).fetchall():
-            table.add_row("edge", kind, str(n))
+            table.add_row("edge", text(kind), str(n))
     out.print(table)
     return ExitCode.CLEAN
 
@@ -132,7 +135,14 @@ def show_cmd(
     table = Table("edge", "from", "to", "valid from", "valid until", "source")
     with Case(case, read_only=True) as c:
         for row in c.con.execute(sql, params).fetchall():
-            table.add_row(row[0], row[1], row[2], str(row[3] or "-"), str(row[4] or "-"), row[5])
+            table.add_row(
+                text(row[0]),
+                text(row[1]),
+                text(row[2]),
+                str(row[3] or "-"),
+                str(row[4] or "-"),
+                text(row[5]),
+            )
     out.print(table)
     return ExitCode.CLEAN
 
@@ -149,7 +159,7 @@ def _render_reached(rows: list[Reached], console: Console, total: int) -> None:
     for r in rows:
         table.add_row(
             str(r.ref.kind),
-            r.ref.key,
+            text(r.ref.key),
             _when(r.time),
             f"{r.confidence:.2f}",
             "seed" if r.is_root else str(r.hops),
@@ -171,14 +181,14 @@ def _fact_line(number: int, fact: Fact) -> str:
 def print_explanation(c: Case, run_id: str, ref: NodeRef, console: Console) -> bool:
     path = explain_path(c, run_id, ref)
     if path is None:
-        console.print(f"{ref}: not reached by this cascade run")
+        console.print(printable(f"{ref}: not reached by this cascade run"), soft_wrap=True)
         return False
     if not path:
-        console.print(f"{ref}: a seed (root of the cascade)")
+        console.print(printable(f"{ref}: a seed (root of the cascade)"), soft_wrap=True)
         return True
-    console.print(f"Why {ref} (root {path[0].frm}):", soft_wrap=True)
+    console.print(printable(f"Why {ref} (root {path[0].frm}):"), soft_wrap=True)
     for number, fact in enumerate(path, start=1):
-        console.print("  " + _fact_line(number, fact), soft_wrap=True, markup=False)
+        console.print("  " + printable(_fact_line(number, fact)), soft_wrap=True)
     return True
 
 
@@ -300,12 +310,12 @@ def cascade_cmd(
                 "latest possible compromise",
                 "root candidate",
                 "flagged",
-                title=f"upstream of {target}",
+                title=printable(f"upstream of {target}"),
             )
             for u in upstream(c, target):
                 table.add_row(
                     str(u.ref.kind),
-                    u.ref.key,
+                    text(u.ref.key),
                     _when(u.latest) if u.latest else "any",
                     "yes" if u.root_candidate else "",
                     f"end of life {u.end_of_life}" if u.end_of_life else "yes" if u.flagged else "",
@@ -316,7 +326,7 @@ def cascade_cmd(
         if seeds or from_findings:
             outcome = run_cascade(c, seeds, from_findings=from_findings, engine=engine, spark=spark)
             for message in outcome.missing:
-                err.print(f"[yellow]warning[/yellow] {message}", markup=True)
+                err.print(labelled("warning", "yellow", message), soft_wrap=True)
             run_id = outcome.run_id
             total = int(outcome.result.reached.shape[0])
         else:
@@ -348,10 +358,10 @@ def cascade_cmd(
             )
             for rec in recipients:
                 table.add_row(
-                    str(rec.ref),
+                    text(rec.ref),
                     _when(rec.first),
-                    ", ".join(sorted({str(d.item) for d in rec.deliveries})),
-                    ", ".join(a[:12] for a in rec.artifacts),
+                    text(", ".join(sorted({str(d.item) for d in rec.deliveries}))),
+                    text(", ".join(a[:12] for a in rec.artifacts)),
                 )
             if fmt == "table":
                 out.print(table)

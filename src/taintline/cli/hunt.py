@@ -40,6 +40,7 @@ from taintline.intel.store import ensure_intel
 from taintline.limits import HuntLimits
 from taintline.model import Severity, parse_time
 from taintline.report import FORMATS, RenderContext, render_findings
+from taintline.terminal import labelled, printable, text
 
 FORMAT_NAMES = ("table", *[f for f in FORMATS if f != "table"])
 
@@ -138,7 +139,7 @@ def hunt_cmd(
         return _cluster(logs, options, fmt, threshold, no_record, case)
     found = discover([Path(p) for p in logs], options.field_map)
     for problem in found.problems:
-        err.print(f"[yellow]skipped[/yellow] {problem.one_line()}", markup=True)
+        err.print(labelled("skipped", "yellow", problem.one_line()), soft_wrap=True)
     if not found.sources:
         raise UsageError("no readable log file among the inputs")
     with Case(case) as c:
@@ -150,7 +151,7 @@ def hunt_cmd(
         run_id = None if no_record else c.start_run("hunt")
         show = progress_enabled(err)
         with Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             console=err,
@@ -160,7 +161,7 @@ def hunt_cmd(
             task = bar.add_task("hunting", total=len(found.sources))
 
             def step(src: LogSource, stats: FileStats) -> None:
-                bar.update(task, advance=1, description=Path(src.path).name)
+                bar.update(task, advance=1, description=printable(Path(src.path).name))
 
             sightings, files = hunt_sources(found.sources, indicators, options, step)
         result = HuntResult(
@@ -168,7 +169,7 @@ def hunt_cmd(
         )
         if run_id is not None:
             result.saved = save(c, sightings, files, run_id)
-            err.print(f"recorded in {case}: {result.saved.summary()}", markup=False, soft_wrap=True)
+            err.print(printable(f"recorded in {case}: {result.saved.summary()}"), soft_wrap=True)
             c.finish_run(
                 run_id,
                 "done",
@@ -227,9 +228,12 @@ def _finish(
     err = stderr_console()
     for stats in files:
         for problem in stats.problems[:5]:
-            err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=True)
+            err.print(labelled("warning", "yellow", problem.one_line()), soft_wrap=True)
         if stats.garbage:
-            err.print(f"{stats.path}: {stats.garbage} of {stats.lines} line(s) unparsable")
+            err.print(
+                text(f"{stats.path}: {stats.garbage} of {stats.lines} line(s) unparsable"),
+                soft_wrap=True,
+            )
     findings = to_findings(sightings)
     if fmt == "table":
         render_timeline(sightings, files, sys.stdout)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from taintline.case import Case
 from taintline.errors import Problem
+from taintline.hunt.certs import attach_hosts
 from taintline.hunt.engines import Progress, get_engine
 from taintline.hunt.indicators import IndicatorSet, load_indicators
 from taintline.hunt.model import FileStats, HuntOptions, LogSource, Sighting
@@ -51,7 +52,8 @@ def hunt_sources(
 ) -> tuple[list[Sighting], list[FileStats]]:
     engine = get_engine(options.engine)
     result = engine.run(sources, indicators, options, progress)
-    return fold(result.groups, indicators, options.max_lines), result.stats
+    groups = attach_hosts(result.groups, sources, options)
+    return fold(groups, indicators, options.max_lines), result.stats
 
 
 def uses_cluster(inputs: Iterable[str | Path], options: HuntOptions) -> bool:

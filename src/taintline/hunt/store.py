@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from taintline.case import Case
+from taintline.hunt.certs import NO_HOST
 from taintline.hunt.model import FileStats, Sighting
 from taintline.hunt.sightings import findings, to_edge
 from taintline.model import Node, NodeKind, utc
@@ -87,6 +88,8 @@ def save(
             inputs={"files": files},
         )
         new_findings = case.add_findings(findings(sightings), run_id=run_id, origin="hunt")
-        case.add_nodes(Node(NodeKind.HOST, s.host) for s in sightings)
-        new_edges = case.add_edges(to_edge(s) for s in sightings)
+        # A certificate tied to no host is a finding, not a graph fact about a host.
+        known = [s for s in sightings if s.host != NO_HOST]
+        case.add_nodes(Node(NodeKind.HOST, s.host) for s in known)
+        new_edges = case.add_edges(to_edge(s) for s in known)
     return Saved(new_sightings, new_files, new_findings, new_edges)
