@@ -10,7 +10,7 @@ import typer
 from taintline.case import Case
 from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_console, stdout_console
 from taintline.errors import UsageError
-from taintline.interchange import EXPORT_FORMATS, export_case, import_jsonl
+from taintline.interchange import EXPORT_FORMATS, export_case, import_jsonl, plural
 from taintline.scan.retro import match_stored
 from taintline.terminal import labelled, printable
 
@@ -19,7 +19,8 @@ def import_cmd(
     files: Annotated[list[Path], typer.Argument(help="JSON Lines files exported by taintline.")],
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
-    """Merge findings, indicators and graph facts exported from other machines."""
+    """Merge case exports (every table) and scan results from other machines; rows the case
+    already holds are not added again."""
     out, err = stdout_console(), stderr_console()
     problems = 0
     with Case(case) as c:
@@ -28,7 +29,7 @@ def import_cmd(
             for problem in result.problems:
                 err.print(labelled("error", "red", problem.one_line()), soft_wrap=True)
             problems += len(result.problems)
-            counts = ", ".join(f"{n} new {k}s" for k, n in sorted(result.counts.items()))
+            counts = ", ".join(f"{n} new {plural(k)}" for k, n in sorted(result.counts.items()))
             out.print(printable(f"{path}: {counts or 'nothing'}"), soft_wrap=True)
         # Imported indicators meet every stored file record, and imported records meet every
         # indicator: match all against all (no file is read).

@@ -93,7 +93,7 @@ def eol_cmd(
     if outcome.pack_loaded:
         err.print("no end-of-life data in the case: using the built-in campaign pack", markup=False)
     failed_data = [f.path for f in outcome.data.failed_files]
-    unread = [str(r.path) for r in outcome.inventories if not (r.nodes or r.edges)]
+    unread = [str(r.path) for r in outcome.inventories if not (r.read_nodes or r.read_edges)]
     if failed_data:
         err.print(f"not read (end-of-life data): {', '.join(failed_data)}", markup=False)
     if unread:

@@ -75,18 +75,20 @@ def add_cmd(
         for result in add_files(c, files or [], host=host, fmt=fmt):
             for problem in result.problems:
                 err.print(labelled("error", "red", problem.one_line()), soft_wrap=True)
+            for warning in result.warnings:
+                err.print(labelled("warning", "yellow", warning.one_line()), soft_wrap=True)
             problems += len(result.problems)
             out.print(
                 printable(
                     f"{result.path}: {result.format or 'unrecognised'}: {result.nodes} new "
-                    f"nodes, {result.edges} edges"
+                    f"nodes, {result.edges} new edges"
                 ),
                 soft_wrap=True,
             )
         if from_findings:
             facts = facts_from_findings(c)
             nodes, edges = write_facts(c, facts, "findings")
-            out.print(f"findings: {nodes} new nodes, {edges} edges")
+            out.print(f"findings: {nodes} new nodes, {edges} new edges")
     if problems:
         err.print(f"{problems} record(s) or file(s) skipped")
     return ExitCode.USAGE if problems else ExitCode.CLEAN

@@ -168,7 +168,8 @@ def hunt_cmd(
             sightings=sightings, files=files, problems=found.problems, indicators=indicators.count()
         )
         if run_id is not None:
-            result.new_findings = save(c, sightings, files, run_id)
+            result.saved = save(c, sightings, files, run_id)
+            err.print(printable(f"recorded in {case}: {result.saved.summary()}"), soft_wrap=True)
             c.finish_run(
                 run_id,
                 "done",

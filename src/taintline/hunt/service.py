@@ -18,7 +18,7 @@ from taintline.hunt.indicators import IndicatorSet, load_indicators
 from taintline.hunt.model import FileStats, HuntOptions, LogSource, Sighting
 from taintline.hunt.readers import discover
 from taintline.hunt.sightings import fold
-from taintline.hunt.store import save
+from taintline.hunt.store import Saved, save
 
 
 @dataclass(slots=True)
@@ -28,7 +28,12 @@ class HuntResult:
     #: Inputs that could not be used at all (unknown format, missing file).
     problems: list[Problem] = field(default_factory=list)
     indicators: int = 0
-    new_findings: int = 0
+    #: What the case did not hold yet (all 0 on a re-run over the same logs).
+    saved: Saved = field(default_factory=Saved)
+
+    @property
+    def new_findings(self) -> int:
+        return self.saved.findings
 
     @property
     def lines(self) -> int:
@@ -88,7 +93,7 @@ def run_hunt_cluster(
     )
     result.sightings = fold(run.result.groups, indicators, options.max_lines)
     if record:
-        result.new_findings = save(case, result.sightings, result.files, run_id)
+        result.saved = save(case, result.sightings, result.files, run_id)
     return result
 
 
@@ -112,5 +117,5 @@ def run_hunt(
     result = HuntResult(problems=list(found.problems), indicators=indicators.count())
     result.sightings, result.files = hunt_sources(found.sources, indicators, opts, progress)
     if record:
-        result.new_findings = save(case, result.sightings, result.files, run_id)
+        result.saved = save(case, result.sightings, result.files, run_id)
     return result
