@@ -63,3 +63,64 @@ def test_error_messages_are_not_rich_markup(
     """User input and shell syntax in errors (``taintline[spark]``) print as written."""
     assert main(["report", "--format", "[bold]x[/bold]", "--case", str(tmp_path / "c")]) == 2
     assert "[bold]x[/bold]" in capsys.readouterr().err
+
+
+def test_unexpected_error_is_one_line_and_its_own_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug is never read as a result: not 0, not 1 (findings), not 2 (usage); one line on
+    stderr naming the command and the file holding the traceback."""
+    from taintline.cli.common import ExitCode
+    from taintline.report import jsonl
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise ZeroDivisionError("simulated bug")
+
+    monkeypatch.setattr(jsonl, "render", broken)
+    monkeypatch.setenv("TAINTLINE_CRASH_DIR", str(tmp_path / "crashes"))
+    from taintline.case import Case
+
+    case = str(tmp_path / "case.duckdb")
+    Case(case).close()
+    code = main(["report", "--case", case, "--format", "jsonl"])
+    err = capsys.readouterr().err
+    assert code == ExitCode.INTERNAL == 3
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "taintline report: internal error (ZeroDivisionError)" in lines[0]
+    assert "Traceback" not in err
+    written = list((tmp_path / "crashes").iterdir())
+    assert len(written) == 1
+    assert str(written[0]) in err.replace("\n", "")
+    body = written[0].read_text()
+    assert "Traceback (most recent call last)" in body
+    assert "ZeroDivisionError: simulated bug" in body
+    assert "crashed in `report`" in body
+
+
+def test_crash_report_falls_back_when_the_state_folder_is_not_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taintline.cli import crash
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("TAINTLINE_CRASH_DIR", str(blocker / "sub"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocker / "state"))
+    monkeypatch.setattr(crash.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        written = crash.write_report(["intel", "add", "x.json"], exc)
+    assert written is not None and written.parent == tmp_path / "tmp" / "taintline-crashes"
+    assert "crashed in `intel add`" in written.read_text()
+
+
+def test_readme_documents_every_exit_code() -> None:
+    from taintline.cli.common import ExitCode
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    for code in ExitCode:
+        assert f"| {int(code)} |" in section, code

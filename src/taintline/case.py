@@ -47,6 +47,57 @@ COMPONENTS: tuple[str, ...] = ("core", "intel", "scan", "hunt", "graph")
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
+#: The natural key of every table of a case: two rows with equal keys state the same fact, so
+#: storing (or importing) a fact twice keeps one row and counts as "0 new". Columns outside the
+#: key are bookkeeping (when and by which run a fact was first recorded) or details that follow
+#: from the key; a key column may be NULL (NULLs compare equal). ``runs`` and the cascade
+#: tables are events: each run is a fact of its own. A scan's ``file_facts`` are what one run
+#: saw, hence keyed by run; a hunt's sightings and file statistics are the same facts whichever
+#: run read them. Every table a migration creates must be listed here (a test checks).
+NATURAL_KEYS: dict[str, tuple[str, ...]] = {
+    "runs": ("run_id",),
+    "findings": ("fingerprint",),
+    "indicator_sources": ("type", "value", "source"),
+    "nodes": ("kind", "key"),
+    "edges": (
+        "kind",
+        "src_kind",
+        "src_key",
+        "dst_kind",
+        "dst_key",
+        "valid_from",
+        "valid_until",
+        "source",
+    ),
+    "yara_sources": ("sha256",),
+    "eol_cycles": ("product", "cycle", "source"),
+    "eol_products": ("product", "source"),
+    "intel_context": ("type", "value", "source"),
+    "file_facts": ("run_id", "top", "path", "analyser"),
+    "hunt_sightings": (
+        "host",
+        "indicator_type",
+        "indicator_value",
+        "first_seen",
+        "last_seen",
+        "locations",
+    ),
+    "hunt_files": (
+        "path",
+        "format",
+        "kind",
+        "lines",
+        "records",
+        "comments",
+        "blank",
+        "garbage",
+        "hits",
+        "problems",
+    ),
+    "cascade_runs": ("run_id",),
+    "cascade_reached": ("run_id", "kind", "key"),
+}
+
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
@@ -188,6 +239,63 @@ class Case:
                     applied.append(f"{component}/{migration.name}")
         return applied
 
+    def tables(self) -> list[str]:
+        """The case's tables (not views, not the migration bookkeeping), in name order."""
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            " AND table_type = 'BASE TABLE' AND table_name <> 'schema_versions'"
+            " ORDER BY table_name"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def natural_key(self, table: str) -> tuple[str, ...]:
+        """The key of ``table`` (:data:`NATURAL_KEYS`); a table not listed there is keyed by
+        all of its columns, so an identical row is never stored twice."""
+        key = NATURAL_KEYS.get(table)
+        if key is not None:
+            return key
+        rows = self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main'"
+            " AND table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+        return tuple(str(r[0]) for r in rows)
+
+    def insert_new(
+        self,
+        table: str,
+        select_sql: str,
+        params: Sequence[Any] = (),
+        *,
+        inputs: dict[str, pa.Table] | None = None,
+    ) -> int:
+        """Insert the rows of ``select_sql`` (a SELECT naming every column of ``table``, in
+        order) whose natural key the table does not hold yet; rows repeating a key within the
+        batch are stored once. ``inputs`` are Arrow tables the SELECT reads, by name. Returns
+        how many rows were new. Runs in the caller's transaction if one is open.
+
+        The key is checked by an anti-join rather than a unique index: NULL key columns (an
+        edge without a start time) must compare equal, which DuckDB's indexes do not do, and
+        bulk inserts into an indexed table are several times slower.
+        """
+        key = self.natural_key(table)
+        cols = ", ".join(f'"{c}"' for c in key)
+        match = " AND ".join(f't."{c}" IS NOT DISTINCT FROM b."{c}"' for c in key)
+        before = self._count(table)
+        for name, data in (inputs or {}).items():
+            self.con.register(name, data)
+        try:
+            self.con.execute(
+                f"INSERT INTO {table} SELECT * FROM (SELECT DISTINCT ON ({cols}) *"  # noqa: S608
+                f" FROM ({select_sql}) AS n) AS b"
+                f" WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {match})",
+                list(params),
+            )
+        finally:
+            for name in inputs or {}:
+                self.con.unregister(name)
+        return self._count(table) - before
+
     def schema_version(self, component: str = "core") -> int:
         row = self.con.execute(
             "SELECT version FROM schema_versions WHERE component = ?", [component]
@@ -314,8 +422,9 @@ class Case:
         return self._count("indicator_sources") - before
 
     def _count(self, table: str) -> int:
-        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
-        return int(row[0]) if row else 0
+        # fetchall: a half-read result would block the next statement on this connection
+        rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()  # noqa: S608
+        return int(rows[0][0]) if rows else 0
 
     def indicator_count(self) -> int:
         # Distinct keys directly: counting the ``indicators`` view would build every row's
@@ -513,11 +622,13 @@ class Case:
             return self._count("nodes") - before
 
     def add_edges(self, edges: Iterable[Edge]) -> int:
+        """Add edges; returns how many were new (an edge already stored with the same
+        :data:`NATURAL_KEYS` is kept as first recorded)."""
         items = list(edges)
         if not items:
             return 0
         recorded = _naive(now_utc())
-        new_rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+        new_rows = pa.table(
             {
                 "kind": pa.array([str(e.kind) for e in items], pa.string()),
                 "src_kind": pa.array([str(e.src.kind) for e in items], pa.string()),
@@ -534,12 +645,13 @@ class Case:
                 "attrs": pa.array([_json(dict(e.attrs)) for e in items], pa.string()),
             }
         )
-        with self.transaction() as con:
-            con.execute(
-                "INSERT INTO edges SELECT kind, src_kind, src_key, dst_kind, dst_key, valid_from,"
-                " valid_until, recorded_at, source, confidence, attrs::JSON FROM new_rows"
+        with self.transaction():
+            return self.insert_new(
+                "edges",
+                "SELECT kind, src_kind, src_key, dst_kind, dst_key, valid_from, valid_until,"
+                " recorded_at, source, confidence, attrs::JSON AS attrs FROM new_rows",
+                inputs={"new_rows": new_rows},
             )
-        return len(items)
 
     def nodes(self, kind: NodeKind | str | None = None) -> list[Node]:
         sql = "SELECT kind, key, attrs FROM nodes"

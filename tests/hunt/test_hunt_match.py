@@ -6,6 +6,7 @@ from pathlib import Path
 from tests.hunt.conftest import make_logs
 
 from taintline.case import Case
+from taintline.hunt.certs import NO_HOST
 from taintline.hunt.model import Field, HuntOptions
 from taintline.hunt.service import run_hunt
 from taintline.model import EdgeKind, FindingSource
@@ -32,7 +33,8 @@ def test_every_match_kind(hunt_case: Case, tmp_path: Path) -> None:
         ("fd00::11", "ipv6:2001:db8:1::66"),
         ("10.0.0.13", "domain:pbxsources.com"),  # TLS SNI (Zeek JSON)
         ("10.0.0.15", "sha256:" + "a" * 64),  # files.log hash, upper-case in the log
-        ("-", "domain:evil.com"),  # certificate SAN (x509.log has no hosts)
+        # certificate SAN: x509.log has no hosts, and no ssl.log here names the certificate
+        (NO_HOST, "domain:evil.com"),
         ("10.0.0.16", "domain:evil.com"),  # JSON Lines with --map
         ("10.0.0.18", "url:http://bad.example/payload.bin"),  # proxy CSV, full URL
     }

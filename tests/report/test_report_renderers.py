@@ -140,3 +140,49 @@ def test_report_command_renders_case_findings(tmp_path: Path) -> None:
     assert main([*args[:3], "--format", "html", "-o", str(out_html), "--min-severity", "high"]) == 0
     assert "pe.unsigned" not in out_html.read_text()
     assert main([*args[:3], "--format", "nope"]) == 2
+
+
+def test_stix_bundle_with_hostile_values_validates() -> None:
+    """Quotes, backslashes, bidi overrides and undecodable bytes in names and indicator
+    values still give a bundle ``stix2`` accepts, with patterns its grammar parses."""
+    import stix2
+    from stix2patterns.validator import run_validator
+
+    nasty = "it's a \\ back\\slash \u202etxt.exe \udcff [red]x[/red]"
+    findings = [
+        Finding(
+            "network.ioc.domain",
+            Severity.HIGH,
+            nasty,
+            f"{nasty} contacted domain:x'.example",
+            source=FindingSource.HUNT,
+            host=nasty,
+            time=datetime(2023, 3, 22, 10, 0, tzinfo=UTC),
+            evidence={"last_seen": "not a time", "count": 7},
+            indicators=("domain:x'.example", "url:http://a.example/\\'p"),
+        ),
+        Finding(
+            "ioc.hash",
+            Severity.CRITICAL,
+            f"bundle.zip!/{nasty}.dll",
+            "hash match",
+            evidence={"sha256": "a" * 64},
+            indicators=("sha256:" + "a" * 64,),
+        ),
+        Finding("error.unreadable", Severity.MEDIUM, f"/x/{nasty}", "cannot read"),
+    ]
+    buf = io.StringIO()
+    render_findings(findings, "stix", buf, RenderContext())
+    bundle = stix2.parse(buf.getvalue(), allow_custom=False)
+    patterns = [o.pattern for o in bundle.objects if o.type == "indicator"]
+    assert len(patterns) == 3
+    for pattern in patterns:
+        assert run_validator(pattern, stix_version="2.1") == []
+    sighting = next(o for o in bundle.objects if o.type == "sighting")
+    assert sighting.count == 7 and sighting.last_seen == sighting.first_seen
+    host = next(o for o in bundle.objects if o.id == sighting.where_sighted_refs[0])
+    assert host.name == "it's a \\ back\\slash \u202etxt.exe \\xff [red]x[/red]"
+    again = io.StringIO()
+    render_findings(findings, "stix", again, RenderContext())
+    ids = [o["id"] for o in json.loads(buf.getvalue())["objects"]]
+    assert ids == [o["id"] for o in json.loads(again.getvalue())["objects"]]  # stable ids

@@ -10,30 +10,32 @@ import typer
 from taintline.case import Case
 from taintline.cli.common import DEFAULT_CASE, CaseOption, ExitCode, stderr_console, stdout_console
 from taintline.errors import UsageError
-from taintline.interchange import EXPORT_FORMATS, export_case, import_jsonl
+from taintline.interchange import EXPORT_FORMATS, export_case, import_jsonl, plural
 from taintline.scan.retro import match_stored
+from taintline.terminal import labelled, printable
 
 
 def import_cmd(
     files: Annotated[list[Path], typer.Argument(help="JSON Lines files exported by taintline.")],
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
-    """Merge findings, indicators and graph facts exported from other machines."""
+    """Merge case exports (every table) and scan results from other machines; rows the case
+    already holds are not added again."""
     out, err = stdout_console(), stderr_console()
     problems = 0
     with Case(case) as c:
         for path in files:
             result = import_jsonl(c, path)
             for problem in result.problems:
-                err.print(f"[red]error[/red] {problem.one_line()}", markup=True)
+                err.print(labelled("error", "red", problem.one_line()), soft_wrap=True)
             problems += len(result.problems)
-            counts = ", ".join(f"{n} new {k}s" for k, n in sorted(result.counts.items()))
-            out.print(f"{path}: {counts or 'nothing'}")
+            counts = ", ".join(f"{n} new {plural(k)}" for k, n in sorted(result.counts.items()))
+            out.print(printable(f"{path}: {counts or 'nothing'}"), soft_wrap=True)
         # Imported indicators meet every stored file record, and imported records meet every
         # indicator: match all against all (no file is read).
         retro = match_stored(c)
         if retro.matched:
-            err.print(f"retroactive match: {retro.summary()}", markup=False, highlight=False)
+            err.print(printable(f"retroactive match: {retro.summary()}"), soft_wrap=True)
     if problems:
         err.print(f"{problems} bad record(s) skipped")
     return ExitCode.USAGE if problems else ExitCode.CLEAN
@@ -54,7 +56,7 @@ def export_cmd(
     with Case(case, read_only=True) as c:
         counts = export_case(c, fmt, output)
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    stdout_console().print(f"exported to {output}: {summary}")
+    stdout_console().print(printable(f"exported to {output}: {summary}"), soft_wrap=True)
     return ExitCode.CLEAN
 
 

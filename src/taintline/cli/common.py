@@ -18,12 +18,24 @@ from taintline.case import DEFAULT_CASE_PATH
 from taintline.errors import UsageError
 from taintline.model import Finding, Severity
 from taintline.report import OutputFormat
+from taintline.terminal import make_console
 
 
 class ExitCode(IntEnum):
+    """Every exit code taintline uses (the README's table lists them)."""
+
+    #: Nothing found at or above ``--fail-on``.
     CLEAN = 0
+    #: Findings at or above ``--fail-on``.
     FINDINGS = 1
+    #: Usage error, or an input of which nothing could be understood.
     USAGE = 2
+    #: Internal error (a bug): the traceback was written to a file named on stderr.
+    INTERNAL = 3
+    #: Interrupted (Ctrl-C) or aborted at a prompt.
+    INTERRUPTED = 130
+    #: The program reading our output closed the pipe early (``| head``).
+    PIPE_CLOSED = 141
 
 
 CaseOption = Annotated[
@@ -34,13 +46,14 @@ DEFAULT_CASE = DEFAULT_CASE_PATH
 
 
 def stdout_console() -> Console:
-    """Rich on a terminal, plain text in pipes and CI."""
+    """Rich on a terminal, plain text in pipes and CI; strings are text, never markup
+    (:mod:`taintline.terminal`)."""
     # In pipes rich would wrap at 80 columns and split paths; 120 keeps tables readable.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    return make_console(width=None if sys.stdout.isatty() else 120)
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return make_console(stderr=True)
 
 
 def progress_enabled(console: Console) -> bool:

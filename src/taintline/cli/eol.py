@@ -25,6 +25,7 @@ from taintline.eol import table
 from taintline.eol.service import EolOptions, run_eol
 from taintline.errors import UsageError
 from taintline.report import OutputFormat, RenderContext, render_findings
+from taintline.terminal import labelled
 
 
 def eol_cmd(
@@ -83,11 +84,11 @@ def eol_cmd(
     with Case(case) as c:
         outcome = run_eol(c, options)
     for problem in outcome.problems:
-        err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=False, soft_wrap=True)
+        err.print(labelled("warning", "yellow", problem.one_line()), soft_wrap=True)
     if outcome.pack_loaded:
         err.print("no end-of-life data in the case: using the built-in campaign pack", markup=False)
     failed_data = [f.path for f in outcome.data.failed_files]
-    unread = [str(r.path) for r in outcome.inventories if not (r.nodes or r.edges)]
+    unread = [str(r.path) for r in outcome.inventories if not (r.read_nodes or r.read_edges)]
     if failed_data:
         err.print(f"not read (end-of-life data): {', '.join(failed_data)}", markup=False)
     if unread:

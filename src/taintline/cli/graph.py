@@ -47,6 +47,7 @@ from taintline.graph.store import (
 from taintline.model import NodeRef
 from taintline.report import OutputFormat, RenderContext, RowFormat, render_findings
 from taintline.report import graph as view
+from taintline.terminal import labelled, printable
 
 graph_app = typer.Typer(
     help="Build the case graph: SBOMs, inventories, provenance, "
@@ -97,18 +98,22 @@ def add_cmd(
     with Case(case) as c:
         for result in add_files(c, files or [], host=host, fmt=reader or legacy_format):
             for problem in result.problems:
-                err.print(f"[red]error[/red] {problem.one_line()}", markup=True, soft_wrap=True)
+                err.print(labelled("error", "red", problem.one_line()), soft_wrap=True)
+            for warning in result.warnings:
+                err.print(labelled("warning", "yellow", warning.one_line()), soft_wrap=True)
             problems += len(result.problems)
             out.print(
-                f"{result.path}: {result.format or 'unrecognised'}: {result.nodes} new "
-                f"nodes, {result.edges} edges",
+                printable(
+                    f"{result.path}: {result.format or 'unrecognised'}: {result.nodes} new "
+                    f"nodes, {result.edges} new edges"
+                ),
                 soft_wrap=True,
                 markup=False,
             )
         if from_findings:
             facts = facts_from_findings(c)
             nodes, edges = write_facts(c, facts, "findings")
-            out.print(f"findings: {nodes} new nodes, {edges} edges")
+            out.print(f"findings: {nodes} new nodes, {edges} new edges")
     if problems:
         err.print(f"{problems} record(s) or file(s) skipped")
     return ExitCode.USAGE if problems else ExitCode.CLEAN
@@ -267,7 +272,7 @@ def cascade_cmd(
         if seeds or from_findings:
             outcome = run_cascade(c, seeds, from_findings=from_findings, engine=engine, spark=spark)
             for message in outcome.missing:
-                err.print(f"warning {message}", markup=False)
+                err.print(labelled("warning", "yellow", message), soft_wrap=True)
             run_id = outcome.run_id
             total = int(outcome.result.reached.shape[0])
         else:

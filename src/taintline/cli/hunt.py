@@ -43,6 +43,7 @@ from taintline.intel.store import ensure_intel
 from taintline.limits import HuntLimits
 from taintline.model import parse_time
 from taintline.report import OutputFormat, RenderContext, render_findings
+from taintline.terminal import labelled, printable, text
 
 
 def parse_map(text: str | None) -> dict[Field, str]:
@@ -135,7 +136,7 @@ def hunt_cmd(
         return _cluster(logs, options, fmt, fail_on, output, no_record, case)
     found = discover([Path(p) for p in logs], options.field_map)
     for problem in found.problems:
-        err.print(f"[yellow]skipped[/yellow] {problem.one_line()}", markup=True)
+        err.print(labelled("skipped", "yellow", problem.one_line()), soft_wrap=True)
     if not found.sources:
         raise UsageError("no readable log file among the inputs")
     with Case(case) as c:
@@ -147,7 +148,7 @@ def hunt_cmd(
         run_id = None if no_record else c.start_run("hunt")
         show = progress_enabled(err)
         with Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             console=err,
@@ -157,14 +158,15 @@ def hunt_cmd(
             task = bar.add_task("hunting", total=len(found.sources))
 
             def step(src: LogSource, stats: FileStats) -> None:
-                bar.update(task, advance=1, description=Path(src.path).name)
+                bar.update(task, advance=1, description=printable(Path(src.path).name))
 
             sightings, files = hunt_sources(found.sources, indicators, options, step)
         result = HuntResult(
             sightings=sightings, files=files, problems=found.problems, indicators=indicators.count()
         )
         if run_id is not None:
-            result.new_findings = save(c, sightings, files, run_id)
+            result.saved = save(c, sightings, files, run_id)
+            err.print(printable(f"recorded in {case}: {result.saved.summary()}"), soft_wrap=True)
             c.finish_run(
                 run_id,
                 "done",
@@ -225,9 +227,12 @@ def _finish(
     err = stderr_console()
     for stats in files:
         for problem in stats.problems[:5]:
-            err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=True)
+            err.print(labelled("warning", "yellow", problem.one_line()), soft_wrap=True)
         if stats.garbage:
-            err.print(f"{stats.path}: {stats.garbage} of {stats.lines} line(s) unparsable")
+            err.print(
+                text(f"{stats.path}: {stats.garbage} of {stats.lines} line(s) unparsable"),
+                soft_wrap=True,
+            )
     findings = to_findings(sightings)
     with output_stream(output) as stream:
         if fmt is OutputFormat.TABLE:

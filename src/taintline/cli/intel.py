@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from taintline.case import Case, now_utc
@@ -27,6 +26,7 @@ from taintline.intel.store import (
 )
 from taintline.model import IndicatorType, iso
 from taintline.scan.retro import match_stored
+from taintline.terminal import printable
 
 intel_app = typer.Typer(
     help="Threat intel: indicators (STIX, MISP, CSV/text), YARA rules, end-of-life data, packs.",
@@ -41,21 +41,21 @@ PROBLEMS_SHOWN = 10
 def _print_file(out: Console, err: Console, report: FileReport, *, explain: bool) -> None:
     shown = report.problems if explain else report.problems[:PROBLEMS_SHOWN]
     for problem in shown:
-        err.print(f"[red]error[/red] {escape(problem.one_line())}", soft_wrap=True)
+        err.print(f"error {printable(problem.one_line())}", soft_wrap=True)
     if len(report.problems) > len(shown):
         err.print(
-            escape(
+            printable(
                 f"{report.path}: {len(report.problems) - len(shown)} more problem(s);"
                 " --explain-rejects lists every one"
             ),
             soft_wrap=True,
         )
     for warning in report.warnings:
-        err.print(f"[yellow]warning[/yellow] {escape(warning.one_line())}", soft_wrap=True)
+        err.print(f"warning {printable(warning.one_line())}", soft_wrap=True)
     if report.rejected and not report.failed:
         classes = sorted(report.rejected.items(), key=lambda kv: (-kv[1], kv[0]))
         err.print(
-            escape(
+            printable(
                 f"{report.path}: rejected "
                 + "; ".join(f"{n} value(s): {reason}" for reason, n in classes)
             ),
@@ -63,8 +63,8 @@ def _print_file(out: Console, err: Console, report: FileReport, *, explain: bool
         )
     if report.failed:
         err.print(
-            f"{escape(report.path)}: [red]FAILED[/red], not imported:"
-            f" {escape(report.failure or 'nothing from this file was kept')}",
+            f"{printable(report.path)}: FAILED, not imported:"
+            f" {printable(report.failure or 'nothing from this file was kept')}",
             soft_wrap=True,
         )
         return
@@ -80,9 +80,9 @@ def _print_file(out: Console, err: Console, report: FileReport, *, explain: bool
     for reason, n in sorted(report.skipped.items()):
         extra.append(f"skipped {n} {reason}")
     out.print(
-        escape(f"{report.path} [{report.format}]: {counts}")
-        + escape(f"; {report.new} new, {report.duplicates} duplicate")
-        + escape(f"; {'; '.join(extra)}" if extra else ""),
+        printable(f"{report.path} [{report.format}]: {counts}")
+        + printable(f"; {report.new} new, {report.duplicates} duplicate")
+        + printable(f"; {'; '.join(extra)}" if extra else ""),
         soft_wrap=True,
     )
 
@@ -91,7 +91,7 @@ def _summary(out: Console, err: Console, report: IngestReport) -> int:
     by_type = ", ".join(f"{n} {t}" for t, n in report.read_by_type().items()) or "none"
     rejected = sum(n for f in report.files for n in f.rejected.values())
     out.print(
-        escape(
+        printable(
             f"total: {len(report.files)} file(s); read {by_type}; {report.new} new statements"
             f" ({report.new_indicators} new indicators), {report.duplicates} duplicates,"
             f" {rejected} rejected value(s), {len(report.problems)} problem(s)"
@@ -100,13 +100,13 @@ def _summary(out: Console, err: Console, report: IngestReport) -> int:
     )
     for folder, n in sorted(report.left_out.items()):
         out.print(
-            escape(f"{folder}: {n} file(s) left out (not an intel file ending)"), soft_wrap=True
+            printable(f"{folder}: {n} file(s) left out (not an intel file ending)"), soft_wrap=True
         )
     failed = report.failed_files
     if failed:
         err.print(f"{len(failed)} file(s) failed and were not imported:")
         for f in failed:
-            err.print(escape(f"  {f.path}: {f.failure}"), soft_wrap=True)
+            err.print(printable(f"  {f.path}: {f.failure}"), soft_wrap=True)
         return ExitCode.USAGE
     if not report.files:
         err.print("no intel files found in what was given")
@@ -175,7 +175,7 @@ def add_cmd(
         # New hash indicators meet every file record already in the case (no file is read).
         retro = match_stored(c, since=started)
         if retro.matched:
-            err.print(f"retroactive match: {retro.summary()}", markup=False, highlight=False)
+            err.print(f"retroactive match: {retro.summary()}", highlight=False)
     return _summary(out, err, combined)
 
 
@@ -204,9 +204,9 @@ def list_cmd(
     for row in rows:
         table.add_row(
             str(row.type),
-            escape(row.value),
-            escape("; ".join(row.sources)),
-            escape(row.campaign or ""),
+            printable(row.value),
+            printable("; ".join(row.sources)),
+            printable(row.campaign or ""),
         )
     out.print(table)
     shown = sum(counts.get(str(t), 0) for t in types) if types else sum(counts.values())
@@ -231,27 +231,26 @@ def show_cmd(
         found = [s for v in sorted(candidates) for s in c.indicators(value=v)]
         context = [s for v in sorted(candidates) for s in context_statements(c, v)]
         if not found and not context:
-            err.print(f"{value}: not in the case", markup=False)
+            err.print(f"{value}: not in the case")
             return ExitCode.CLEAN
         for statement in context:
             out.print(
                 f"{statement.type} {statement.value}  (context only, never matched)",
                 soft_wrap=True,
-                markup=False,
             )
-            out.print(f"  - source: {statement.source}", soft_wrap=True, markup=False)
+            out.print(f"  - source: {statement.source}", soft_wrap=True)
             if statement.description:
-                out.print(f"    description: {statement.description}", soft_wrap=True, markup=False)
+                out.print(f"    description: {statement.description}", soft_wrap=True)
             for key, shown in sorted(statement.context.items()):
-                out.print(f"    {key}: {shown}", soft_wrap=True, markup=False)
+                out.print(f"    {key}: {shown}", soft_wrap=True)
         for summary in found:
             out.print(
-                f"[bold]{escape(f'{summary.type} {summary.value}')}[/bold]"
+                f"{printable(f'{summary.type} {summary.value}')}"
                 f"  ({len(summary.sources)} source(s))",
                 soft_wrap=True,
             )
             for s in c.indicator_statements(summary.type, summary.value):
-                out.print(f"  - source: {s.source}", soft_wrap=True, markup=False)
+                out.print(f"  - source: {s.source}", soft_wrap=True)
                 details = {
                     "campaign": s.campaign,
                     "confidence": s.confidence,
@@ -262,9 +261,9 @@ def show_cmd(
                 }
                 for key, shown in details.items():
                     if shown is not None:
-                        out.print(f"    {key}: {shown}", soft_wrap=True, markup=False)
+                        out.print(f"    {key}: {shown}", soft_wrap=True)
                 for key, shown in sorted(s.context.items()):
-                    out.print(f"    {key}: {shown}", soft_wrap=True, markup=False)
+                    out.print(f"    {key}: {shown}", soft_wrap=True)
     return ExitCode.CLEAN
 
 
@@ -301,7 +300,9 @@ def packs_cmd() -> int:
     out = stdout_console()
     table = Table("pack", "files", "description")
     for pack in list_packs():
-        table.add_row(escape(pack.name), escape(", ".join(pack.files)), escape(pack.description))
+        table.add_row(
+            printable(pack.name), printable(", ".join(pack.files)), printable(pack.description)
+        )
     out.print(table)
     return ExitCode.CLEAN
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
 import typer
-from rich.markup import escape
 
 from taintline import __version__
+from taintline.cli import crash
 from taintline.cli.common import ExitCode, stderr_console
 from taintline.errors import TaintlineError
+from taintline.terminal import labelled, printable
 
 #: Command modules of ``taintline.cli``, in help order, each with the top-level commands its
 #: ``register`` adds. Adding a command is adding it here (a test checks the two agree).
@@ -74,33 +77,67 @@ def build_app(args: Sequence[str] | None = None) -> typer.Typer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run taintline with ``argv`` (without the program name); returns the exit code."""
+    """Run taintline with ``argv`` (without the program name); returns the exit code
+    (:class:`~taintline.cli.common.ExitCode`, documented in the README)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    command = typer.main.get_command(build_app(args))
     try:
+        command = typer.main.get_command(build_app(args))
         result = command.main(args=args, prog_name="taintline", standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
         stderr_console().print("aborted")
-        return 130
+        return ExitCode.INTERRUPTED
     except typer.TyperException as exc:  # typer's (vendored click) usage errors
         show = getattr(exc, "show", None)
         if callable(show):
             show()
         else:
-            stderr_console().print(f"error: {escape(str(exc))}")
+            stderr_console().print(labelled("error:", "red", str(exc)), soft_wrap=True)
         return ExitCode.USAGE
     except TaintlineError as exc:
         # Messages quote user input and shell syntax ("taintline[spark]"): never markup.
-        stderr_console().print(f"[red]error:[/red] {escape(exc.diagnostics())}")
+        stderr_console().print(labelled("error:", "red", exc.diagnostics()), soft_wrap=True)
         return ExitCode.USAGE
     except KeyboardInterrupt:
         stderr_console().print("interrupted; nothing half-written was kept")
-        return 130
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (``taintline report | head``): not a crash.
+        _silence_stdout()
+        return ExitCode.PIPE_CLOSED
+    except Exception as exc:  # the one place where a crash becomes an exit code
+        return _crashed(args, exc)
     if isinstance(result, int):
         return result
     return ExitCode.CLEAN
+
+
+def _crashed(args: Sequence[str], exc: Exception) -> int:
+    """One line naming the command and the file holding the traceback; never exit 0/1/2."""
+    name = crash.command_name(args)
+    report = crash.write_report(args, exc)
+    where = f"the traceback is in {report}" if report else "no folder was writable for it"
+    message = (
+        f"taintline {name}: internal error ({type(exc).__name__}), a bug in taintline, not a "
+        f"result; {where} (please report it)"
+    )
+    try:
+        stderr_console().print(printable(message), soft_wrap=True)
+        if report is None:
+            traceback.print_exception(exc, file=sys.stderr)
+    except (OSError, ValueError):  # stderr itself is gone: the exit code still says it
+        pass
+    return ExitCode.INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Python would report the closed pipe again when it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def run() -> None:

@@ -35,6 +35,7 @@ from taintline.errors import UsageError
 from taintline.limits import ScanLimits
 from taintline.report import OutputFormat, RenderContext, render_findings
 from taintline.scan.engine import ScanOptions, scan_paths
+from taintline.terminal import labelled
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _DEFAULT = ScanLimits()
@@ -152,7 +153,7 @@ def scan_cmd(
     with Case(case) as c:
         if progress_enabled(err):
             columns = (
-                TextColumn("[progress.description]{task.description}"),
+                TextColumn("{task.description}", style="progress.description", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 DownloadColumn(),
@@ -164,7 +165,7 @@ def scan_cmd(
         else:
             result = scan_paths(paths, c, options)
     for problem in result.problems:
-        err.print(f"[yellow]warning[/yellow] {problem.one_line()}", markup=True, soft_wrap=True)
+        err.print(labelled("warning", "yellow", problem.one_line()), soft_wrap=True)
     ctx = RenderContext(
         command="scan",
         title=f"taintline scan: {result.files} files, {result.members} members",

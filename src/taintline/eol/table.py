@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import TextIO
 
-from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
 from taintline.eol.findings import ProductRow, ago
+from taintline.terminal import make_console, text
 
 _STYLE = {"end-of-life": "red", "end-of-support": "yellow", "unknown": "cyan", "supported": "dim"}
 
@@ -27,7 +26,7 @@ def render(
     show_supported: bool = False,
     width: int | None = None,
 ) -> None:
-    console = Console(file=out, width=width or (None if out.isatty() else 160), highlight=False)
+    console = make_console(out, width=width or (None if out.isatty() else 160))
     shown = [r for r in rows if show_supported or r.status != "supported"]
     table = Table(title=f"{title} (as of {as_of.isoformat()})", show_lines=False, expand=False)
     for column in ("product", "cycle", "status", "ended", "hosts", "installed after end"):
@@ -40,14 +39,14 @@ def render(
         if r.status == "end-of-life" and end is None:
             ended = "date not published"
         table.add_row(
-            Text(r.product),
-            Text(r.cycle or "?"),
-            Text(r.status, style=_STYLE.get(r.status, "")),
+            text(r.product),
+            text(r.cycle or "?"),
+            text(r.status, _STYLE.get(r.status, "")),
             ended,
             str(r.hosts),
-            Text(str(r.hosts_installed_after), style="bold red" if r.hosts_installed_after else ""),
+            text(r.hosts_installed_after, "bold red" if r.hosts_installed_after else ""),
             str(r.releases),
-            Text(", ".join(r.matched_by) + (f"; {r.reason}" if r.reason else "")),
+            text(", ".join(r.matched_by) + (f"; {r.reason}" if r.reason else "")),
         )
     if shown:
         console.print(table)

@@ -191,7 +191,7 @@ def stage(ctx: DemoContext) -> StageResult:
     done = ctx.shared.get("graph_added", set())  # the end-of-life stage added the inventory
     for added in add_files(ctx.case, [p for p in [*files.all(), sbom] if p not in done]):
         lines.append(
-            f"graph add {added.path.name}: {added.format}, {added.edges} facts"
+            f"graph add {added.path.name}: {added.format}, {added.read_edges} facts"
             + (f", {len(added.problems)} problem(s)" if added.problems else "")
         )
     ctx.case.add_nodes(

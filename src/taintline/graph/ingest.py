@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from taintline.case import Case
+from taintline.compressed import CompressedInputError, read_input
 from taintline.errors import Problem, UsageError
 from taintline.graph.interface import GraphFacts, GraphReader, ReadContext
 from taintline.graph.readers.intoto import InToto
 from taintline.graph.readers.osquery import Osquery
 from taintline.graph.readers.sbom import CycloneDx, Spdx
+from taintline.graph.readers.spdx3 import Spdx3
 from taintline.graph.readers.tables import (
     AuthCsv,
     BuildsCsv,
@@ -32,6 +34,7 @@ from taintline.model import Edge, EdgeKind, Node, NodeKind, NodeRef
 READERS: tuple[GraphReader, ...] = (
     CycloneDx(),
     Spdx(),
+    Spdx3(),
     InToto(),
     Osquery(),
     ZeekConn(),
@@ -43,7 +46,8 @@ READERS: tuple[GraphReader, ...] = (
 )
 
 HEAD_BYTES = 64 * 1024
-#: Files larger than this are refused (graph inputs are parsed in memory).
+#: Files larger than this (or decompressing to more) are refused: graph inputs are parsed in
+#: memory.
 MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
 
 
@@ -51,9 +55,15 @@ MAX_FILE_BYTES = 2 * 1024 * 1024 * 1024
 class FileResult:
     path: Path
     format: str | None
+    #: Nodes and edges the case did not hold yet (0 when the file was added before).
     nodes: int = 0
     edges: int = 0
+    #: Nodes and edges the file stated, new or not.
+    read_nodes: int = 0
+    read_edges: int = 0
     problems: list[Problem] = field(default_factory=list)
+    #: Deviations from the format's spec that were read through.
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def reader_named(name: str) -> GraphReader:
@@ -82,9 +92,12 @@ def read_file(
         if size > MAX_FILE_BYTES:
             facts.problems.append(Problem(str(path), f"file too large ({size} bytes)"))
             return None, facts
-        data = path.read_bytes()
+        data, _compression = read_input(path, MAX_FILE_BYTES)  # .gz, .bz2, .zst by content
     except OSError as exc:
         facts.problems.append(Problem(str(path), f"cannot read: {exc.strerror or exc}"))
+        return None, facts
+    except CompressedInputError as exc:
+        facts.problems.append(Problem(str(path), str(exc)))
         return None, facts
     reader = reader_named(fmt) if fmt else detect(data[:HEAD_BYTES])
     if reader is None:
@@ -117,7 +130,10 @@ def add_files(
     results: list[FileResult] = []
     for path in paths:
         name, facts = read_file(path, ctx, fmt)
-        result = FileResult(path, name, problems=list(facts.problems))
+        result = FileResult(
+            path, name, problems=list(facts.problems), warnings=list(facts.warnings)
+        )
+        result.read_nodes, result.read_edges = len(facts.nodes), len(facts.edges)
         if facts.edges or facts.nodes:
             result.nodes, result.edges = write_facts(case, facts, f"{name}:{path.name}")
         results.append(result)

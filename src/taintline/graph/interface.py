@@ -32,6 +32,8 @@ class GraphFacts:
     nodes: list[Node] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: Deviations from the format's spec read through (one per kind): shown, not failures.
+    warnings: list[Problem] = field(default_factory=list)
 
 
 class GraphReader(ABC):

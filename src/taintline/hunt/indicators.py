@@ -77,6 +77,8 @@ class IndicatorSet:
     cidrs: list[str] = field(default_factory=list)
     hashes: list[tuple[str, str]] = field(default_factory=list)  # (value, type)
     info: dict[str, IndicatorSummary] = field(default_factory=dict)
+    #: ``type:value`` keys that cannot be matched (a CIDR range that is not one).
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -209,6 +211,11 @@ def load_indicators(case: Case) -> IndicatorSet:
         elif summary.type in (IndicatorType.IPV4, IndicatorType.IPV6):
             found.ips.append((value, str(summary.type)))
         elif summary.type is IndicatorType.CIDR:
+            try:  # an imported case can hold anything: a bad range is skipped, not fatal
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                found.skipped.append(key)
+                continue
             found.cidrs.append(value)
         else:
             found.hashes.append((value.lower(), str(summary.type)))

@@ -57,6 +57,10 @@ class Field(StrEnum):
     #: Certificate subject (``CN=...``) and subject alternative names (comma separated).
     CERT_SUBJECT = "cert_subject"
     CERT_SAN = "cert_san"
+    #: A certificate's id in ``x509.log`` (``fingerprint``; ``id``, the file id, before Zeek
+    #: 4.2): ties a certificate sighting to the connection that carried it
+    #: (:mod:`taintline.hunt.certs`).
+    CERT_ID = "cert_id"
     MD5 = "md5"
     SHA1 = "sha1"
     SHA256 = "sha256"

@@ -90,7 +90,9 @@ def literals(
             if whole == 0:
                 return None
             octets = str(net.network_address).split(".")
-            if rest == 0 or whole == 4:
+            if whole == 4:  # a /32 is one address: "10.0.0.1", no trailing dot
+                out.add(str(net.network_address))
+            elif rest == 0:
                 out.add(".".join(octets[:whole]) + ".")
             else:
                 first = int(octets[whole])
@@ -99,7 +101,10 @@ def literals(
         else:
             if net.prefixlen < 16:
                 return None
-            out.add(format(int(net.network_address) >> 112, "x") + ":")
+            first = int(net.network_address) >> 112
+            out.add(format(first, "x") + ":")
+            if first == 0:  # Zeek writes compressed addresses: "::1", "::ffff:1.2.3.4"
+                out.add("::")
     return sorted(s.encode() for s in out if s)
 
 

@@ -6,17 +6,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from rich.console import Console
 from rich.table import Table
 
 from taintline.hunt.model import FileStats, Sighting
 from taintline.model import iso
+from taintline.terminal import make_console, text
 
 
 def render_timeline(
     sightings: Sequence[Sighting], files: Sequence[FileStats], out: TextIO, width: int | None = None
 ) -> None:
-    console = Console(file=out, width=width or (None if out.isatty() else 160), highlight=False)
+    # Hosts, indicators, campaigns and file names come from inputs: text, never markup.
+    console = make_console(out, width=width or (None if out.isatty() else 160))
     lines = sum(f.lines for f in files)
     garbage = sum(f.garbage for f in files)
     if not sightings:
@@ -38,13 +39,13 @@ def render_timeline(
             if len(s.locations) > 2:
                 where += f" (+{len(s.locations) - 2} files)"
             table.add_row(
-                s.host if s.host != previous else "",
+                text(s.host if s.host != previous else ""),
                 iso(s.first_seen) or "?",
                 iso(s.last_seen) or "?",
                 str(s.count),
-                s.indicator_key,
-                s.campaign or "",
-                where,
+                text(s.indicator_key),
+                text(s.campaign or ""),
+                text(where),
             )
             previous = s.host
         console.print(table)

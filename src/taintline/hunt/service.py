@@ -13,12 +13,13 @@ from pathlib import Path
 
 from taintline.case import Case
 from taintline.errors import Problem
+from taintline.hunt.certs import attach_hosts
 from taintline.hunt.engines import Progress, get_engine
 from taintline.hunt.indicators import IndicatorSet, load_indicators
 from taintline.hunt.model import FileStats, HuntOptions, LogSource, Sighting
 from taintline.hunt.readers import discover
 from taintline.hunt.sightings import fold
-from taintline.hunt.store import save
+from taintline.hunt.store import Saved, save
 
 
 @dataclass(slots=True)
@@ -28,7 +29,6 @@ class HuntResult:
     #: Inputs that could not be used at all (unknown format, missing file).
     problems: list[Problem] = field(default_factory=list)
     indicators: int = 0
-    new_findings: int = 0
     #: The case had no intel: the built-in campaign pack was loaded first.
     intel_loaded: bool = False
     #: No input could be read: nothing was hunted (the caller reports a usage error).
@@ -36,6 +36,12 @@ class HuntResult:
     run_id: str | None = None
     #: The case holds no network or hash indicator: nothing could match.
     nothing_to_match: bool = False
+    #: What the case did not hold yet (all 0 on a re-run over the same logs).
+    saved: Saved = field(default_factory=Saved)
+
+    @property
+    def new_findings(self) -> int:
+        return self.saved.findings
 
     @property
     def lines(self) -> int:
@@ -54,7 +60,8 @@ def hunt_sources(
 ) -> tuple[list[Sighting], list[FileStats]]:
     engine = get_engine(options.engine)
     result = engine.run(sources, indicators, options, progress)
-    return fold(result.groups, indicators, options.max_lines), result.stats
+    groups = attach_hosts(result.groups, sources, options)
+    return fold(groups, indicators, options.max_lines), result.stats
 
 
 def uses_cluster(inputs: Iterable[str | Path], options: HuntOptions) -> bool:
@@ -94,7 +101,7 @@ def run_hunt_cluster(
     )
     result.sightings = fold(run.result.groups, indicators, options.max_lines)
     if record:
-        result.new_findings = save(case, result.sightings, result.files, run_id)
+        result.saved = save(case, result.sightings, result.files, run_id)
     return result
 
 
@@ -143,7 +150,7 @@ def run_hunt(
     try:
         result.sightings, result.files = hunt_sources(found.sources, indicators, opts, progress)
         if record:
-            result.new_findings = save(case, result.sightings, result.files, run_id)
+            result.saved = save(case, result.sightings, result.files, run_id)
     except BaseException:
         if own_run and run_id is not None:
             case.finish_run(run_id, "failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
+from taintline.hunt.certs import NO_HOST
 from taintline.hunt.indicators import IndicatorSet
 from taintline.hunt.model import FileLocation, HitGroup, Sighting
 from taintline.model import (
@@ -93,17 +94,24 @@ def fold(
 def to_finding(s: Sighting) -> Finding:
     campaign = f" ({s.campaign})" if s.campaign else ""
     when = iso(s.first_seen) or "an unknown time"
-    message = (
-        f"{s.host} contacted {s.indicator_type} indicator {s.indicator_value}{campaign}: "
-        f"{s.count} time(s), first {when}, last {iso(s.last_seen) or 'unknown'}"
-    )
+    if s.host == NO_HOST:
+        message = (
+            f"a certificate naming {s.indicator_type} indicator {s.indicator_value}{campaign}"
+            f" was logged ({s.count} time(s), first {when}), but no connection in the given"
+            " logs ties it to a host: add the ssl.log, files.log or conn.log of the same time"
+        )
+    else:
+        message = (
+            f"{s.host} contacted {s.indicator_type} indicator {s.indicator_value}{campaign}: "
+            f"{s.count} time(s), first {when}, last {iso(s.last_seen) or 'unknown'}"
+        )
     return Finding(
         kind=FINDING_KINDS.get(s.indicator_type, "network.ioc"),
         severity=Severity.HIGH,
         subject=s.host,
         message=message,
         source=FindingSource.HUNT,
-        host=s.host,
+        host=None if s.host == NO_HOST else s.host,
         time=s.first_seen,
         evidence={
             "first_seen": iso(s.first_seen),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from taintline.case import Case
+from taintline.hunt.certs import NO_HOST
 from taintline.hunt.model import FileStats, Sighting
 from taintline.hunt.sightings import findings, to_edge
 from taintline.model import Node, NodeKind, utc
@@ -17,12 +19,28 @@ def _naive(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value).replace(tzinfo=None)
 
 
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """How many of a hunt's facts were new to the case (a re-run over the same logs: all 0)."""
+
+    sightings: int = 0
+    files: int = 0
+    findings: int = 0
+    edges: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.sightings} new sightings, {self.findings} new findings, {self.edges} new edges"
+        )
+
+
 def save(
     case: Case, sightings: Sequence[Sighting], stats: Sequence[FileStats], run_id: str | None
-) -> int:
-    """Record everything in one transaction; returns how many findings were new."""
+) -> Saved:
+    """Record everything in one transaction; facts the case already holds (same natural key,
+    see ``NATURAL_KEYS``) are kept once."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+    rows = pa.table(
         {
             "run_id": pa.array([run_id] * len(sightings), pa.string()),
             "host": pa.array([s.host for s in sightings], pa.string()),
@@ -39,7 +57,7 @@ def save(
             ),
         }
     )
-    files = pa.table(  # noqa: F841
+    files = pa.table(
         {
             "run_id": pa.array([run_id] * len(stats), pa.string()),
             "path": pa.array([f.path for f in stats], pa.string()),
@@ -56,10 +74,22 @@ def save(
             ),
         }
     )
-    with case.transaction() as con:
-        con.execute("INSERT INTO hunt_sightings SELECT *, ? FROM rows", [now])
-        con.execute("INSERT INTO hunt_files SELECT *, ? FROM files", [now])
-        new = case.add_findings(findings(sightings), run_id=run_id, origin="hunt")
-        case.add_nodes(Node(NodeKind.HOST, s.host) for s in sightings)
-        case.add_edges(to_edge(s) for s in sightings)
-    return new
+    with case.transaction():
+        new_sightings = case.insert_new(
+            "hunt_sightings",
+            "SELECT *, ?::TIMESTAMP AS recorded_at FROM rows",
+            [now],
+            inputs={"rows": rows},
+        )
+        new_files = case.insert_new(
+            "hunt_files",
+            "SELECT *, ?::TIMESTAMP AS recorded_at FROM files",
+            [now],
+            inputs={"files": files},
+        )
+        new_findings = case.add_findings(findings(sightings), run_id=run_id, origin="hunt")
+        # A certificate tied to no host is a finding, not a graph fact about a host.
+        known = [s for s in sightings if s.host != NO_HOST]
+        case.add_nodes(Node(NodeKind.HOST, s.host) for s in known)
+        new_edges = case.add_edges(to_edge(s) for s in known)
+    return Saved(new_sightings, new_files, new_findings, new_edges)

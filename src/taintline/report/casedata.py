@@ -29,8 +29,13 @@ from taintline.model import Finding, FindingSource, Severity, iso
 
 #: Most cascade nodes drawn in the picture; more are aggregated.
 MAX_DRAWN = 400
-#: Earliest nodes of each kind whose explaining paths are drawn when aggregating.
-PER_KIND = 12
+#: Most nodes drawn when not every node is (whole explaining paths only).
+AGGREGATED_DRAWN = 200
+#: Most nodes read while closing the drawn nodes under their parents.
+MAX_CLOSURE = 5000
+#: Earliest nodes of each kind, and nodes spread over time per kind, whose explaining paths
+#: are drawn when aggregating.
+PER_KIND = 6
 #: Most findings listed (all are counted).
 MAX_FINDINGS = 500
 #: Most (host, indicator) contact rows drawn and listed.
@@ -309,9 +314,14 @@ def _bucket_end(start: datetime, unit: str) -> datetime:
 
 
 def _pick_rows(
-    con: duckdb.DuckDBPyConnection, run_id: str, total: int, kinds: Sequence[str]
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    total: int,
+    kinds: Sequence[str],
+    spread: Sequence[int] = (),
 ) -> list[tuple[Any, ...]]:
-    """Every reached node if few; else the earliest of each kind and their explaining paths."""
+    """Every reached node if few; else the earliest of each kind, the given ``spread`` rows
+    (the first node of each kind in time buckets across the run) and their explaining paths."""
     if total <= MAX_DRAWN:
         return con.execute(
             f"SELECT {_NODE_COLS} FROM cascade_reached WHERE run_id = ?"  # noqa: S608
@@ -333,11 +343,12 @@ def _pick_rows(
     start = con.execute(" UNION ALL ".join(tops), params).fetchnumpy()["id"]
     # Close under parents, one hop level at a time, on the narrow key columns only (a path is
     # a handful of facts; each level is one scan of the keys with a tiny hash table).
-    frontier = [int(i) for i in start]
-    picked: set[int] = set()
-    refs: set[tuple[str, str]] = set()
-    while frontier and len(picked) < MAX_DRAWN:
-        ids = ",".join(str(i) for i in sorted(set(frontier) - picked))
+    starts = [int(i) for i in start] + [int(i) for i in spread]
+    frontier = list(dict.fromkeys(starts))
+    known: dict[int, tuple[str, str, str | None, str | None]] = {}
+    by_ref: dict[tuple[str, str], int] = {}
+    while frontier and len(known) < MAX_CLOSURE:
+        ids = ",".join(str(i) for i in sorted(set(frontier) - known.keys()))
         if not ids:
             break
         rows = con.execute(
@@ -347,12 +358,11 @@ def _pick_rows(
         ).fetchall()
         wanted: list[tuple[str, str]] = []
         for rowid, kind, key, pkind, pkey in rows:
-            if len(picked) >= MAX_DRAWN:
-                break
-            picked.add(int(rowid))
-            refs.add((kind, key))
-            if pkind is not None and (pkind, pkey) not in refs:
-                wanted.append((pkind, pkey))
+            known[int(rowid)] = (kind, key, pkind, pkey)
+            by_ref[(kind, key)] = int(rowid)
+        for _kind, _key, pkind, pkey in (known[int(r[0])] for r in rows):
+            if pkind is not None and (pkind, str(pkey)) not in by_ref:
+                wanted.append((pkind, str(pkey)))
         if not wanted:
             break
         found = con.execute(
@@ -362,6 +372,21 @@ def _pick_rows(
             [[k for k, _ in wanted], [v for _, v in wanted], run_id],
         ).fetchnumpy()["rowid"]
         frontier = [int(i) for i in found]
+    # Whole paths only: a start node is drawn with its entire explaining path, in priority
+    # order (earliest of each kind first), while the budget lasts.
+    picked: set[int] = set()
+    for node in starts:
+        path: list[int] = []
+        current: int | None = node
+        while current is not None and current in known and current not in picked:
+            path.append(current)
+            _, _, pkind, pkey = known[current]
+            current = by_ref.get((pkind, str(pkey))) if pkind is not None else None
+        if current is not None and current not in picked:
+            continue  # the path leaves what was read (closure cap): not drawn
+        if len(picked) + len(path) > AGGREGATED_DRAWN:
+            continue
+        picked.update(path)
     ids = ",".join(str(i) for i in sorted(picked)) or "-1"
     rows = con.execute(
         f"SELECT {_NODE_COLS} FROM cascade_reached"  # noqa: S608
@@ -432,27 +457,31 @@ def _cascade_view(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData)
         ).fetchall()
     ]
     total = sum(n for _, n in by_kind)
-    nodes = _pic_nodes(_pick_rows(con, run_id, total, [k for k, _ in by_kind]))
-    view = CascadeView(
-        run_id=run_id,
-        started=_aware(meta[0]) if meta else None,
-        seeds=seeds,
-        total=total,
-        by_kind=tuple(by_kind),
-        nodes=nodes,
-    )
-    if view.complete:
-        return view
+    kinds = [k for k, _ in by_kind]
+    if total <= MAX_DRAWN:
+        return CascadeView(
+            run_id=run_id,
+            started=_aware(meta[0]) if meta else None,
+            seeds=seeds,
+            total=total,
+            by_kind=tuple(by_kind),
+            nodes=_pic_nodes(_pick_rows(con, run_id, total, kinds)),
+        )
     lo_hi = con.execute(
         "SELECT min(time), max(time) FROM cascade_reached WHERE run_id = ?", [run_id]
     ).fetchone()
     unit = "month"
     buckets: list[Bucket] = []
+    firsts: dict[str, list[int]] = {}
     if lo_hi and lo_hi[0] is not None:
         unit = _bucket_unit(lo_hi[0], lo_hi[1])
-        for kind, start, n in con.execute(
-            f"SELECT kind, date_trunc('{unit}', time) AS b, count(*) FROM cascade_reached"  # noqa: S608
-            " WHERE run_id = ? AND time IS NOT NULL GROUP BY kind, b ORDER BY kind, b",
+        for kind, start, n, first in con.execute(
+            # per bucket the node with the shortest explaining path (then the earliest): few
+            # hop levels to close, and the paths a reader can follow
+            f"SELECT kind, date_trunc('{unit}', time) AS b, count(*),"  # noqa: S608
+            " arg_min(rowid, hops::BIGINT * 10000000000000000 + epoch_us(time))"
+            " FROM cascade_reached WHERE run_id = ? AND time IS NOT NULL"
+            " GROUP BY kind, b ORDER BY kind, b",
             [run_id],
         ).fetchall():
             begin = _aware(
@@ -462,6 +491,13 @@ def _cascade_view(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData)
             )
             assert begin is not None
             buckets.append(Bucket(str(kind), begin, _bucket_end(begin, unit), int(n)))
+            firsts.setdefault(str(kind), []).append(int(first))
+    # Spread the drawn nodes over time: one node of evenly spaced buckets of each kind.
+    spread: list[int] = []
+    for ids in firsts.values():
+        step = max(1, len(ids) // PER_KIND)
+        spread.extend(ids[::step][:PER_KIND])
+    nodes = _pic_nodes(_pick_rows(con, run_id, total, kinds, spread))
     steps = tuple(
         (str(r[0]), str(r[1]), str(r[2]), int(r[3]))
         for r in con.execute(
@@ -481,13 +517,15 @@ def _cascade_view(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData)
     )
     data.aggregated.append(
         f"Cascade picture: {len(nodes):,} of {total:,} reached nodes are drawn (the"
-        f" {PER_KIND} earliest of each kind and the facts that explain them); every node is"
+        f" {PER_KIND} earliest of each kind, the one with the shortest explaining path of each"
+        f" kind in up to {PER_KIND} {unit}s across the run, and the facts that explain them);"
+        " every node is"
         f" counted per kind and per {unit} in its lane, and the most common explaining steps"
         " and sources are listed below the picture."
     )
     return CascadeView(
         run_id=run_id,
-        started=view.started,
+        started=_aware(meta[0]) if meta else None,
         seeds=seeds,
         total=total,
         by_kind=tuple(by_kind),

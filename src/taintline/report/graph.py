@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from taintline.model import iso
+from taintline.terminal import text
 
 if TYPE_CHECKING:
     from taintline.graph.downstream import Recipient
@@ -33,7 +34,7 @@ def when(value: object) -> str:
 
 
 def _t(value: object) -> Text:
-    return Text(str(value))
+    return text(value)
 
 
 def counts_table(rows: Sequence[tuple[str, str, int]]) -> Table:

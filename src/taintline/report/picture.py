@@ -189,13 +189,17 @@ def _label(node: PicNode) -> str:
     return _short(node.ref, 30).partition(":")[2] or node.ref
 
 
-def _lane_rows(nodes: Sequence[PicNode], scale: TimeScale) -> dict[int, int]:
-    """Row of each node inside its lane: labels must not overlap."""
+#: Rows a lane may take with labels; beyond, its nodes are drawn without them (the name is in
+#: the node's tooltip and panel).
+MAX_LANE_ROWS = 6
+
+
+def _pack(nodes: Sequence[PicNode], scale: TimeScale, labelled: bool) -> tuple[dict[int, int], int]:
     row_of: dict[int, int] = {}
     ends: list[float] = []
     for node in sorted(nodes, key=lambda n: (scale.x(n.time), n.index)):
         x = scale.x(node.time)
-        width = 16 + CHAR_W * len(_label(node))
+        width = 16 + (CHAR_W * len(_label(node)) if labelled else 0)
         for row, end in enumerate(ends):
             if end < x - 6:
                 ends[row] = x + width
@@ -204,7 +208,19 @@ def _lane_rows(nodes: Sequence[PicNode], scale: TimeScale) -> dict[int, int]:
         else:
             ends.append(x + width)
             row_of[node.index] = len(ends) - 1
-    return row_of
+    return row_of, len(ends)
+
+
+def _lane_rows(nodes: Sequence[PicNode], scale: TimeScale) -> tuple[dict[int, int], bool]:
+    """Row of each node inside its lane (labels must not overlap), and whether labels fit."""
+    rows, count = _pack(nodes, scale, labelled=True)
+    if count <= MAX_LANE_ROWS:
+        return rows, True
+    rows, count = _pack(nodes, scale, labelled=False)
+    if count > 2 * MAX_LANE_ROWS:  # a dense stretch: circles may overlap, the lane stays low
+        ordered = sorted(nodes, key=lambda n: (scale.x(n.time), n.index))
+        rows = {n.index: i % (2 * MAX_LANE_ROWS) for i, n in enumerate(ordered)}
+    return rows, False
 
 
 def _f(value: float) -> str:
@@ -228,9 +244,12 @@ def draw(
     pos: dict[int, tuple[float, float]] = {}
     y = AXIS_H
     lane_boxes: list[tuple[str, float, float]] = []
+    unlabelled: set[int] = set()
     for lane in lanes:
         members = [n for n in nodes if n.kind == lane]
-        rows = _lane_rows(members, scale)
+        rows, labelled = _lane_rows(members, scale)
+        if not labelled:
+            unlabelled.update(n.index for n in members)
         n_rows = max([*rows.values(), 0]) + 1
         height = n_rows * ROW_H + 2 * LANE_PAD
         lane_boxes.append((lane, y, height))
@@ -297,7 +316,8 @@ def draw(
         source = n.fact.source or "no source"
         text = f"{n.fact.edge_kind} · {source}"
         parts.append(
-            f'<g class="edge" id="e-{n.index}" data-i="{n.index}">'
+            f'<g class="edge{" quiet" if n.index in unlabelled else ""}" id="e-{n.index}"'
+            f' data-i="{n.index}">'
             f'<path d="M{_f(x1)},{_f(y1)} C{_f(mid)},{_f(y1)} {_f(mid)},{_f(y2)} {_f(x2)},{_f(y2)}"/>'
             f'<text x="{_f(mid)}" y="{_f((y1 + y2) / 2 - 3)}" text-anchor="middle">{escape(text)}</text>'
             f"<title>{escape(f'{n.parent_ref} --{n.fact.edge_kind}--> {n.ref} [{source}]')}</title></g>"
@@ -312,8 +332,12 @@ def draw(
         parts.append(
             f'<g class="{cls}" id="n-{n.index}" data-i="{n.index}" tabindex="0" role="button">'
             f'<circle cx="{_f(x)}" cy="{_f(cy)}" r="{7 if n.is_root else 6}"/>'
-            f'<text x="{_f(x + 10)}" y="{_f(cy + 4)}">{escape(_label(n))}</text>'
-            f"<title>{escape(tip)}</title></g>"
+            + (
+                ""
+                if n.index in unlabelled
+                else f'<text x="{_f(x + 10)}" y="{_f(cy + 4)}">{escape(_label(n))}</text>'
+            )
+            + f"<title>{escape(tip)}</title></g>"
         )
 
     # hosts' indicator contacts (hunt sightings) under the lanes, same axis

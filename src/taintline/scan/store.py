@@ -16,7 +16,9 @@ from taintline.scan.interface import FileRecord
 
 def add_file_facts(case: Case, run_id: str, host: str, records: Sequence[FileRecord]) -> int:
     """One row per (record, analyser with facts), or one row with analyser ``''`` for a file
-    no analyser recognised. Runs in the caller's transaction when one is open."""
+    no analyser recognised; returns how many rows were new (a row already stored for the
+    same run, top, path and analyser is kept). Runs in the caller's transaction when one is
+    open."""
     if not records:
         return 0
     cols: dict[str, list[Any]] = {
@@ -47,7 +49,7 @@ def add_file_facts(case: Case, run_id: str, host: str, records: Sequence[FileRec
             cols["depth"].append(r.depth)
             cols["analyser"].append(analyser)
             cols["facts"].append(facts)
-    rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+    rows = pa.table(
         {
             "top": pa.array(cols["top"], pa.string()),
             "path": pa.array(cols["path"], pa.string()),
@@ -62,12 +64,13 @@ def add_file_facts(case: Case, run_id: str, host: str, records: Sequence[FileRec
         }
     )
     recorded = datetime.now(UTC).replace(tzinfo=None)
-    case.con.execute(
-        "INSERT INTO file_facts SELECT ?, ?, top, path, sha256, sha1, md5, size, filetype, depth,"
-        " analyser, facts::JSON, ? FROM rows",
+    return case.insert_new(
+        "file_facts",
+        "SELECT ?::VARCHAR AS run_id, ?::VARCHAR AS host, top, path, sha256, sha1, md5, size,"
+        " filetype, depth, analyser, facts::JSON AS facts, ?::TIMESTAMP AS recorded FROM rows",
         [run_id, host, recorded],
+        inputs={"rows": rows},
     )
-    return len(cols["path"])
 
 
 @dataclass(frozen=True, slots=True)

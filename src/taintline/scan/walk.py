@@ -25,6 +25,7 @@ from pathlib import Path
 from taintline.kinds import error_finding
 from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding
+from taintline.terminal import storable
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +83,11 @@ def walk_inputs(paths: Sequence[str], limits: ScanLimits) -> Iterator[FileTask |
 
 
 def _walk_one(top: str, limits: ScanLimits, owners: _Owners) -> Iterator[FileTask | Finding]:
+    # Names are shown and recorded as valid UTF-8 (a name that is not UTF-8 as \xNN); the
+    # real path (bytes kept by Python) is what is opened.
+    real_top, top = top, storable(top)
     try:
-        root = os.path.realpath(top, strict=True)
+        root = os.path.realpath(real_top, strict=True)
         st = Path(root).stat()
     except OSError as exc:
         kind = "error.symlink-loop" if exc.errno == errno.ELOOP else "error.unreadable"
@@ -114,7 +118,7 @@ def _walk_one(top: str, limits: ScanLimits, owners: _Owners) -> Iterator[FileTas
             continue
         subdirs: list[tuple[str, str, tuple[str, ...], frozenset[tuple[int, int]]]] = []
         for entry in entries:
-            shown = f"{shown_dir.rstrip('/')}/{entry.name}"
+            shown = f"{shown_dir.rstrip('/')}/{storable(entry.name)}"
             try:
                 if entry.is_symlink():
                     finding = _judge_symlink(entry.path, shown, root, ancestors)

@@ -1,17 +1,23 @@
-"""SBOMs: CycloneDX 1.4-1.6 (JSON, XML; parsed by cyclonedx-python-lib) and SPDX 2.3 (JSON,
-tag-value; parsed by spdx-tools).
+"""SBOMs: CycloneDX 1.2-1.6 (JSON, XML; parsed by cyclonedx-python-lib), SPDX 2.2/2.3 (JSON,
+tag-value; parsed by spdx-tools) and SPDX 3.0 (JSON-LD).
 
-The product the SBOM describes (CycloneDX ``metadata.component``, SPDX ``DESCRIBES``) becomes
-a ``release`` node ``name@version``; every component/package/file becomes an ``artifact``
-(keyed by its SHA-256 when the SBOM gives one) or a ``software`` node (keyed by purl, else
-``name@version``). Inclusion (top-level components, nested components, SPDX ``CONTAINS``)
-becomes ``contains``, dependencies ``depends_on``. SBOM relations carry no event time: they
-hold for the whole life of the release.
+The product the SBOM describes (CycloneDX ``metadata.component``, SPDX ``DESCRIBES`` or SPDX 3
+``rootElement``) becomes a ``release`` node ``name@version``; every component/package/file
+becomes an ``artifact`` (keyed by its SHA-256 when the SBOM gives one) or a ``software`` node
+(keyed by purl, else ``name@version``); a CycloneDX service (SaaSBOM) is a ``software`` node.
+Inclusion (top-level components, nested components, SPDX ``CONTAINS``) becomes ``contains``,
+dependencies ``depends_on``. SBOM relations carry no event time: they hold for the whole life
+of the release.
+
+Documents are read as generators write them: the common deviations from the specs are read
+through with one warning per kind of deviation, an element that cannot be used is an error
+naming it, and the rest of the file is still read (see :mod:`.sbomshape`).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +28,14 @@ import orjson
 from taintline.errors import Problem
 from taintline.graph.interface import GraphFacts, GraphReader, ReadContext
 from taintline.graph.readers.common import artifact_ref, norm, release_ref, software_ref
+from taintline.graph.readers.sbomshape import (
+    Notes,
+    kind_of,
+    spdx_created,
+    spdx_library_words,
+    tidy_cyclonedx,
+    tidy_spdx2,
+)
 from taintline.model import Edge, EdgeKind, Node, NodeKind, NodeRef
 
 
@@ -31,6 +45,32 @@ def _component_ref(name: str, version: str | None, purl: str | None, sha256: str
     if purl:
         return NodeRef(NodeKind.SOFTWARE, norm(purl))
     return software_ref(name, version)
+
+
+def _json_document(path: Path, data: bytes, what: str, out: GraphFacts) -> dict[str, Any] | None:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        out.problems.append(Problem(str(path), f"not valid JSON ({exc}); nothing read"))
+        return None
+    if not isinstance(doc, dict):
+        out.problems.append(
+            Problem(str(path), f"a {what} document must be a JSON object, this is {kind_of(doc)}")
+        )
+        return None
+    return doc
+
+
+def _squeeze(exc: BaseException) -> str:
+    """A library's message on one line, cut short (only shown after our own words)."""
+    return " ".join(str(exc).split())[:160]
+
+
+def _enum_text(value: Any) -> str | None:
+    """A library enum as the spec's string (``library``, not ``ComponentType.LIBRARY``)."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
 
 
 class CycloneDx(GraphReader):
@@ -46,15 +86,29 @@ class CycloneDx(GraphReader):
         from cyclonedx.model.bom import Bom
 
         out = GraphFacts()
+        notes = Notes(str(path))
         try:
             if data.lstrip().startswith(b"<"):
                 element = ET.parse(io.BytesIO(data)).getroot()  # noqa: S314  (expat refuses bombs)
                 bom = Bom.from_xml(element)  # type: ignore[attr-defined]
             else:
-                bom = Bom.from_json(orjson.loads(data))  # type: ignore[attr-defined]
-        except Exception as exc:  # the library raises many types on bad input
-            out.problems.append(Problem(str(path), f"not a readable CycloneDX BOM: {exc}"))
+                doc = _json_document(path, data, "CycloneDX", out)
+                if doc is None:
+                    return out
+                bom = Bom.from_json(tidy_cyclonedx(doc, notes))  # type: ignore[attr-defined]
+        except ET.ParseError as exc:
+            out.problems.append(Problem(str(path), f"not well-formed XML ({exc}); nothing read"))
             return out
+        except Exception as exc:  # the library raises many types on bad input
+            out.problems.append(
+                Problem(
+                    str(path),
+                    "not a readable CycloneDX BOM: the CycloneDX library refused it"
+                    f" ({type(exc).__name__}: {_squeeze(exc)})",
+                )
+            )
+            return out
+        out.problems.extend(notes.errors)
         source = f"{path.name}"
         refs: dict[str, NodeRef] = {}
 
@@ -70,21 +124,38 @@ class CycloneDx(GraphReader):
                 "version": component.version,
                 "purl": purl,
                 "cpe": str(component.cpe) if component.cpe else None,
-                "type": str(component.type) if component.type else None,
+                "type": _enum_text(component.type),
             }
             out.nodes.append(Node(ref.kind, ref.key, attrs))
             if component.bom_ref and component.bom_ref.value:
                 refs[str(component.bom_ref.value)] = ref
             return ref
 
+        contained: set[tuple[NodeRef, NodeRef]] = set()
+
         def walk(parent: NodeRef | None, components: Iterable[Any]) -> None:
             for component in components:
                 ref = node_for(component)
                 if parent is not None:
+                    contained.add((parent, ref))
                     out.edges.append(
                         Edge(EdgeKind.CONTAINS, parent, ref, source, None, None, ctx.recorded_at)
                     )
                 walk(ref, component.components or ())
+
+        def services(services_: Iterable[Any]) -> None:
+            for service in services_:
+                ref = software_ref(str(service.name), service.version)
+                out.nodes.append(
+                    Node(
+                        ref.kind,
+                        ref.key,
+                        {"name": service.name, "version": service.version, "type": "service"},
+                    )
+                )
+                if service.bom_ref and service.bom_ref.value:
+                    refs[str(service.bom_ref.value)] = ref
+                services(service.services or ())
 
         root: NodeRef | None = None
         meta = bom.metadata
@@ -98,22 +169,32 @@ class CycloneDx(GraphReader):
                 refs[str(c.bom_ref.value)] = root
             walk(root, c.components or ())
         walk(root, bom.components)
+        services(bom.services or ())
+        unknown: list[str] = []
         for dep in bom.dependencies:
             src = refs.get(str(dep.ref.value))
             if src is None:
+                unknown.append(str(dep.ref.value))
                 continue
             for sub in dep.dependencies:
                 dst = refs.get(str(sub.ref.value))
                 if dst is None:
-                    out.problems.append(
-                        Problem(str(path), f"dependency on unknown ref {sub.ref.value}")
-                    )
+                    unknown.append(str(sub.ref.value))
                     continue
-                if src != root:  # the root's direct dependencies are already contains edges
+                if (src, dst) not in contained:  # else already a contains edge
                     out.edges.append(
                         Edge(EdgeKind.DEPENDS_ON, src, dst, source, None, None, ctx.recorded_at)
                     )
+        for ref in unknown:
+            notes.deviation(
+                "dependency on a ref no component or service of the BOM has; skipped",
+                f"ref {ref[:60]!r}",
+            )
+        out.warnings.extend(notes.warnings())
         return out
+
+
+_TV_CREATED = re.compile(rb"^(Created:[ \t]*)(\S+)[ \t]*$", re.MULTILINE)
 
 
 class Spdx(GraphReader):
@@ -123,29 +204,68 @@ class Spdx(GraphReader):
         return b'"spdxVersion"' in head or b"SPDXVersion:" in head
 
     def read(self, path: Path, data: bytes, ctx: ReadContext) -> GraphFacts:
-        from spdx_tools.spdx.model.checksum import ChecksumAlgorithm
-        from spdx_tools.spdx.model.relationship import RelationshipType
         from spdx_tools.spdx.parser.error import SPDXParsingError
 
         out = GraphFacts()
+        notes = Notes(str(path))
+        bare: list[dict[str, Any]] = []
         try:
-            if data.lstrip().startswith(b"{"):
+            if data.lstrip().startswith((b"{", b"[")):
                 from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import (
                     JsonLikeDictParser,
                 )
 
-                document = JsonLikeDictParser().parse(orjson.loads(data))  # type: ignore[no-untyped-call]
+                doc = _json_document(path, data, "SPDX", out)
+                if doc is None:
+                    return out
+                tidy = tidy_spdx2(doc, path.name, notes)
+                # spdx-tools refuses a file without checksums (SPDX 2.2 generators write
+                # them): those are read from the checked document directly
+                bare = [f for f in tidy["files"] if not f["checksums"]]
+                tidy["files"] = [f for f in tidy["files"] if f["checksums"]]
+                document = JsonLikeDictParser().parse(tidy)  # type: ignore[no-untyped-call]
             else:
                 from spdx_tools.spdx.parser.tagvalue.parser import Parser
 
-                document = Parser().parse(data.decode("utf-8", "replace"))  # type: ignore[no-untyped-call]
+                def created(match: re.Match[bytes]) -> bytes:
+                    fixed = spdx_created(match.group(2).decode("utf-8", "replace"), notes)
+                    return match.group(1) + fixed.encode()
+
+                text = _TV_CREATED.sub(created, data).decode("utf-8", "replace")
+                document = Parser().parse(text)  # type: ignore[no-untyped-call]
         except SPDXParsingError as exc:
-            messages = "; ".join(exc.get_messages()[:3])  # type: ignore[no-untyped-call]
-            out.problems.append(Problem(str(path), f"not a readable SPDX document: {messages}"))
+            messages = [spdx_library_words(m) for m in exc.get_messages()[:3]]  # type: ignore[no-untyped-call]
+            out.problems.extend(notes.errors)
+            out.problems.append(
+                Problem(str(path), "not a readable SPDX document: " + "; ".join(messages))
+            )
             return out
         except Exception as exc:  # the parsers raise many types on bad input
-            out.problems.append(Problem(str(path), f"not a readable SPDX document: {exc}"))
+            out.problems.extend(notes.errors)
+            out.problems.append(
+                Problem(
+                    str(path),
+                    "not a readable SPDX document: the SPDX library refused it"
+                    f" ({type(exc).__name__}: {_squeeze(exc)})",
+                )
+            )
             return out
+        out.problems.extend(notes.errors)
+        self._facts(path, document, ctx, out, [(f["SPDXID"], f["fileName"]) for f in bare])
+        out.warnings.extend(notes.warnings())
+        return out
+
+    def _facts(
+        self,
+        path: Path,
+        document: Any,
+        ctx: ReadContext,
+        out: GraphFacts,
+        bare_files: list[tuple[str, str]],
+    ) -> None:
+        from spdx_tools.spdx.model.checksum import ChecksumAlgorithm
+        from spdx_tools.spdx.model.relationship import RelationshipType
+
         source = path.name
         refs: dict[str, NodeRef] = {}
         packages: dict[str, Any] = {}
@@ -180,10 +300,11 @@ class Spdx(GraphReader):
             if cpe:
                 attrs["cpe"] = cpe
             out.nodes.append(Node(ref.kind, ref.key, attrs))
-        for f in document.files:
-            ref = _component_ref(f.name, None, None, sha_of(f.checksums))
-            refs[f.spdx_id] = ref
-            out.nodes.append(Node(ref.kind, ref.key, {"name": f.name}))
+        files = [(f.spdx_id, f.name, sha_of(f.checksums)) for f in document.files]
+        for spdx_id, name, sha in [*files, *((i, n, None) for i, n in bare_files)]:
+            ref = _component_ref(name, None, None, sha)
+            refs[spdx_id] = ref
+            out.nodes.append(Node(ref.kind, ref.key, {"name": name}))
         doc_id = document.creation_info.spdx_id
         for rel in document.relationships:
             a, b = rel.spdx_element_id, str(rel.related_spdx_element_id)
@@ -219,4 +340,3 @@ class Spdx(GraphReader):
             else:
                 continue
             out.edges.append(Edge(edge[0], edge[1], edge[2], source, None, None, ctx.recorded_at))
-        return out

@@ -18,6 +18,7 @@ column layout; split apart, each piece would need the others to be read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -29,6 +30,7 @@ import pyarrow as pa
 
 from taintline.errors import Problem
 from taintline.hunt import prefilter
+from taintline.hunt.certs import CERT_HOST_PREFIX
 from taintline.hunt.engines.interface import EngineResult, Progress
 from taintline.hunt.indicators import TAIL, IndicatorSet
 from taintline.hunt.model import (
@@ -188,6 +190,19 @@ class DuckDBEngine:
     def _flush(
         self, con: duckdb.DuckDBPyConnection, key: tuple[Any, ...], opts: HuntOptions, tmp: str
     ) -> None:
+        """Match a batch; if that fails, read its files in full, each on its own."""
+        batch = self._batches[key]
+        try:
+            self._flush_batch(con, key, opts, tmp)
+        except duckdb.Error:
+            for src in batch.sources:
+                with contextlib.suppress(duckdb.Error):
+                    _x(con, f"DELETE FROM _hits WHERE path = {lit(src.path)}")
+                self._guarded(con, src, None, opts, tmp)
+
+    def _flush_batch(
+        self, con: duckdb.DuckDBPyConnection, key: tuple[Any, ...], opts: HuntOptions, tmp: str
+    ) -> None:
         """Match the candidate lines of all files of one layout in one DuckDB pass (the
         per-statement cost, not the few lines, is what a file would otherwise pay)."""
         batch = self._batches.pop(key)
@@ -209,7 +224,7 @@ class DuckDBEngine:
             self._number_lines(con, skipped)
         except duckdb.Error:
             for src in batch.sources:  # read those files in full instead
-                self._run_file(con, src, opts, tmp)
+                self._guarded(con, src, None, opts, tmp)
             return
         finally:
             cand_path.unlink(missing_ok=True)
@@ -426,10 +441,17 @@ class DuckDBEngine:
                 ) WHERE bad OR {pf}
             """
         _x(con, sql)
-        rejects = con.execute(
-            "SELECT line, any_value(csv_line), bool_or(error_type = 'INVALID ENCODING')"
-            " FROM _rej GROUP BY line ORDER BY line"
-        ).fetchall()
+        # DuckDB creates the rejects table only when the reader ran: a file without a column
+        # that can match (loaded_scripts.log, capture_loss.log) has the filter ``false``, the
+        # planner drops the read, and there is no ``_rej`` (a CatalogException before).
+        rejects = (
+            con.execute(
+                "SELECT line, any_value(csv_line), bool_or(error_type = 'INVALID ENCODING')"
+                " FROM _rej GROUP BY line ORDER BY line"
+            ).fetchall()
+            if _temp_table_exists(con, "_rej")
+            else []
+        )
         # DuckDB's line numbers for encoding errors can be off by one; the counting pass
         # found those lines exactly. A one-column (JSON) read keeps such a line as a NULL
         # row, a delimited read drops it.
@@ -489,8 +511,10 @@ class DuckDBEngine:
         def lab(f: Field) -> str:
             return label.get(f, lit(str(f)))
 
-        host = "coalesce(f_host, f_src, '-')"
-        host_rev = "coalesce(f_host, f_dst, '-')"
+        # A certificate (x509.log) has no host column: its id, resolved by hunt.certs.
+        cert = f"{lit(CERT_HOST_PREFIX)} || f_cert_id"
+        host = f"coalesce(f_host, f_src, {cert}, '-')"
+        host_rev = f"coalesce(f_host, f_dst, {cert}, '-')"
         base = "SELECT * FROM _cand WHERE NOT bad"
         # Domain-like names.
         names = [
@@ -625,6 +649,30 @@ class DuckDBEngine:
         groups = [HitGroup.from_row(r) for r in rows]
         return groups, {str(k): int(v) for k, v in per_file.items()}
 
+    def _guarded(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        src: LogSource,
+        found: prefilter.PrefilterResult | None,
+        opts: HuntOptions,
+        tmp: str,
+    ) -> FileStats:
+        """One file; whatever goes wrong in it is that file's problem, not the run's end
+        (its partial hits are dropped, the other files' stay)."""
+        try:
+            if found is not None:
+                return self._run_file_fast(con, src, found, opts, tmp)
+            return self._run_file(con, src, opts, tmp)
+        except (duckdb.Error, OSError, ValueError, UnicodeError) as exc:
+            with contextlib.suppress(duckdb.Error):
+                _x(con, f"DELETE FROM _hits WHERE path = {lit(src.path)}")
+            stats = FileStats(path=src.path, format=str(src.format), kind=str(src.kind))
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            stats.problems.append(
+                Problem(src.path, f"not hunted: the reader failed ({type(exc).__name__}: {first})")
+            )
+            return stats
+
     # -- the whole run -------------------------------------------------------------------
     def run(
         self,
@@ -643,10 +691,7 @@ class DuckDBEngine:
                 pre = self._prefilter_results(sources, indicators, options)
                 for src in sources:
                     found = next(pre) if self._fast(src) else None
-                    if found is not None:
-                        stats = self._run_file_fast(con, src, found, options, tmp)
-                    else:
-                        stats = self._run_file(con, src, options, tmp)
+                    stats = self._guarded(con, src, found, options, tmp)
                     result.stats.append(stats)
                     if progress is not None:
                         progress(src, stats)
@@ -659,6 +704,13 @@ class DuckDBEngine:
                 if self._external is None:
                     con.close()
         return result
+
+
+def _temp_table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    rows = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]
+    ).fetchall()
+    return bool(rows and rows[0][0])
 
 
 def _url_rest(col: str) -> str:

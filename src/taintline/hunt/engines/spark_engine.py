@@ -21,6 +21,7 @@ from pyspark.sql import types as T
 
 from taintline import sparklocal
 from taintline.errors import Problem
+from taintline.hunt.certs import CERT_HOST_PREFIX
 from taintline.hunt.engines.interface import EngineResult, Progress
 from taintline.hunt.indicators import IndicatorSet
 from taintline.hunt.model import (
@@ -181,8 +182,10 @@ class SparkEngine:
             )
             return f"CASE {cases} ELSE {lit(str(f))} END" if cases else lit(str(f))
 
-        host = "coalesce(f_host, f_src, '-')"
-        host_rev = "coalesce(f_host, f_dst, '-')"
+        # A certificate (x509.log) has no host column: its id, resolved by hunt.certs.
+        cert = f"{lit(CERT_HOST_PREFIX)} || f_cert_id"
+        host = f"coalesce(f_host, f_src, {cert}, '-')"
+        host_rev = f"coalesce(f_host, f_dst, {cert}, '-')"
         names = [
             f"named_struct('fld', {lab(Field.DOMAIN)}, 'v', CASE WHEN startswith(f_domain, '[') THEN f_domain ELSE split_part(f_domain, ':', 1) END)",
             f"named_struct('fld', {lab(Field.SNI)}, 'v', f_sni)",
@@ -198,9 +201,9 @@ class SparkEngine:
                     SELECT path, line, f_ts, {host} AS host, u.fld AS field, u.v AS observed,
                            lower(trim(TRAILING '.' FROM trim(u.v))) AS name
                     FROM (
-                        SELECT path, line, f_ts, f_host, f_src, explode(array({", ".join(names)})) AS u FROM cand
+                        SELECT path, line, f_ts, f_host, f_src, f_cert_id, explode(array({", ".join(names)})) AS u FROM cand
                         UNION ALL
-                        SELECT path, line, f_ts, f_host, f_src, named_struct('fld', {lab(Field.CERT_SAN)}, 'v', s) AS u
+                        SELECT path, line, f_ts, f_host, f_src, f_cert_id, named_struct('fld', {lab(Field.CERT_SAN)}, 'v', s) AS u
                         FROM (SELECT *, explode(split(translate(f_cert_san, '[]"', ''), ',')) AS s FROM cand WHERE f_cert_san IS NOT NULL)
                     ) WHERE u.v IS NOT NULL AND u.v <> ''
                 ), s AS (

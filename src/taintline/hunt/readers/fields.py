@@ -20,6 +20,8 @@ ZEEK_FIELDS: dict[Field, tuple[str, ...]] = {
     Field.URI: ("uri",),
     Field.CERT_SUBJECT: ("certificate.subject", "subject"),
     Field.CERT_SAN: ("san.dns",),
+    #: Only kept for x509 logs (``id`` means other things elsewhere): see ``cert_fields``.
+    Field.CERT_ID: ("fingerprint", "id"),
     Field.MD5: ("md5",),
     Field.SHA1: ("sha1",),
     Field.SHA256: ("sha256",),
@@ -86,6 +88,13 @@ GENERIC_FIELDS: dict[Field, tuple[str, ...]] = {
 }
 
 _KIND_BY_PATH = {kind.value: kind for kind in LogKind}
+
+
+def cert_fields(chosen: dict[Field, str], kind: LogKind) -> dict[Field, str]:
+    """``chosen`` without the certificate id unless the log is an x509 log."""
+    if kind is not LogKind.X509:
+        chosen.pop(Field.CERT_ID, None)
+    return chosen
 
 
 def kind_from_path(name: str | None) -> LogKind | None:

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from taintline.errors import Problem
-from taintline.hunt.model import Field, LogFormat, LogSource
+from taintline.hunt.model import Field, LogFormat, LogKind, LogSource
 from taintline.hunt.readers.fields import (
     GENERIC_FIELDS,
     ZEEK_FIELDS,
@@ -110,6 +110,8 @@ def describe(path: Path, head: list[bytes], field_map: Mapping[Field, str]) -> L
                 break
     path_name = next((str(o["_path"]) for o in objects if "_path" in o), None)
     kind = kind_from_path(path_name) or kind_from_fields(keys)
+    if kind is not LogKind.X509:  # "id" and "fingerprint" mean other things elsewhere
+        chosen.pop(Field.CERT_ID, None)
     return LogSource(
         path=str(path),
         format=LogFormat.ZEEK_JSON if zeek else FORMAT,

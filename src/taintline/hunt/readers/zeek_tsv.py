@@ -11,6 +11,7 @@ from taintline.errors import Problem
 from taintline.hunt.model import Field, LogFormat, LogSource
 from taintline.hunt.readers.fields import (
     ZEEK_FIELDS,
+    cert_fields,
     kind_from_fields,
     kind_from_path,
     pick_columns,
@@ -25,10 +26,14 @@ def sniff(head: list[bytes], path: Path) -> bool:
 
 
 def _unescape(value: str) -> str:
-    # Zeek writes the separator as "\x09"; decode such escapes.
-    if "\\x" in value:
-        return value.encode("ascii", "replace").decode("unicode_escape")
-    return value
+    """Zeek writes the separator as ``\\x09``; hand-made and converted logs write ``\\t``
+    (or a real tab). Decode such backslash escapes; anything else stays as written."""
+    if "\\" not in value:
+        return value
+    try:
+        return value.encode("ascii", "backslashreplace").decode("unicode_escape")
+    except UnicodeDecodeError:
+        return value
 
 
 def describe(path: Path, head: list[bytes], field_map: Mapping[Field, str]) -> LogSource | Problem:
@@ -38,11 +43,16 @@ def describe(path: Path, head: list[bytes], field_map: Mapping[Field, str]) -> L
     for raw in head:
         if not raw.startswith(b"#"):
             break
-        line = raw.decode("utf-8", "replace")
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
         if line.startswith("#separator"):
-            separator = _unescape(line.split(" ", 1)[1] if " " in line else "\\x09") or "\t"
+            declared = line[len("#separator") :].lstrip(" ")
+            separator = _unescape(declared) if declared else "\t"
             continue
         key, _, value = line[1:].partition(separator)
+        if key != "fields" and line.startswith("#fields\t") and separator != "\t":
+            # The header declared a separator its own lines do not use: trust the lines.
+            separator = "\t"
+            key, _, value = line[1:].partition(separator)
         if key == "fields":
             fields = value.split(separator)
         else:
@@ -54,7 +64,7 @@ def describe(path: Path, head: list[bytes], field_map: Mapping[Field, str]) -> L
     kind = kind_from_path(meta.get("path")) or kind_from_path(path.name.split(".", 1)[0])
     if kind is None:
         kind = kind_from_fields(fields)
-    chosen = pick_columns(fields, ZEEK_FIELDS, field_map)
+    chosen = cert_fields(pick_columns(fields, ZEEK_FIELDS, field_map), kind)
     return LogSource(
         path=str(path),
         format=FORMAT,
