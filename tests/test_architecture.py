@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "limits": 0,
     "kinds": 0,
     "terminal": 0,
+    "compressed": 0,  # decompressing readers' input (stdlib and zstandard only)
     # 1: the case store and what has no stage (test-file builders, Spark session)
     "case": 1,
     "migrations": 1,

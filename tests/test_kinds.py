@@ -55,8 +55,15 @@ def _emitted() -> dict[str, list[str]]:
             elif isinstance(node, ast.Call):
                 name = getattr(node.func, "id", getattr(node.func, "attr", ""))
                 if name in KIND_CALLS:
-                    if node.args:
-                        literals.append(node.args[0])
+                    first = node.args[0] if node.args else None
+                    # ``add`` is also a set's method (``out.add("::")``): only a dotted code counts.
+                    plain = name != "add" or (
+                        isinstance(first, ast.Constant)
+                        and isinstance(first.value, str)
+                        and "." in first.value
+                    )
+                    if first is not None and plain:
+                        literals.append(first)
                     literals += [kw.value for kw in node.keywords if kw.arg == "kind"]
             for lit in literals:
                 if isinstance(lit, ast.Constant) and isinstance(lit.value, str):
