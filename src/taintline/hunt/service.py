@@ -8,7 +8,7 @@ not to) record them in the case under a run of its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from taintline.case import Case
@@ -16,7 +16,7 @@ from taintline.errors import Problem
 from taintline.hunt.certs import attach_hosts
 from taintline.hunt.engines import Progress, get_engine
 from taintline.hunt.indicators import IndicatorSet, load_indicators
-from taintline.hunt.model import FileStats, HuntOptions, LogSource, Sighting
+from taintline.hunt.model import FileStats, HitGroup, HuntOptions, LogKind, LogSource, Sighting
 from taintline.hunt.readers import discover
 from taintline.hunt.sightings import fold
 from taintline.hunt.store import Saved, save
@@ -76,6 +76,29 @@ def uses_cluster(inputs: Iterable[str | Path], options: HuntOptions) -> bool:
     return needs_cluster(str(p) for p in inputs)
 
 
+def _cluster_cert_hosts(
+    groups: Sequence[HitGroup], sources: Sequence[LogSource], options: HuntOptions
+) -> list[HitGroup]:
+    """The certificate linkage of :mod:`taintline.hunt.certs` for the cluster path. It reads
+    the SSL, files and conn logs on this machine, so it works for ``file:`` inputs (the
+    driver sees them); a certificate whose logs only the cluster can read gets no host."""
+    groups = [replace(g, path=_local(g.path)) for g in groups]
+    try:
+        return attach_hosts(groups, [replace(s, path=_local(s.path)) for s in sources], options)
+    except OSError:
+        x509 = [s for s in sources if s.kind is LogKind.X509]
+        return attach_hosts(groups, [replace(s, path=_local(s.path)) for s in x509], options)
+
+
+def _local(path: str) -> str:
+    """A ``file:`` URI as the local path it names; anything else as it is."""
+    if path.startswith("file:"):
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(path).path)
+    return path
+
+
 def run_hunt_cluster(
     case: Case,
     inputs: Sequence[str],
@@ -99,7 +122,8 @@ def run_hunt_cluster(
     result = HuntResult(
         problems=run.problems, indicators=indicators.count(), files=run.result.stats
     )
-    result.sightings = fold(run.result.groups, indicators, options.max_lines)
+    groups = _cluster_cert_hosts(run.result.groups, run.sources, options)
+    result.sightings = fold(groups, indicators, options.max_lines)
     if record:
         result.saved = save(case, result.sightings, result.files, run_id)
     return result

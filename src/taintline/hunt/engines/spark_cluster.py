@@ -88,6 +88,8 @@ class ClusterRun:
     problems: list[Problem] = field(default_factory=list)
     #: Every file the cluster listed, as it names them.
     files: list[str] = field(default_factory=list)
+    #: The text logs as the readers described them (their layouts).
+    sources: list[LogSource] = field(default_factory=list)
 
 
 def _list(spark: SparkSession, uris: Sequence[str]) -> tuple[list[tuple[str, int]], list[Problem]]:
@@ -252,6 +254,7 @@ class ClusterHunt:
                 out.problems.append(found)
             else:
                 sources[path] = found
+                out.sources.append(found)
         skip = F.col("value").contains(_REPLACEMENT) | (
             F.octet_length("value") > int(options.max_line_bytes)
         )
