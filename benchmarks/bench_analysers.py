@@ -20,7 +20,7 @@ from pathlib import Path
 
 from taintline.scan.analysers import ANALYSERS
 from taintline.scan.interface import AnalysisContext, FileItem
-from taintline.testing import elf, image, macho
+from taintline.testing import image, macho
 from taintline.testing.pe import (
     DEFAULT_VERSION_INFO,
     PESpec,
@@ -28,6 +28,10 @@ from taintline.testing.pe import (
     build_pe,
 )
 from taintline.testing.signing import make_identity, osslsigncode_path, sign_pe
+
+# The builders the demo does not need live with the tests (tests/builders).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.builders import elf
 
 
 def corpus(copies: int) -> dict[str, list[bytes]]:

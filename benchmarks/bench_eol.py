@@ -19,6 +19,7 @@ import argparse
 import os
 import re
 import shutil
+import sys
 import threading
 import time
 from datetime import date
@@ -32,7 +33,10 @@ from taintline.eol import findings as eol_findings
 from taintline.eol.match import Catalogue, connect, match
 from taintline.eol.versions import CycleIndex
 from taintline.intel.store import eol_products, eol_records, ingest
-from taintline.testing.endoflife import Cycle, Product, product_markdown
+
+# The builders the demo does not need live with the tests (tests/builders).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.builders.endoflife import Cycle, Product, product_markdown
 
 OUT = Path("/tmp/taintline-bench-eol")
 AS_OF = date(2026, 11, 1)

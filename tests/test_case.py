@@ -113,3 +113,26 @@ def test_case_file_is_plain_duckdb(tmp_path: Path) -> None:
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("select count(*) from findings").fetchone() == (1,)
     con.close()
+
+
+def test_injected_clock_stamps_runs_indicators_and_hunt_records(tmp_path: Path) -> None:
+    """Every "recorded at" comes from the case's clock, so a test can pin it."""
+    from taintline.hunt.service import run_hunt
+
+    fixed = datetime(2023, 3, 29, 12, 0, tzinfo=UTC)
+    log = tmp_path / "dns.jsonl"
+    log.write_text(
+        '{"ts": "2023-03-22T10:00:00Z", "src": "10.0.0.5", "query": "msstorageazure.com"}\n'
+    )
+    with Case(tmp_path / "c.duckdb", clock=lambda: fixed) as case:
+        assert case.now() == fixed
+        result = run_hunt(case, [log])
+        assert result.sightings, "the pack's C2 domain is in the log"
+        started, finished = case.con.execute(
+            "SELECT started, finished FROM runs WHERE run_id = ?", [result.run_id]
+        ).fetchone()
+        assert started == finished == fixed.replace(tzinfo=None)
+        added = {
+            r[0] for r in case.con.execute("SELECT DISTINCT added_at FROM indicators").fetchall()
+        }
+        assert added == {fixed.replace(tzinfo=None)}

@@ -14,7 +14,7 @@ from tests.hunt.conftest import INDICATORS, make_logs
 
 from taintline.case import NATURAL_KEYS, Case, load_migrations
 from taintline.cli.main import main
-from taintline.graph import demo
+from taintline.demo import graph as demo
 from taintline.graph.ingest import add_files
 from taintline.hunt.service import run_hunt
 from taintline.intel.store import ingest, store_context

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -162,8 +162,16 @@ class IndicatorSummary:
 class Case:
     """An open case file. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: Path | str = DEFAULT_CASE_PATH, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str = DEFAULT_CASE_PATH,
+        *,
+        read_only: bool = False,
+        clock: Callable[[], datetime] = now_utc,
+    ) -> None:
         self.path = Path(path)
+        #: Where every "recorded at" / "now" of this case comes from; tests inject a fixed one.
+        self.clock = clock
         self._depth = 0
         try:
             if read_only and not self.path.exists():
@@ -174,6 +182,15 @@ class Case:
         self.con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             self.migrate()
+
+    # -- time ------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        """The case's clock, as an aware UTC time."""
+        return utc(self.clock())
+
+    def now_naive(self) -> datetime:
+        """The case's clock as DuckDB stores it (naive UTC)."""
+        return utc(self.clock()).replace(tzinfo=None)
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -234,7 +251,7 @@ class Case:
                         ) from exc
                     con.execute(
                         "INSERT OR REPLACE INTO schema_versions VALUES (?, ?, ?)",
-                        [component, migration.version, _naive(now_utc())],
+                        [component, migration.version, self.now_naive()],
                     )
                     applied.append(f"{component}/{migration.name}")
         return applied
@@ -307,14 +324,14 @@ class Case:
         run_id = uuid.uuid4().hex[:16]
         self.con.execute(
             "INSERT INTO runs (run_id, command, started, status) VALUES (?, ?, ?, 'running')",
-            [run_id, command, _naive(now_utc())],
+            [run_id, command, self.now_naive()],
         )
         return run_id
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any] | None = None) -> None:
         self.con.execute(
             "UPDATE runs SET finished = ?, status = ?, summary = ? WHERE run_id = ?",
-            [_naive(now_utc()), status, _json(summary or {}), run_id],
+            [self.now_naive(), status, _json(summary or {}), run_id],
         )
 
     # -- indicators ------------------------------------------------------------------------
@@ -325,7 +342,7 @@ class Case:
         kept once; the same ``(type, value)`` from two sources is one indicator with two sources.
         """
         added = 0
-        added_at = _naive(now_utc())
+        added_at = self.now_naive()
         with self.transaction():
             batch: list[Indicator] = []
             for indicator in indicators:
@@ -343,7 +360,7 @@ class Case:
         ``table`` needs the columns of ``indicator_sources`` except ``added_at`` (missing
         optional columns are filled with NULL). Runs in the caller's transaction if one is open.
         """
-        return self._insert_indicator_arrow(table, _naive(now_utc()))
+        return self._insert_indicator_arrow(table, self.now_naive())
 
     def _insert_indicator_batch(self, batch: Sequence[Indicator], added_at: datetime | None) -> int:
         table = pa.table(
@@ -382,7 +399,7 @@ class Case:
         if not tables:
             return 0
         batches = [self._indicator_columns(t) for t in tables]
-        return self._insert_indicator_arrow(pa.concat_tables(batches), _naive(now_utc()))
+        return self._insert_indicator_arrow(pa.concat_tables(batches), self.now_naive())
 
     def _indicator_columns(self, table: pa.Table) -> pa.Table:
         columns = {}
@@ -511,7 +528,7 @@ class Case:
         items = list(findings)
         if not items:
             return 0
-        recorded = _naive(now_utc())
+        recorded = self.now_naive()
         unique: dict[str, Finding] = {}
         for f in items:
             unique[f.fingerprint] = f
@@ -601,7 +618,7 @@ class Case:
         items = {(n.kind, n.key): n for n in nodes}
         if not items:
             return 0
-        recorded = _naive(now_utc())
+        recorded = self.now_naive()
         new_rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
             {
                 "kind": pa.array([str(k) for k, _ in items], pa.string()),
@@ -627,7 +644,7 @@ class Case:
         items = list(edges)
         if not items:
             return 0
-        recorded = _naive(now_utc())
+        recorded = self.now_naive()
         new_rows = pa.table(
             {
                 "kind": pa.array([str(e.kind) for e in items], pa.string()),

@@ -6,12 +6,12 @@ from functools import cache
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.builders import elf as elf_builder
 
 from taintline.model import Finding
 from taintline.scan.analysers import ANALYSERS
 from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
 from taintline.testing import archives
-from taintline.testing import elf as elf_builder
 from taintline.testing import image as image_builder
 from taintline.testing import macho as macho_builder
 from taintline.testing.pe import DEFAULT_VERSION_INFO, PESpec, build_pe

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from tests.builders.elf import ET_DYN, elf64
 
 from taintline.model import Severity
 from taintline.scan import elf, macho, trust
 from taintline.scan.interface import AnalysisContext, FileItem
-from taintline.testing.elf import ET_DYN, elf64
 from taintline.testing.macho import (
     CPU_ARM64,
     CPU_X86_64,

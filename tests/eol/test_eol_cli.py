@@ -8,9 +8,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from tests.builders.endoflife import Cycle, Product, inventory_csv, product_markdown
 
 from taintline.cli.main import main
-from taintline.testing.endoflife import Cycle, Product, inventory_csv, product_markdown
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "data" / "sarif-2.1.0-rtm.5.json").read_text())
 

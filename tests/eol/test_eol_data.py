@@ -6,16 +6,16 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
-from taintline.case import Case
-from taintline.intel.store import eol_products, eol_records, ingest, ingest_pack
-from taintline.testing.endoflife import (
+from tests.builders.endoflife import (
     Cycle,
     Product,
     classic_json,
     product_markdown,
     v1_json,
 )
+
+from taintline.case import Case
+from taintline.intel.store import eol_products, eol_records, ingest, ingest_pack
 
 STRUTS = Product(
     name="apache-struts",

@@ -7,16 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
-from taintline.case import Case
-from taintline.eol.findings import ago
-from taintline.eol.match import OBSERVATION_SCHEMA, Catalogue, match
-from taintline.eol.service import EolOptions, run_eol
-from taintline.eol.versions import COARSE, NEWER, NO_CYCLE, NO_VERSION, CycleIndex
-from taintline.graph.service import upstream
-from taintline.graph.store import Seed
-from taintline.model import NodeKind, NodeRef, Severity
-from taintline.testing.endoflife import (
+from tests.builders.endoflife import (
     Cycle,
     Product,
     cyclonedx_sbom,
@@ -26,6 +17,15 @@ from taintline.testing.endoflife import (
     spdx_json,
     v1_json,
 )
+
+from taintline.case import Case
+from taintline.eol.findings import ago
+from taintline.eol.match import OBSERVATION_SCHEMA, Catalogue, match
+from taintline.eol.service import EolOptions, run_eol
+from taintline.eol.versions import COARSE, NEWER, NO_CYCLE, NO_VERSION, CycleIndex
+from taintline.graph.service import upstream
+from taintline.graph.store import Seed
+from taintline.model import NodeKind, NodeRef, Severity
 
 AS_OF = date(2026, 11, 1)
 
@@ -327,7 +327,7 @@ def test_inventories_and_sboms_end_to_end(case: Case, tmp_path: Path, eol_data: 
 
 
 def test_eol_nodes_are_root_cause_candidates_first(case: Case, tmp_path: Path) -> None:
-    from taintline.graph.demo import write_story
+    from taintline.demo.graph import write_story
     from taintline.graph.ingest import add_files
 
     files = write_story(tmp_path / "story")

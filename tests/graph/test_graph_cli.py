@@ -9,8 +9,8 @@ import stix2
 
 from taintline.case import Case
 from taintline.cli.main import main
-from taintline.democontext import DemoContext
-from taintline.graph import demo
+from taintline.demo import graph as demo
+from taintline.demo.context import DemoContext
 from taintline.graph.downstream import downstream
 from taintline.graph.ingest import add_files
 from taintline.graph.service import run_cascade, upstream

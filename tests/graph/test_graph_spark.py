@@ -45,7 +45,7 @@ def test_spark_equals_numpy_on_the_scenario_and_random_graphs(spark):
 
 def test_cli_engine_spark(spark, tmp_path: Path, capsys):
     from taintline.cli.main import main
-    from taintline.graph import demo
+    from taintline.demo import graph as demo
 
     files = demo.write_story(tmp_path / "in")
     case = str(tmp_path / "case.duckdb")

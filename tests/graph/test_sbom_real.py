@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.builders import sboms
 
 from taintline.case import Case
 from taintline.cli.main import main
 from taintline.graph import ingest
 from taintline.graph.ingest import read_file
 from taintline.graph.interface import GraphFacts, ReadContext
-from taintline.testing import sboms
 
 CTX = ReadContext(recorded_at=datetime(2024, 1, 1, tzinfo=UTC))
 DLL = f"artifact:{sboms.DLL_SHA256}"

@@ -259,7 +259,7 @@ def _runs(case: Path) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("kind", ["master", "remote"])
 def test_cascade_from_parquet_on_the_cluster_equals_numpy(kind: str, tmp_path: Path) -> None:
     from taintline.cli.main import main
-    from taintline.graph import demo
+    from taintline.demo import graph as demo
     from taintline.graph.service import run_cascade
     from taintline.graph.store import parse_seed
 

@@ -9,8 +9,8 @@ import stix2
 
 from taintline.case import Case
 from taintline.cli.main import main
-from taintline.democontext import DemoContext
-from taintline.intel import demo
+from taintline.demo import intel as demo
+from taintline.demo.context import DemoContext
 from taintline.intel.export import build_stix_bundle, stix_pattern
 from taintline.model import IndicatorType
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import struct
 from datetime import UTC, datetime
 
+from tests.builders import elf
 from tests.release.conftest import Releases
 
 from taintline.scan.interface import AnalysisContext, FileItem
 from taintline.scan.reproducible import ReleaseFacts, analyse, normalise
-from taintline.testing import elf, macho, pe
+from taintline.testing import macho, pe
 from taintline.testing.signing import sign_pe
 
 

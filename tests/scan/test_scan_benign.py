@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from tests.builders.elf import ET_DYN, elf64
 
 from taintline.case import Case
 from taintline.limits import ScanLimits
@@ -24,7 +25,6 @@ from taintline.testing.archives import (
     tar_bytes,
     zip_bytes,
 )
-from taintline.testing.elf import ET_DYN, elf64
 from taintline.testing.pe import DEFAULT_VERSION_INFO, PESpec, build_pe
 from taintline.testing.signing import (
     SPC_CAB_DATA,

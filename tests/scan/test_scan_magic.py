@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from tests.builders import elf
 
 from taintline.limits import ScanLimits
 from taintline.scan import magic
@@ -16,7 +17,7 @@ from taintline.scan.interface import AnalysisContext, FileItem
 from taintline.scan.magic import FileType
 from taintline.scan.walk import FileTask
 from taintline.scan.worker import Worker, WorkerConfig
-from taintline.testing import archives, elf, image, macho, pe
+from taintline.testing import archives, image, macho, pe
 
 
 def _java_class() -> bytes:

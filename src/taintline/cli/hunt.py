@@ -25,7 +25,6 @@ from taintline.cli.common import (
 from taintline.cli.sparkopts import SparkConf, SparkMaster, SparkRemote, spark_settings
 from taintline.errors import UsageError
 from taintline.hunt.engines import ENGINE_NAMES
-from taintline.hunt.indicators import load_indicators
 from taintline.hunt.model import (
     Field,
     FileStats,
@@ -34,12 +33,9 @@ from taintline.hunt.model import (
     Sighting,
     parse_field_name,
 )
-from taintline.hunt.readers import discover
 from taintline.hunt.render import render_timeline
-from taintline.hunt.service import HuntResult, hunt_sources, run_hunt, uses_cluster
+from taintline.hunt.service import run_hunt, uses_cluster
 from taintline.hunt.sightings import findings as to_findings
-from taintline.hunt.store import save
-from taintline.intel.store import ensure_intel
 from taintline.limits import HuntLimits
 from taintline.model import parse_time
 from taintline.report import OutputFormat, RenderContext, render_findings
@@ -132,87 +128,45 @@ def hunt_cmd(
         spark=spark_settings(spark_master, spark_remote, spark_conf) if engine == "spark" else None,
     )
     err = stderr_console()
-    if uses_cluster(logs, options):
-        return _cluster(logs, options, fmt, fail_on, output, no_record, case)
-    found = discover([Path(p) for p in logs], options.field_map)
-    for problem in found.problems:
-        err.print(labelled("skipped", "yellow", problem.one_line()), soft_wrap=True)
-    if not found.sources:
-        raise UsageError("no readable log file among the inputs")
-    with Case(case) as c:
-        if ensure_intel(c):  # a case without intel hunts with the built-in campaign pack
-            err.print("the case had no intel: loaded the built-in 3CX / X_TRADER pack")
-        indicators = load_indicators(c)
-        if indicators.empty:
-            err.print("the case has no network or hash indicators: run `taintline intel` first")
-        run_id = None if no_record else c.start_run("hunt")
-        show = progress_enabled(err)
-        with Progress(
+    cluster = uses_cluster(logs, options)
+    show = progress_enabled(err)
+    with (
+        Case(case) as c,
+        Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             console=err,
-            disable=not show,
+            disable=not show or cluster,
             transient=True,
-        ) as bar:
-            task = bar.add_task("hunting", total=len(found.sources))
+        ) as bar,
+    ):
+        task = bar.add_task("hunting", total=None)
 
-            def step(src: LogSource, stats: FileStats) -> None:
-                bar.update(task, advance=1, description=printable(Path(src.path).name))
+        def sources_found(sources: list[LogSource]) -> None:
+            bar.update(task, total=len(sources))
 
-            sightings, files = hunt_sources(found.sources, indicators, options, step)
-        result = HuntResult(
-            sightings=sightings, files=files, problems=found.problems, indicators=indicators.count()
-        )
-        if run_id is not None:
-            result.saved = save(c, sightings, files, run_id)
-            err.print(printable(f"recorded in {case}: {result.saved.summary()}"), soft_wrap=True)
-            c.finish_run(
-                run_id,
-                "done",
-                {"files": len(files), "lines": result.lines, "sightings": len(sightings)},
-            )
-    return _finish(sightings, files, logs, fmt, fail_on, output)
+        def step(src: LogSource, stats: FileStats) -> None:
+            bar.update(task, advance=1, description=printable(Path(src.path).name))
 
-
-def _cluster(
-    logs: list[str],
-    options: HuntOptions,
-    fmt: OutputFormat,
-    fail_on: FailOn,
-    output: Path | None,
-    no_record: bool,
-    case: Path,
-) -> int:
-    """``--engine spark`` on a cluster: listing, reading and matching there."""
-    err = stderr_console()
-    spark = options.spark
-    with Case(case) as c:
-        if ensure_intel(c):
-            err.print("the case had no intel: loaded the built-in 3CX / X_TRADER pack")
-        run_id = None if no_record else c.start_run("hunt")
-        with err.status(f"hunting on Spark at {spark.url if spark else 'local'}") as status:
-
-            def step(src: LogSource, stats: FileStats) -> None:
-                status.update(f"read {src.path}")
-
+        if cluster:
+            spark = options.spark
+            with err.status(text(f"hunting on Spark at {spark.url if spark else 'local'}")):
+                result = run_hunt(c, logs, options, progress=step, record=not no_record)
+        else:
             result = run_hunt(
-                c, logs, options, progress=step, record=run_id is not None, run_id=run_id
-            )
-        if run_id is not None:
-            c.finish_run(
-                run_id,
-                "done",
-                {
-                    "files": len(result.files),
-                    "lines": result.lines,
-                    "sightings": len(result.sightings),
-                },
+                c, logs, options, progress=step, record=not no_record, on_sources=sources_found
             )
     for problem in result.problems:
-        err.print(f"skipped {problem.one_line()}", markup=False, highlight=False)
-    if not result.files:
+        err.print(labelled("skipped", "yellow", problem.one_line()), soft_wrap=True)
+    if result.no_input:
         raise UsageError("no readable log file among the inputs")
+    if result.intel_loaded:  # a case without intel hunts with the built-in campaign pack
+        err.print("the case had no intel: loaded the built-in 3CX / X_TRADER pack")
+    if result.nothing_to_match:
+        err.print("the case has no network or hash indicators: run `taintline intel` first")
+    if result.run_id is not None:
+        err.print(printable(f"recorded in {case}: {result.saved.summary()}"), soft_wrap=True)
     return _finish(result.sightings, result.files, logs, fmt, fail_on, output)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -77,7 +77,7 @@ def _has_eol_data(case: Case) -> bool:
 
 def run_eol(case: Case, options: EolOptions | None = None) -> EolOutcome:
     options = options or EolOptions()
-    as_of = options.as_of or datetime.now(UTC).date()
+    as_of = options.as_of or case.now().date()
     problems: list[Problem] = []
     data = IngestReport()
     if options.data:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from taintline.case import Case
@@ -126,7 +125,7 @@ def write_facts(case: Case, facts: GraphFacts, source: str) -> tuple[int, int]:
 def add_files(
     case: Case, paths: Iterable[Path], *, host: str | None = None, fmt: str | None = None
 ) -> list[FileResult]:
-    ctx = ReadContext(recorded_at=datetime.now(UTC), host=host)
+    ctx = ReadContext(recorded_at=case.now(), host=host)
     results: list[FileResult] = []
     for path in paths:
         name, facts = read_file(path, ctx, fmt)
@@ -148,7 +147,7 @@ def facts_from_findings(case: Case) -> GraphFacts:
       (open start: we only know it was there when scanned);
     - a hunt finding with a host, a time and indicators: ``indicator -observed_on-> host``.
     """
-    now = datetime.now(UTC)
+    now = case.now()
     facts = GraphFacts()
     for f in case.findings():
         sha = f.evidence.get("sha256") if isinstance(f.evidence, dict) else None

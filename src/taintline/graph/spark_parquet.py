@@ -17,20 +17,15 @@ agree node for node (tested).
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from taintline.case import Case
 from taintline.errors import InputError
 from taintline.graph.cascade import ALWAYS, NEVER
-from taintline.graph.rules import DEFAULT_RULES, Behaviour, Direction, Rule, rules_as_rows
-from taintline.graph.store import Seed, to_us
-from taintline.model import utc
+from taintline.graph.rules import DEFAULT_RULES, Behaviour, Direction, Rule
+from taintline.graph.store import Seed, store_reached, to_us
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -322,7 +317,6 @@ def _store(
 ) -> str:
     import pyarrow as pa
 
-    run_id = uuid.uuid4().hex[:16]
     # Spark's timestamps come back zoned (UTC): the case stores naive UTC.
     cols = {}
     for name in table.column_names:
@@ -330,39 +324,8 @@ def _store(
         if pa.types.is_timestamp(col.type):
             col = col.cast(pa.timestamp("us"))
         cols[name] = col
-    rows = pa.table(cols)
-    with case.transaction() as con:
-        con.execute(
-            "INSERT INTO cascade_runs VALUES (?, ?, ?, ?::JSON, ?::JSON, ?, ?::JSON)",
-            [
-                run_id,
-                datetime.now(UTC).replace(tzinfo=None),
-                "spark-parquet",
-                orjson.dumps(
-                    [
-                        {
-                            "node": str(s.ref),
-                            "time": s.time and utc(s.time).isoformat(),
-                            "why": s.why,
-                        }
-                        for s in seeds
-                    ]
-                ).decode(),
-                orjson.dumps(rules_as_rows(tuple(rules))).decode(),
-                int(rows.num_rows),
-                orjson.dumps(
-                    {
-                        "edges_uri": edges_uri,
-                        "missing_seeds": [f"seed {m} is not in the graph" for m in missing],
-                    }
-                ).decode(),
-            ],
-        )
-        con.execute(
-            "INSERT INTO cascade_reached SELECT ?, kind, key, time, confidence, hops, is_root,"
-            " parent_kind, parent_key, rule, edge_kind, edge_src_kind, edge_src_key,"
-            " edge_dst_kind, edge_dst_key, edge_valid_from, edge_valid_until,"
-            " edge_recorded_at, edge_source FROM rows",
-            [run_id],
-        )
-    return run_id
+    summary = {
+        "edges_uri": edges_uri,
+        "missing_seeds": [f"seed {m} is not in the graph" for m in missing],
+    }
+    return store_reached(case, pa.table(cols), seeds, rules, "spark-parquet", summary)

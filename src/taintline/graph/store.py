@@ -29,7 +29,7 @@ from taintline.graph.cascade import (
     EdgeArrays,
     Propagation,
 )
-from taintline.graph.rules import rules_as_rows
+from taintline.graph.rules import Rule, rules_as_rows
 from taintline.model import NodeKind, NodeRef, Severity, iso, parse_time, utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -311,37 +311,48 @@ def save_run(
     engine: str,
     summary: dict[str, Any] | None = None,
 ) -> str:
+    return store_reached(case, reached_table(graph, result), seeds, result.rules, engine, summary)
+
+
+def store_reached(
+    case: Case,
+    rows: pa.Table,
+    seeds: Iterable[Seed],
+    rules: Sequence[Rule],
+    engine: str,
+    summary: dict[str, Any] | None = None,
+) -> str:
+    """Record one cascade run and its reached nodes (``rows`` in :func:`reached_table`'s
+    columns, naive UTC times) in one transaction; every engine stores through here."""
     run_id = uuid.uuid4().hex[:16]
-    rows = reached_table(graph, result)  # noqa: F841  (read by DuckDB's replacement scan)
+    seed_rows = [
+        {"node": str(s.ref), "time": s.time and utc(s.time).isoformat(), "why": s.why}
+        for s in seeds
+    ]
     with case.transaction() as con:
         con.execute(
             "INSERT INTO cascade_runs VALUES (?, ?, ?, ?::JSON, ?::JSON, ?, ?::JSON)",
             [
                 run_id,
-                datetime.now(UTC).replace(tzinfo=None),
+                case.now_naive(),
                 engine,
-                orjson.dumps(
-                    [
-                        {
-                            "node": str(s.ref),
-                            "time": s.time and utc(s.time).isoformat(),
-                            "why": s.why,
-                        }
-                        for s in seeds
-                    ]
-                ).decode(),
-                orjson.dumps(rules_as_rows(result.rules)).decode(),
-                int(result.reached.shape[0]),
+                orjson.dumps(seed_rows).decode(),
+                orjson.dumps(rules_as_rows(tuple(rules))).decode(),
+                int(rows.num_rows),
                 orjson.dumps(summary or {}).decode(),
             ],
         )
-        con.execute(
-            "INSERT INTO cascade_reached SELECT ?, kind, key, time, confidence, hops, is_root,"
-            " parent_kind, parent_key, rule, edge_kind, edge_src_kind, edge_src_key,"
-            " edge_dst_kind, edge_dst_key, edge_valid_from, edge_valid_until,"
-            " edge_recorded_at, edge_source FROM rows",
-            [run_id],
-        )
+        con.register("reached_rows", rows)
+        try:
+            con.execute(
+                "INSERT INTO cascade_reached SELECT ?, kind, key, time, confidence, hops,"
+                " is_root, parent_kind, parent_key, rule, edge_kind, edge_src_kind,"
+                " edge_src_key, edge_dst_kind, edge_dst_key, edge_valid_from, edge_valid_until,"
+                " edge_recorded_at, edge_source FROM reached_rows",
+                [run_id],
+            )
+        finally:
+            con.unregister("reached_rows")
     return run_id
 
 

@@ -99,34 +99,27 @@ def _local(path: str) -> str:
     return path
 
 
-def run_hunt_cluster(
-    case: Case,
+def _hunt_cluster(
     inputs: Sequence[str],
+    indicators: IndicatorSet,
     options: HuntOptions,
-    *,
-    progress: Progress | None = None,
-    record: bool = True,
-    run_id: str | None = None,
-) -> HuntResult:
+    progress: Progress | None,
+    result: HuntResult,
+) -> None:
     """The hunt with listing, reading and matching on the Spark cluster of
-    ``options.spark``; only sightings and per-file counts come back to be recorded."""
+    ``options.spark``; only sightings and per-file counts come back."""
     from taintline.hunt.engines.spark_cluster import ClusterHunt
     from taintline.hunt.engines.spark_engine import HUNT_CONF
     from taintline.sparklocal import session_scope
 
-    indicators = load_indicators(case)
     with session_scope(
         "taintline-hunt", options.spark, HUNT_CONF, max(1, options.threads)
     ) as spark:
         run = ClusterHunt(spark).run(inputs, indicators, options, progress)
-    result = HuntResult(
-        problems=run.problems, indicators=indicators.count(), files=run.result.stats
-    )
+    result.problems.extend(run.problems)
+    result.files = run.result.stats
     groups = _cluster_cert_hosts(run.result.groups, run.sources, options)
     result.sightings = fold(groups, indicators, options.max_lines)
-    if record:
-        result.saved = save(case, result.sightings, result.files, run_id)
-    return result
 
 
 def run_hunt(
@@ -141,25 +134,31 @@ def run_hunt(
     bootstrap_intel: bool = True,
     on_sources: Callable[[list[LogSource]], None] | None = None,
 ) -> HuntResult:
-    """Hunt ``paths`` for the case's indicators.
+    """Hunt ``paths`` for the case's indicators: the one pipeline behind ``taintline hunt``,
+    the demo and the tests.
 
-    With ``record``, results are saved under ``run_id``, or under a new run named ``command``
-    that is finished here (``done``, or ``failed`` if the hunt raised). ``on_sources`` is told
-    the readable inputs before hunting starts (a progress bar's total).
+    Local inputs are discovered here and matched by ``options.engine``; URIs, globs, Parquet
+    tables or a non-local Spark session send listing, reading and matching to the cluster
+    (:func:`uses_cluster`). A case without intel first gets the built-in campaign pack
+    (``bootstrap_intel``). With ``record``, results are saved under ``run_id``, or under a new
+    run named ``command`` that is finished here (``done``, or ``failed`` if the hunt raised).
+    ``on_sources`` is told the readable local inputs before hunting starts (a progress bar's
+    total).
     """
     opts = options or HuntOptions()
     paths = list(paths)
-    if uses_cluster(paths, opts):
-        return run_hunt_cluster(
-            case, [str(p) for p in paths], opts, progress=progress, record=record, run_id=run_id
-        )
-    found = discover([Path(p) for p in paths], opts.field_map)
-    result = HuntResult(problems=list(found.problems))
-    if not found.sources:
-        result.no_input = True
-        return result
-    if on_sources is not None:
-        on_sources(found.sources)
+    cluster = uses_cluster(paths, opts)
+    result = HuntResult()
+    sources: list[LogSource] = []
+    if not cluster:
+        found = discover([Path(p) for p in paths], opts.field_map)
+        result.problems.extend(found.problems)
+        if not found.sources:
+            result.no_input = True
+            return result
+        sources = found.sources
+        if on_sources is not None:
+            on_sources(sources)
     if bootstrap_intel:
         from taintline.intel.store import ensure_intel
 
@@ -172,7 +171,10 @@ def run_hunt(
         run_id = case.start_run(command)
     result.run_id = run_id
     try:
-        result.sightings, result.files = hunt_sources(found.sources, indicators, opts, progress)
+        if cluster:
+            _hunt_cluster([str(p) for p in paths], indicators, opts, progress, result)
+        else:
+            result.sightings, result.files = hunt_sources(sources, indicators, opts, progress)
         if record:
             result.saved = save(case, result.sightings, result.files, run_id)
     except BaseException:
@@ -182,4 +184,6 @@ def run_hunt(
     if own_run and run_id is not None:
         summary = {"files": len(result.files), "lines": result.lines}
         case.finish_run(run_id, "done", {**summary, "sightings": len(result.sightings)})
+    if cluster and not result.files:
+        result.no_input = True
     return result

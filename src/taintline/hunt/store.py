@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pyarrow as pa
 
@@ -39,7 +39,7 @@ def save(
 ) -> Saved:
     """Record everything in one transaction; facts the case already holds (same natural key,
     see ``NATURAL_KEYS``) are kept once."""
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = case.now_naive()
     rows = pa.table(
         {
             "run_id": pa.array([run_id] * len(sightings), pa.string()),

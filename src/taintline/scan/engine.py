@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
@@ -263,7 +263,7 @@ def _scan(
     pool: _WorkerPool | None,
     batches: list[list[FileTask]],
 ) -> ScanResult:
-    when = datetime.now(UTC).replace(microsecond=0)
+    when = case.now().replace(microsecond=0)
     host = options.host or socket.gethostname()
     problems: list[Problem] = []
     if options.ensure_intel and (problem := _ensure_intel(case)) is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -63,7 +62,7 @@ def add_file_facts(case: Case, run_id: str, host: str, records: Sequence[FileRec
             "facts": pa.array(cols["facts"], pa.string()),
         }
     )
-    recorded = datetime.now(UTC).replace(tzinfo=None)
+    recorded = case.now_naive()
     return case.insert_new(
         "file_facts",
         "SELECT ?::VARCHAR AS run_id, ?::VARCHAR AS host, top, path, sha256, sha1, md5, size,"

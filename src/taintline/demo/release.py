@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from taintline.democontext import DemoContext, StageResult
+from taintline.demo.context import DemoContext, StageResult
 from taintline.model import Severity
 
 BASE = "3CXDesktopApp-18.12.407"

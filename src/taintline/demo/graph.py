@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from taintline.democontext import DemoContext, StageResult
+from taintline.demo.context import DemoContext, StageResult
 from taintline.graph.cascade import NEVER
 from taintline.graph.downstream import downstream, write_notices
 from taintline.graph.ingest import add_files

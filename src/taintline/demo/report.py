@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taintline.democontext import DemoContext, StageResult
+from taintline.demo.context import DemoContext, StageResult
 from taintline.report import casedata, render_findings
 from taintline.report.context import RenderContext
 from taintline.report.html import render_report

@@ -14,7 +14,7 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from taintline.democontext import DemoContext, StageResult
+from taintline.demo.context import DemoContext, StageResult
 from taintline.model import Indicator, IndicatorType, Severity
 from taintline.scan.engine import ScanOptions, scan_paths
 from taintline.testing.archives import msi_like

@@ -1,7 +1,7 @@
 """``taintline demo``: a small, synthetic, harmless 3CX / X_TRADER case, end to end.
 
-Every generated file is made here from scratch (no malware, no network). Each stage is a
-function in its feature package; they run in the order of the story.
+Every generated file is made here from scratch (no malware, no network). Each stage is the
+``stage`` function of one module of this package; they run in the order of the story.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from rich.console import Console
 from rich.panel import Panel
 
 from taintline.case import Case
-from taintline.democontext import DemoContext, StageResult
-from taintline.eol import demo as eol_demo
-from taintline.graph import demo as graph_demo
-from taintline.hunt import demo as hunt_demo
-from taintline.intel import demo as intel_demo
-from taintline.release import demo as release_demo
-from taintline.report import demo as report_demo
-from taintline.scan import demo as scan_demo
+from taintline.demo import eol as eol_demo
+from taintline.demo import graph as graph_demo
+from taintline.demo import hunt as hunt_demo
+from taintline.demo import intel as intel_demo
+from taintline.demo import release as release_demo
+from taintline.demo import report as report_demo
+from taintline.demo import scan as scan_demo
+from taintline.demo.context import DemoContext, StageResult
 
 Stage = Callable[[DemoContext], StageResult]
 

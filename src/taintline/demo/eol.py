@@ -4,9 +4,9 @@ installer's graph node gets its end date before the cascade stage asks for root 
 
 from __future__ import annotations
 
-from taintline.democontext import DemoContext, StageResult
+from taintline.demo.context import DemoContext, StageResult
+from taintline.demo.graph import short, write_story
 from taintline.eol.service import EolOptions, run_eol
-from taintline.graph.demo import short, write_story
 from taintline.model import NodeRef
 
 

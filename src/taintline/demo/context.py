@@ -1,4 +1,4 @@
-"""What a demo stage gets and gives back. Each feature package has a ``demo`` module with a
+"""What a demo stage gets and gives back. Each module of ``taintline.demo`` has a
 ``stage(ctx) -> StageResult`` function; ``taintline.demo`` runs them in story order."""
 
 from __future__ import annotations

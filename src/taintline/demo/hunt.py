@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 
-from taintline.democontext import DemoContext, StageResult
+from taintline.demo.context import DemoContext, StageResult
 from taintline.hunt.model import HuntOptions
 from taintline.hunt.render import render_timeline
 from taintline.hunt.service import run_hunt

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taintline.democontext import DemoContext, StageResult
+from taintline.demo.context import DemoContext, StageResult
 from taintline.intel.store import DEFAULT_PACK, eol_map, ingest_pack, load_yara_sources
 
 
