@@ -201,7 +201,7 @@ def main() -> None:
     for p in catalogue_products:
         (OUT / "products" / f"{p.name}.md").write_text(product_markdown(p))
     load = Path("/proc/loadavg").read_text().split()[0]
-    print(f"(2-core machine shared with other helpers' test runs; load average {load})")
+    print(f"(load average {load} when the run started; {os.cpu_count()} cores)")
     t0, c0 = time.perf_counter(), time.process_time()
     with Case(":memory:") as case:  # no fsync per file: the readers are measured
         report = ingest(case, [OUT / "products"])

@@ -20,6 +20,7 @@ Target (issue 12): every format under 30 s for 100,000 findings.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -132,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     WORKDIR.mkdir(parents=True, exist_ok=True)
     big, little = findings(n), findings(small)
     base = _baseline(big, WORKDIR / "baseline.jsonl")
-    print(f"findings: {n:,} (ratio run: {small:,}); machine shared with other work")
+    print(f"findings: {n:,} (ratio run: {small:,}); load average {os.getloadavg()[0]:.2f}")
     print(f"baseline orjson dicts: {base:7.2f} s")
     print(
         f"{'format':7} {'time':>9} {'x baseline':>11} {'time N/10':>10} {'N vs N/10':>10} {'MB':>7}"

@@ -116,6 +116,25 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+#: The columns :func:`finding_from_row` reads, in its order.
+FINDING_COLUMNS = "kind, severity, subject, message, source, host, time, evidence, indicators"
+
+
+def finding_from_row(r: Sequence[Any]) -> Finding:
+    """A row of ``SELECT {FINDING_COLUMNS} FROM findings`` as a :class:`Finding`."""
+    return Finding(
+        kind=r[0],
+        severity=Severity(r[1]),
+        subject=r[2],
+        message=r[3],
+        source=FindingSource(r[4]),
+        host=r[5],
+        time=_aware(r[6]),
+        evidence=orjson.loads(r[7]) if r[7] else {},
+        indicators=tuple(r[8] or ()),
+    )
+
+
 def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
 
@@ -578,10 +597,7 @@ class Case:
         source: FindingSource | str | None = None,
         min_severity: Severity | None = None,
     ) -> list[Finding]:
-        sql = (
-            "SELECT kind, severity, subject, message, source, host, time, evidence, indicators"
-            " FROM findings"
-        )
+        sql = f"SELECT {FINDING_COLUMNS} FROM findings"  # noqa: S608  (a constant)
         where: list[str] = []
         params: list[Any] = []
         if kinds is not None:
@@ -598,17 +614,7 @@ class Case:
         sql += " ORDER BY kind, subject, host"
         out: list[Finding] = []
         for r in self.con.execute(sql, params).fetchall():
-            finding = Finding(
-                kind=r[0],
-                severity=Severity(r[1]),
-                subject=r[2],
-                message=r[3],
-                source=FindingSource(r[4]),
-                host=r[5],
-                time=_aware(r[6]),
-                evidence=orjson.loads(r[7]) if r[7] else {},
-                indicators=tuple(r[8] or ()),
-            )
+            finding = finding_from_row(r)
             if min_severity is None or finding.severity.at_least(min_severity):
                 out.append(finding)
         return out

@@ -24,7 +24,7 @@ import duckdb
 import orjson
 
 from taintline import __version__
-from taintline.case import Case
+from taintline.case import FINDING_COLUMNS, Case, finding_from_row
 from taintline.model import Finding, FindingSource, Severity, iso
 
 #: Most cascade nodes drawn in the picture; more are aggregated.
@@ -228,20 +228,6 @@ def _finding_filter(
     return (" WHERE " + " AND ".join(where)) if where else "", params
 
 
-def _row_finding(r: tuple[Any, ...]) -> Finding:
-    return Finding(
-        kind=r[0],
-        severity=Severity(r[1]),
-        subject=r[2],
-        message=r[3],
-        source=FindingSource(r[4]),
-        host=r[5],
-        time=_aware(r[6]),
-        evidence=orjson.loads(r[7]) if r[7] else {},
-        indicators=tuple(r[8] or ()),
-    )
-
-
 def _load_findings(
     con: duckdb.DuckDBPyConnection,
     data: ReportData,
@@ -250,12 +236,12 @@ def _load_findings(
 ) -> None:
     where, params = _finding_filter(kind_prefix, min_severity)
     rows = con.execute(
-        "SELECT kind, severity, subject, message, source, host, time, evidence, indicators"  # noqa: S608
-        f" FROM findings{where} ORDER BY {_SEV_RANK_SQL} DESC, kind, subject, host"
+        f"SELECT {FINDING_COLUMNS} FROM findings{where}"  # noqa: S608
+        f" ORDER BY {_SEV_RANK_SQL} DESC, kind, subject, host"
         f" LIMIT {MAX_FINDINGS}",
         params,
     ).fetchall()
-    data.findings = [_row_finding(r) for r in rows]
+    data.findings = [finding_from_row(r) for r in rows]
     data.severity_counts = [
         (str(r[0]), int(r[1]))
         for r in con.execute(
