@@ -73,20 +73,16 @@ class FilenameRules:
     def from_case(cls, case: Case, since: datetime | None = None) -> FilenameRules:
         """Every filename-regex indicator of the case; with ``since``, only the regexes a
         source stated at or after that time (each with all its sources, as a scan names it)."""
-        params: list[Any] = [str(IndicatorType.FILENAME_REGEX)]
-        recent = ""
-        if since is not None:
-            recent = (
-                " AND value IN (SELECT value FROM indicator_sources WHERE type = ?"
-                " AND added_at >= ?)"
-            )
-            params += [str(IndicatorType.FILENAME_REGEX), utc(since).replace(tzinfo=None)]
+        regex = str(IndicatorType.FILENAME_REGEX)
+        after = utc(since).replace(tzinfo=None) if since is not None else None
         rows = case.con.execute(
             "SELECT value, list(DISTINCT source ORDER BY source),"
             " any_value(description) FILTER (WHERE description IS NOT NULL),"
             " any_value(context) FILTER (WHERE context IS NOT NULL)"
-            f" FROM indicator_sources WHERE type = ?{recent} GROUP BY value ORDER BY value",
-            params,
+            " FROM indicator_sources WHERE type = ? AND (?::TIMESTAMP IS NULL OR value IN"
+            " (SELECT value FROM indicator_sources WHERE type = ? AND added_at >= ?))"
+            " GROUP BY value ORDER BY value",
+            [regex, after, regex, after],
         ).fetchall()
         rules: list[PathRule] = []
         for value, sources, description, context in rows:

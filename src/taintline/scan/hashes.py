@@ -75,6 +75,10 @@ class HashJob:
         self._futures = tuple(futures)
         self._done = done
 
+    def ready(self) -> Hashes | None:
+        """The hashes if already computed (small buffers are hashed at once), else ``None``."""
+        return self._done
+
     def result(self) -> Hashes:
         if self._done is None:
             md5, sha1, sha256 = (f.result() for f in self._futures)

@@ -131,3 +131,7 @@ class TaskResult:
     files: int
     #: (display path of the file on disk, first record index, end index) per task
     spans: list[tuple[str, int, int]] = field(default_factory=list)
+    #: files read whose content the case already knew (incremental scans): (display path,
+    #: SHA-256, whether the YARA results are known too; if not, ``findings`` holds the YARA
+    #: findings computed now); their records and other findings come from the case
+    reused: list[tuple[str, str, bool]] = field(default_factory=list)

@@ -33,7 +33,7 @@ from taintline.limits import ScanLimits
 from taintline.model import Finding
 from taintline.scan import rules as rules_mod
 from taintline.scan.containers import SEP, Budget, container_kind, expand
-from taintline.scan.hashes import hash_stream, start_hashes
+from taintline.scan.hashes import Hashes, HashJob, hash_bytes, hash_stream, start_hashes
 from taintline.scan.interface import (
     AnalysisContext,
     BundleMember,
@@ -42,7 +42,13 @@ from taintline.scan.interface import (
     TaskResult,
 )
 from taintline.scan.magic import filetype
+from taintline.scan.reuse import ReuseConfig, name_class, rebase, rebase_text, yara_place
 from taintline.scan.walk import FileTask
+
+#: Contents remembered per worker process so identical content met twice in one scan (the
+#: same DLL loose and inside an MSI, the same class in two jars) is analysed once; the memo is
+#: emptied when it holds this many.
+MEMO_MAX = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,8 @@ class WorkerConfig:
     rules: bytes | None
     limits: ScanLimits
     context: AnalysisContext
+    #: what the case already knows (incremental scans); ``None``: reuse nothing
+    reuse: ReuseConfig | None = None
 
 
 def _facts_default(value: Any) -> Any:
@@ -91,6 +99,15 @@ class Worker:
             if config.rules
             else None
         )
+        self.reuse = config.reuse
+        #: YARA findings by SHA-256 (only when the rules read no external variable, so the
+        #: result depends on the bytes alone) and analyser results by SHA-256, each with the
+        #: path they were computed for
+        self._yara_memo: dict[str, tuple[str, list[Finding]]] = {}
+        self._analysis_memo: dict[
+            str, tuple[str, dict[str, Any], dict[str, str], list[Finding]]
+        ] = {}
+        self._yara_by_bytes = config.reuse is not None and not config.reuse.externals
         #: one thread per hash (MD5, SHA-1, SHA-256), see :func:`start_hashes`; only when this
         #: process has a core to spare (with as many busy workers as cores, the threads only
         #: add switches and memory traffic: the buffer is then hashed in one cache-sized pass)
@@ -179,7 +196,68 @@ class Worker:
         out.bytes_read += len(data)
         budget = Budget(limits)
         name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
-        self.scan_item(data, task.display, name, task.top, 0, task.owner, budget, out)
+        hashes: Hashes | None = None
+        if self.reuse is not None and self.reuse.known_contents:
+            hashes = hash_bytes(data)
+            if self._known(task, data, hashes, name, budget, out):
+                return
+        self.scan_item(data, task.display, name, task.top, 0, task.owner, budget, out, hashes)
+
+    def _known(
+        self,
+        task: FileTask,
+        data: bytes,
+        hashes: Hashes,
+        name: str,
+        budget: Budget,
+        out: TaskResult,
+    ) -> bool:
+        """A file whose content the case already analysed (renamed, copied, or unchanged
+        under new rules): only YARA runs, and only if the case lacks its results under
+        these rules; the parent takes the rest from the case."""
+        reuse = self.reuse
+        if reuse is None or f"{hashes.sha256}|{name_class(name)}" not in reuse.known_contents:
+            return False
+        place = yara_place(reuse.externals, task.display, task.owner)
+        yara_known = self.rules is None or f"{hashes.sha256}|{place}" in reuse.known_yara
+        if not yara_known:
+            self.yara_only(data, task.display, name, 0, task.owner, budget, out)
+        out.reused.append((task.display, hashes.sha256, yara_known))
+        return True
+
+    def yara_only(
+        self,
+        data: bytes,
+        path: str,
+        name: str,
+        depth: int,
+        owner: str,
+        budget: Budget,
+        out: TaskResult,
+    ) -> None:
+        """YARA over ``data`` and its members (opened exactly as :meth:`scan_item` opens
+        them), nothing else: the hashes and analyses of these bytes are already known."""
+        if self.rules is not None:
+            ftype = filetype(data, name)
+            out.findings.extend(
+                self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
+            )
+        kind = container_kind(data)
+        if kind is None or depth >= self.limits.max_depth:
+            return
+        for produced in expand(data, kind, path, name, budget):
+            if isinstance(produced, Finding):
+                continue  # part of the known analysis
+            member_name = PurePosixPath(produced.name).name or produced.name
+            self.yara_only(
+                produced.data,
+                f"{path}{SEP}{produced.name}",
+                member_name,
+                depth + 1,
+                owner,
+                budget,
+                out,
+            )
 
     def _too_large(self, task: FileTask, size: int, fh: Any, out: TaskResult) -> None:
         """Bigger than ``--max-file-size``: reported; hashed in bounded chunks (so a known-bad
@@ -228,13 +306,25 @@ class Worker:
         owner: str,
         budget: Budget,
         out: TaskResult,
+        known: Hashes | None = None,
     ) -> None:
-        job = start_hashes(data, self._hash_threads)  # runs while YARA scans
+        job = (  # runs while YARA scans
+            HashJob(len(data), done=known)
+            if known is not None
+            else start_hashes(data, self._hash_threads)
+        )
         ftype = filetype(data, name)
         if self.rules is not None:
-            out.findings.extend(
-                self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
-            )
+            early = job.ready()
+            memo_key = early.sha256 if early is not None and self._yara_by_bytes else None
+            hit = self._yara_memo.get(memo_key) if memo_key else None
+            if hit is not None:
+                out.findings.extend(rebase(hit[1], hit[0], path))
+            else:
+                found = self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
+                out.findings.extend(found)
+                if memo_key:
+                    _memo(self._yara_memo, memo_key, (path, found))
         hashes = job.result()
         item = FileItem(
             path=path,
@@ -246,27 +336,15 @@ class Worker:
             sha1=hashes.sha1,
             md5=hashes.md5,
         )
-        facts: dict[str, Any] = {}
-        facts_json: dict[str, str] = {}
-        for analyser, analyser_name in zip(self.analysers, self.analyser_names, strict=True):
-            try:
-                if not analyser.applies(item):
-                    continue
-                result = analyser.analyse(item, self.context)
-                if result.facts is not None:
-                    facts_json[analyser_name] = facts_to_json(result.facts)
-                    facts[analyser_name] = result.facts
-                out.findings.extend(result.findings)
-            except Exception as exc:  # one bad parser never ends the scan
-                out.findings.append(
-                    error_finding(
-                        "error.analyser",
-                        path,
-                        f"analyser {analyser_name} failed: {type(exc).__name__}: {exc}",
-                        analyser=analyser_name,
-                        exception=type(exc).__name__,
-                    )
-                )
+        memo = self._analysis_memo.get(hashes.sha256)
+        if memo is not None:
+            old, facts, facts_json, found = memo
+            facts_json = {k: rebase_text(v, old, path) for k, v in facts_json.items()}
+            out.findings.extend(rebase(found, old, path))
+        else:
+            facts, facts_json, found = self._analyse(item)
+            out.findings.extend(found)
+            _memo(self._analysis_memo, hashes.sha256, (path, facts, facts_json, found))
         start = len(out.records)
         out.records.append(
             FileRecord(
@@ -311,6 +389,38 @@ class Worker:
             out.findings.extend(
                 run_bundle_analysers(self.bundle_analysers, path, members, self.context)
             )
+
+    def _analyse(self, item: FileItem) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
+        """Every analyser whose ``applies`` says yes, on one buffer."""
+        facts: dict[str, Any] = {}
+        facts_json: dict[str, str] = {}
+        found: list[Finding] = []
+        for analyser, analyser_name in zip(self.analysers, self.analyser_names, strict=True):
+            try:
+                if not analyser.applies(item):
+                    continue
+                result = analyser.analyse(item, self.context)
+                if result.facts is not None:
+                    facts_json[analyser_name] = facts_to_json(result.facts)
+                    facts[analyser_name] = result.facts
+                found.extend(result.findings)
+            except Exception as exc:  # one bad parser never ends the scan
+                found.append(
+                    error_finding(
+                        "error.analyser",
+                        item.path,
+                        f"analyser {analyser_name} failed: {type(exc).__name__}: {exc}",
+                        analyser=analyser_name,
+                        exception=type(exc).__name__,
+                    )
+                )
+        return facts, facts_json, found
+
+
+def _memo(memo: dict[str, Any], key: str, value: Any) -> None:
+    if len(memo) >= MEMO_MAX:
+        memo.clear()
+    memo[key] = value
 
 
 def run_bundle_analysers(
