@@ -47,9 +47,13 @@ from taintline.scan.reuse import (
     yara_place,
 )
 from taintline.scan.walk import FileTask
+from taintline.terminal import storable
 
 #: An identity whose ctime is this close to (or after) the scan's start is not trusted.
 RACY_NS = 50_000_000
+
+# Paths are keyed as :func:`~taintline.terminal.storable` text (a name that is not UTF-8 has
+# its bytes as ``\\xNN``): DuckDB and Arrow hold UTF-8 only.
 
 #: Cached results fetched per query.
 FETCH_CHUNK = 512
@@ -273,7 +277,7 @@ class ScanCache:
         else:
             self.pending.identities.append(
                 (
-                    task.path,
+                    storable(task.path),
                     task.display,
                     task.size,
                     task.mtime_ns,
@@ -307,7 +311,7 @@ class ScanCache:
 
     def forget(self, tasks: Sequence[FileTask]) -> None:
         """Tasks that were looked at but gave nothing to remember: their old identity goes."""
-        self.pending.identities.extend((t.path, None, 0, 0, 0, 0, 0, None) for t in tasks)
+        self.pending.identities.extend((storable(t.path), None, 0, 0, 0, 0, 0, None) for t in tasks)
 
     def flush(self, run_id: str | None) -> None:
         """Write what was queued (in the caller's transaction when one is open)."""
@@ -402,13 +406,13 @@ class ScanCache:
             )
 
     # -- what disappeared ------------------------------------------------------------------
-    def disappeared(self, roots: Sequence[str], seen: Sequence[str]) -> list[str]:
+    def disappeared(self, roots: Sequence[str], seen: Sequence[FileTask]) -> list[str]:
         """Display paths of files remembered under ``roots`` (real paths of the scanned
         inputs) that this scan did not see; they are forgotten. Call after a complete walk."""
         if not roots:
             return []
         frame = pa.table({"root": pa.array(list(roots), pa.string())})  # noqa: F841
-        walked = pa.table({"path": pa.array(list(seen), pa.string())})  # noqa: F841
+        walked = pa.table({"path": pa.array([storable(t.path) for t in seen], pa.string())})  # noqa: F841
         rows = self.case.con.execute(
             """
             SELECT i.path, i.display FROM scan_identities i
@@ -452,7 +456,7 @@ def _identity_table(tasks: Sequence[FileTask], **extra: pa.Array) -> pa.Table:
     return pa.table(
         {
             "idx": pa.array(range(len(tasks)), pa.int64()),
-            "path": pa.array([t.path for t in tasks], pa.string()),
+            "path": pa.array([storable(t.path) for t in tasks], pa.string()),
             "size": pa.array([t.size for t in tasks], pa.int64()),
             "mtime_ns": pa.array([t.mtime_ns for t in tasks], pa.int64()),
             "ctime_ns": pa.array([t.ctime_ns for t in tasks], pa.int64()),

@@ -327,9 +327,7 @@ def _scan(
                 records = [r for _, part in parts for r in part]
                 recorder.add([], run_bundle_analysers(BUNDLE_ANALYSERS, root, records, context))
         if cache is not None:
-            result.disappeared = tuple(
-                cache.disappeared(input_roots(paths, walk_findings), [t.path for t in tasks])
-            )
+            result.disappeared = tuple(cache.disappeared(input_roots(paths, walk_findings), tasks))
     except KeyboardInterrupt:
         status = "interrupted"
         result.interrupted = True

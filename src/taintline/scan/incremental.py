@@ -53,7 +53,7 @@ def input_roots(paths: Sequence[str | Path], walk_findings: Sequence[Finding]) -
         if storable(str(p)) in cut:
             continue
         with contextlib.suppress(OSError):
-            roots.append(os.path.realpath(p, strict=True))
+            roots.append(storable(os.path.realpath(p, strict=True)))
     return roots
 
 
