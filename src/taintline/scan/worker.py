@@ -32,6 +32,12 @@ from taintline.kinds import error_finding
 from taintline.limits import ScanLimits
 from taintline.model import Finding
 from taintline.scan import rules as rules_mod
+from taintline.scan.bigfile import (
+    coverage_finding,
+    header_facts,
+    merge_window_findings,
+    window_size,
+)
 from taintline.scan.containers import SEP, Budget, container_kind, expand
 from taintline.scan.hashes import Hashes, HashJob, hash_bytes, hash_stream, start_hashes
 from taintline.scan.interface import (
@@ -183,7 +189,7 @@ class Worker:
                     )
                     return
                 if st.st_size > limits.max_file_bytes:
-                    self._too_large(task, st.st_size, fh, out)
+                    self.big_file(task, st.st_size, fh, out)
                     return
                 data = fh.read(st.st_size)
             except OSError as exc:
@@ -259,38 +265,51 @@ class Worker:
                 out,
             )
 
-    def _too_large(self, task: FileTask, size: int, fh: Any, out: TaskResult) -> None:
-        """Bigger than ``--max-file-size``: reported; hashed in bounded chunks (so a known-bad
-        hash still matches) unless the file is sparse (mostly holes: hashing them costs time
-        and says nothing); never read whole, no YARA, no analysers."""
-        sparse = task.sparse
-        out.findings.append(
-            error_finding(
-                "error.too-large",
-                task.display,
-                f"file of {size} bytes is larger than --max-file-size ({self.limits.max_file_bytes});"
-                + (" sparse, not hashed" if sparse else " hashed only"),
-                size=size,
-                sparse=sparse,
-            )
-        )
-        if sparse:
-            out.records.append(
-                FileRecord(task.top, task.display, task.display, size, "", "", "", "", 0)
-            )
-            return
+    def big_file(self, task: FileTask, size: int, fh: Any, out: TaskResult) -> None:
+        """Bigger than ``--max-file-size``, never read whole: hashed by streaming, YARA on the
+        head and tail windows, headers checked, and one finding saying what was covered
+        (:mod:`taintline.scan.bigfile`)."""
+        max_bytes = self.limits.max_file_bytes
+        window = min(window_size(max_bytes), size // 2)
+        fd = fh.fileno()
+        head = os.pread(fd, window, 0) if window else b""
+        tail_offset = size - window
+        tail = os.pread(fd, window, tail_offset) if window else b""
+        fh.seek(0)
         hashes = hash_stream(fh)
         out.bytes_read += hashes.size
+        name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
+        ftype = filetype(head, name)
+        windows = [("head", 0, len(head)), ("tail", tail_offset, len(tail))] if window else []
+        if self.rules is not None and window:
+            scan = self.rules.scan
+            args = {"subject": task.display, "name": name, "filetype": ftype, "owner": task.owner}
+            out.findings.extend(
+                merge_window_findings(scan(head, **args), scan(tail, **args), tail_offset)
+            )
+        out.findings.append(
+            coverage_finding(
+                task.display,
+                size=hashes.size,
+                max_file_bytes=max_bytes,
+                hashed=hashes.size,
+                hashes={"md5": hashes.md5, "sha1": hashes.sha1, "sha256": hashes.sha256},
+                windows=windows,
+                yara_ran=self.rules is not None,
+                header=header_facts(head, hashes.size, name),
+                sparse=task.sparse,
+            )
+        )
         out.records.append(
             FileRecord(
                 task.top,
                 task.display,
-                PurePosixPath(task.display).name,
+                name,
                 hashes.size,
                 hashes.md5,
                 hashes.sha1,
                 hashes.sha256,
-                "",
+                ftype,
                 0,
             )
         )
@@ -378,6 +397,8 @@ class Worker:
         for produced in expand(data, kind, path, name, budget):
             if isinstance(produced, Finding):
                 out.findings.append(produced)
+                if produced.kind == "error.too-large" and produced.subject.startswith(path + SEP):
+                    out.records.extend(_streamed_member(produced, top, depth + 1))
                 continue
             member_path = f"{path}{SEP}{produced.name}"
             member_name = PurePosixPath(produced.name).name or produced.name
@@ -415,6 +436,19 @@ class Worker:
                     )
                 )
         return facts, facts_json, found
+
+
+def _streamed_member(finding: Finding, top: str, depth: int) -> list[FileRecord]:
+    """The record of a member too large to scan whose container streamed it through the
+    hashes (``read_stream``): hash indicators still match it."""
+    ev = finding.evidence
+    if not ev.get("sha256"):
+        return []
+    name = PurePosixPath(finding.subject.rsplit(SEP, 1)[-1]).name
+    size = int(ev.get("size") or 0)
+    return [
+        FileRecord(top, finding.subject, name, size, ev["md5"], ev["sha1"], ev["sha256"], "", depth)
+    ]
 
 
 def _memo(memo: dict[str, Any], key: str, value: Any) -> None:
