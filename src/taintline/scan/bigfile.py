@@ -23,14 +23,26 @@ the analysers use (LIEF) need the whole file. Imported by the workers: no DuckDB
 from __future__ import annotations
 
 import dataclasses
+import os
 import struct
-from typing import Any
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from taintline.limits import MiB
 from taintline.model import Finding, Severity
 from taintline.scan import image, magic
+from taintline.scan.containers.interface import SEP
+from taintline.scan.hashes import HashType, hash_stream
+from taintline.scan.interface import FileRecord, TaskResult
+from taintline.scan.magic import filetype
+from taintline.scan.walk import FileTask
+
+if TYPE_CHECKING:
+    from taintline.scan.rules import RuleScanner
 
 KIND = "coverage.big-file"
+
+_LABELS = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256"}
 
 #: More bytes than this after a format's declared end makes the finding high.
 PADDING_HIGH = 1 * MiB
@@ -188,7 +200,9 @@ def coverage_finding(
     """One finding saying what of a big file was and was not covered."""
     parts = [
         f"file of {size:,} bytes is larger than --max-file-size ({max_file_bytes:,})",
-        f"{hashed:,} bytes hashed (MD5, SHA-1, SHA-256)",
+        f"{hashed:,} bytes hashed ("
+        + ", ".join(label for key, label in _LABELS.items() if hashes.get(key))
+        + ")",
     ]
     scanned = sorted(windows, key=lambda w: w[1])
     gaps: list[tuple[int, int]] = []
@@ -270,3 +284,73 @@ def merge_window_findings(
                     evidence["strings"] = strings
                 out[key] = dataclasses.replace(f, evidence=evidence)
     return list(out.values())
+
+
+def scan_big_file(
+    task: FileTask,
+    size: int,
+    fh: Any,
+    out: TaskResult,
+    rules: RuleScanner | None,
+    max_bytes: int,
+    which: frozenset[HashType],
+) -> None:
+    """A file bigger than ``--max-file-size`` (never read whole): hashed by streaming, YARA
+    on the head and tail windows, headers checked, and one finding saying what was covered;
+    its record and findings go to ``out``."""
+    window = min(window_size(max_bytes), size // 2)
+    fd = fh.fileno()
+    head = os.pread(fd, window, 0) if window else b""
+    tail_offset = size - window
+    tail = os.pread(fd, window, tail_offset) if window else b""
+    fh.seek(0)
+    hashes = hash_stream(fh, which=which)
+    out.bytes_read += hashes.size
+    name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
+    ftype = filetype(head, name)
+    windows = [("head", 0, len(head)), ("tail", tail_offset, len(tail))] if window else []
+    if rules is not None and window:
+        scan = rules.scan
+        args = {"subject": task.display, "name": name, "filetype": ftype, "owner": task.owner}
+        out.findings.extend(
+            merge_window_findings(scan(head, **args), scan(tail, **args), tail_offset)
+        )
+    out.findings.append(
+        coverage_finding(
+            task.display,
+            size=hashes.size,
+            max_file_bytes=max_bytes,
+            hashed=hashes.size,
+            hashes={"md5": hashes.md5, "sha1": hashes.sha1, "sha256": hashes.sha256},
+            windows=windows,
+            yara_ran=rules is not None,
+            header=header_facts(head, hashes.size, name),
+            sparse=task.sparse,
+        )
+    )
+    out.records.append(
+        FileRecord(
+            task.top,
+            task.display,
+            name,
+            hashes.size,
+            hashes.md5,
+            hashes.sha1,
+            hashes.sha256,
+            ftype,
+            0,
+        )
+    )
+
+
+def streamed_member(finding: Finding, top: str, depth: int) -> list[FileRecord]:
+    """The record of a member too large to scan whose container streamed it through the
+    hashes (``read_stream``): hash indicators still match it."""
+    ev = finding.evidence
+    if not ev.get("sha256"):
+        return []
+    name = PurePosixPath(finding.subject.rsplit(SEP, 1)[-1]).name
+    size = int(ev.get("size") or 0)
+    return [
+        FileRecord(top, finding.subject, name, size, ev["md5"], ev["sha1"], ev["sha256"], "", depth)
+    ]

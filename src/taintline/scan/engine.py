@@ -40,6 +40,7 @@ from taintline.model import Finding, IndicatorType
 from taintline.scan import rules as rules_mod
 from taintline.scan import store
 from taintline.scan.cache import ScanCache, known_identities
+from taintline.scan.hashes import ALL_HASHES, HashType, unchecked_hash_findings
 from taintline.scan.incremental import complete, input_roots
 from taintline.scan.interface import AnalysisContext, FileRecord, TaskResult
 from taintline.scan.reuse import ReuseConfig, analysis_key, rules_key, rules_read_externals
@@ -93,6 +94,9 @@ class ScanOptions:
     #: ``True`` (``--full``): reuse nothing from earlier scans (what is computed is still
     #: remembered for the next one).
     full: bool = False
+    #: The hashes to compute (``--hashes``); SHA-256 is always computed. A hash left out is
+    #: stored as NULL, and the case's indicators of that type are reported as not checked.
+    hashes: frozenset[HashType] = ALL_HASHES
 
 
 @dataclass(slots=True)
@@ -126,9 +130,12 @@ class ScanResult:
 
 
 class ScanProgress(Protocol):
+    """Told the walk's totals, then what each worker result added (files on disk, container
+    members, bytes of files on disk); :class:`taintline.scan.progress.ScanMeter` is one."""
+
     def start(self, total_files: int, total_bytes: int) -> None: ...
 
-    def advance(self, files: int, nbytes: int) -> None: ...
+    def advance(self, files: int, members: int, nbytes: int) -> None: ...
 
 
 # -- analysis context ----------------------------------------------------------------------
@@ -247,16 +254,17 @@ def _scan(
         rule_texts = [s.text for s in (*sources, *user)]
     rules_data = compiled.data if compiled else None
     context = build_context(case, options.ca_bundle)
+    hashes = frozenset({HashType.SHA256, *options.hashes})
     reuse = ReuseConfig(rules_key(rules_data, options.limits), rules_read_externals(rule_texts))
     cache: ScanCache | None = None
     unchanged: dict[int, str] = {}
     if options.record:
-        akey = analysis_key(context, options.limits)
+        akey = analysis_key(context, options.limits, hashes)
         cache = ScanCache(case, host, akey, reuse, use=not options.full, started_ns=started_ns)
         reuse = cache.worker_config()
         unchanged = cache.unchanged(tasks)
     to_read = [t for i, t in enumerate(tasks) if i not in unchanged]
-    config = WorkerConfig(rules_data, options.limits, context, reuse)
+    config = WorkerConfig(rules_data, options.limits, context, hashes, reuse)
     workers = (os.cpu_count() or 1) if options.workers is None else options.workers
     started_pool: _WorkerPool | None = None  # started here (not by scan_paths): stopped here
     if pool is not None:
@@ -266,7 +274,7 @@ def _scan(
     recorder = store.Recorder(case if options.record else None, run_id, host, when, cache)
     result = ScanResult(run_id, recorder.findings, rules=compiled.count if compiled else 0)
 
-    recorder.add([], walk_findings)
+    recorder.add([], [*walk_findings, *unchecked_hash_findings(case, paths, hashes)])
     if progress is not None:
         progress.start(len(tasks), sum(t.size for t in to_read))
 
@@ -283,16 +291,17 @@ def _scan(
     def collect(res: TaskResult, from_cache: bool = False) -> None:
         if cache is not None and not from_cache:
             res = complete(cache, res, by_display, result)
+        members = sum(1 for r in res.records if r.depth > 0)
         result.files += res.files
         result.bytes_read += res.bytes_read
-        result.members += sum(1 for r in res.records if r.depth > 0)
+        result.members += members
         recorder.add(res.records, res.findings)
         for display, start, end in res.spans:
             index, roots = bundles_of_top.get(display, (0, ()))
             for root in roots:
                 bundle_parts.setdefault(root, []).append((index, res.records[start:end]))
         if progress is not None:
-            progress.advance(res.files, res.bytes_read)
+            progress.advance(res.files, members, res.bytes_read)
 
     status = "ok"
     try:
@@ -348,6 +357,7 @@ def _scan(
                         "bytes": result.bytes_read,
                         "findings": len(result.findings),
                         "rules": result.rules,
+                        "hashes": sorted(hashes),
                         "seconds": round(result.seconds, 3),
                         "unchanged": result.unchanged,
                         "known_content": result.known_content,

@@ -4,7 +4,7 @@ Incremental scanning (see :mod:`taintline.scan.cache` for the tables) keys what 
 about one content (SHA-256) by what could change it:
 
 * the **analysis key**: :data:`ANALYSER_VERSION`, the scan limits (they decide which members
-  are opened) and the analysis context (end-of-life data, signer and serial indicators, extra
+  are opened), the hash types computed (``--hashes``) and the analysis context (end-of-life data, signer and serial indicators, extra
   trust roots: analysers judge with them);
 * the **rules key**: the digest of the compiled, serialised YARA rule set and the timeout; when
   a rule source names one of the external variables (``filename``, ``filepath``, ...), the
@@ -62,8 +62,10 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()[:32]
 
 
-def analysis_key(context: AnalysisContext, limits: ScanLimits) -> str:
-    """The key of every cached analysis of this scan (see the module docstring)."""
+def analysis_key(context: AnalysisContext, limits: ScanLimits, hashes: Iterable[str] = ()) -> str:
+    """The key of every cached analysis of this scan (see the module docstring); ``hashes``
+    are the hash types computed (``--hashes``: a record without MD5 must not stand in for
+    one with it)."""
     ctx = orjson.dumps(
         {
             "eol": dict(sorted(context.eol.items())),
@@ -81,7 +83,7 @@ def analysis_key(context: AnalysisContext, limits: ScanLimits) -> str:
             limits.max_files,
         ]
     )
-    return _digest(str(ANALYSER_VERSION), ctx, bounds)
+    return _digest(str(ANALYSER_VERSION), ctx, bounds, ",".join(sorted(str(h) for h in hashes)))
 
 
 def rules_key(rules: bytes | None, limits: ScanLimits) -> str:

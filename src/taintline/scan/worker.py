@@ -32,14 +32,16 @@ from taintline.kinds import error_finding
 from taintline.limits import ScanLimits
 from taintline.model import Finding
 from taintline.scan import rules as rules_mod
-from taintline.scan.bigfile import (
-    coverage_finding,
-    header_facts,
-    merge_window_findings,
-    window_size,
+from taintline.scan.bigfile import scan_big_file, streamed_member
+from taintline.scan.containers import SEP, Budget, container_kind_of, expand
+from taintline.scan.hashes import (
+    ALL_HASHES,
+    Hashes,
+    HashJob,
+    HashType,
+    hash_bytes,
+    start_hashes,
 )
-from taintline.scan.containers import SEP, Budget, container_kind, expand
-from taintline.scan.hashes import Hashes, HashJob, hash_bytes, hash_stream, start_hashes
 from taintline.scan.interface import (
     AnalysisContext,
     BundleMember,
@@ -47,7 +49,7 @@ from taintline.scan.interface import (
     FileRecord,
     TaskResult,
 )
-from taintline.scan.magic import filetype
+from taintline.scan.magic import sniff
 from taintline.scan.reuse import ReuseConfig, name_class, rebase, rebase_text, yara_place
 from taintline.scan.walk import FileTask
 
@@ -62,8 +64,19 @@ class WorkerConfig:
     rules: bytes | None
     limits: ScanLimits
     context: AnalysisContext
+    #: the hashes to compute (``--hashes``; SHA-256 always)
+    hashes: frozenset[HashType] = ALL_HASHES
     #: what the case already knows (incremental scans); ``None``: reuse nothing
     reuse: ReuseConfig | None = None
+
+
+def base_name(path: str) -> str:
+    """``PurePosixPath(path).name`` (the last part of a ``/`` path), without building a path
+    for the common case (called for every member)."""
+    tail = path.rpartition("/")[2]
+    if tail and tail not in (".", ".."):
+        return tail
+    return PurePosixPath(path).name
 
 
 def _facts_default(value: Any) -> Any:
@@ -95,6 +108,7 @@ class Worker:
 
         self.limits = config.limits
         self.context = config.context
+        self.hashes = config.hashes
         self.analysers = ANALYSERS
         self.analyser_names = tuple(
             str(getattr(a, "NAME", type(a).__name__)) for a in self.analysers
@@ -204,7 +218,7 @@ class Worker:
         name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
         hashes: Hashes | None = None
         if self.reuse is not None and self.reuse.known_contents:
-            hashes = hash_bytes(data)
+            hashes = hash_bytes(data, self.hashes)
             if self._known(task, data, hashes, name, budget, out):
                 return
         self.scan_item(data, task.display, name, task.top, 0, task.owner, budget, out, hashes)
@@ -243,18 +257,19 @@ class Worker:
     ) -> None:
         """YARA over ``data`` and its members (opened exactly as :meth:`scan_item` opens
         them), nothing else: the hashes and analyses of these bytes are already known."""
+        found = sniff(data, name)
         if self.rules is not None:
-            ftype = filetype(data, name)
+            ftype = "" if found is None else str(found)
             out.findings.extend(
                 self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
             )
-        kind = container_kind(data)
+        kind = container_kind_of(found)
         if kind is None or depth >= self.limits.max_depth:
             return
         for produced in expand(data, kind, path, name, budget):
             if isinstance(produced, Finding):
                 continue  # part of the known analysis
-            member_name = PurePosixPath(produced.name).name or produced.name
+            member_name = base_name(produced.name) or produced.name
             self.yara_only(
                 produced.data,
                 f"{path}{SEP}{produced.name}",
@@ -266,53 +281,8 @@ class Worker:
             )
 
     def big_file(self, task: FileTask, size: int, fh: Any, out: TaskResult) -> None:
-        """Bigger than ``--max-file-size``, never read whole: hashed by streaming, YARA on the
-        head and tail windows, headers checked, and one finding saying what was covered
-        (:mod:`taintline.scan.bigfile`)."""
-        max_bytes = self.limits.max_file_bytes
-        window = min(window_size(max_bytes), size // 2)
-        fd = fh.fileno()
-        head = os.pread(fd, window, 0) if window else b""
-        tail_offset = size - window
-        tail = os.pread(fd, window, tail_offset) if window else b""
-        fh.seek(0)
-        hashes = hash_stream(fh)
-        out.bytes_read += hashes.size
-        name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
-        ftype = filetype(head, name)
-        windows = [("head", 0, len(head)), ("tail", tail_offset, len(tail))] if window else []
-        if self.rules is not None and window:
-            scan = self.rules.scan
-            args = {"subject": task.display, "name": name, "filetype": ftype, "owner": task.owner}
-            out.findings.extend(
-                merge_window_findings(scan(head, **args), scan(tail, **args), tail_offset)
-            )
-        out.findings.append(
-            coverage_finding(
-                task.display,
-                size=hashes.size,
-                max_file_bytes=max_bytes,
-                hashed=hashes.size,
-                hashes={"md5": hashes.md5, "sha1": hashes.sha1, "sha256": hashes.sha256},
-                windows=windows,
-                yara_ran=self.rules is not None,
-                header=header_facts(head, hashes.size, name),
-                sparse=task.sparse,
-            )
-        )
-        out.records.append(
-            FileRecord(
-                task.top,
-                task.display,
-                name,
-                hashes.size,
-                hashes.md5,
-                hashes.sha1,
-                hashes.sha256,
-                ftype,
-                0,
-            )
-        )
+        """Bigger than ``--max-file-size``: see :func:`taintline.scan.bigfile.scan_big_file`."""
+        scan_big_file(task, size, fh, out, self.rules, self.limits.max_file_bytes, self.hashes)
 
     # one buffer (file or member) ----------------------------------------------------------
     def scan_item(
@@ -330,9 +300,10 @@ class Worker:
         job = (  # runs while YARA scans
             HashJob(len(data), done=known)
             if known is not None
-            else start_hashes(data, self._hash_threads)
+            else start_hashes(data, self._hash_threads, self.hashes)
         )
-        ftype = filetype(data, name)
+        found = sniff(data, name)  # once: YARA's filetype, the analysers, the container
+        ftype = "" if found is None else str(found)
         if self.rules is not None:
             early = job.ready()
             memo_key = early.sha256 if early is not None and self._yara_by_bytes else None
@@ -340,10 +311,12 @@ class Worker:
             if hit is not None:
                 out.findings.extend(rebase(hit[1], hit[0], path))
             else:
-                found = self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
-                out.findings.extend(found)
+                matched = self.rules.scan(
+                    data, subject=path, name=name, filetype=ftype, owner=owner
+                )
+                out.findings.extend(matched)
                 if memo_key:
-                    _memo(self._yara_memo, memo_key, (path, found))
+                    _memo(self._yara_memo, memo_key, (path, matched))
         hashes = job.result()
         item = FileItem(
             path=path,
@@ -354,16 +327,18 @@ class Worker:
             sha256=hashes.sha256,
             sha1=hashes.sha1,
             md5=hashes.md5,
+            filetype=found,
+            sniffed=True,
         )
         memo = self._analysis_memo.get(hashes.sha256)
         if memo is not None:
-            old, facts, facts_json, found = memo
+            old, facts, facts_json, judged = memo
             facts_json = {k: rebase_text(v, old, path) for k, v in facts_json.items()}
-            out.findings.extend(rebase(found, old, path))
+            out.findings.extend(rebase(judged, old, path))
         else:
-            facts, facts_json, found = self._analyse(item)
-            out.findings.extend(found)
-            _memo(self._analysis_memo, hashes.sha256, (path, facts, facts_json, found))
+            facts, facts_json, judged = self._analyse(item)
+            out.findings.extend(judged)
+            _memo(self._analysis_memo, hashes.sha256, (path, facts, facts_json, judged))
         start = len(out.records)
         out.records.append(
             FileRecord(
@@ -380,7 +355,7 @@ class Worker:
                 facts_json,
             )
         )
-        kind = container_kind(data)
+        kind = container_kind_of(found)
         if kind is None:
             return
         if depth >= self.limits.max_depth:
@@ -398,10 +373,10 @@ class Worker:
             if isinstance(produced, Finding):
                 out.findings.append(produced)
                 if produced.kind == "error.too-large" and produced.subject.startswith(path + SEP):
-                    out.records.extend(_streamed_member(produced, top, depth + 1))
+                    out.records.extend(streamed_member(produced, top, depth + 1))
                 continue
             member_path = f"{path}{SEP}{produced.name}"
-            member_name = PurePosixPath(produced.name).name or produced.name
+            member_name = base_name(produced.name) or produced.name
             self.scan_item(
                 produced.data, member_path, member_name, top, depth + 1, owner, budget, out
             )
@@ -436,19 +411,6 @@ class Worker:
                     )
                 )
         return facts, facts_json, found
-
-
-def _streamed_member(finding: Finding, top: str, depth: int) -> list[FileRecord]:
-    """The record of a member too large to scan whose container streamed it through the
-    hashes (``read_stream``): hash indicators still match it."""
-    ev = finding.evidence
-    if not ev.get("sha256"):
-        return []
-    name = PurePosixPath(finding.subject.rsplit(SEP, 1)[-1]).name
-    size = int(ev.get("size") or 0)
-    return [
-        FileRecord(top, finding.subject, name, size, ev["md5"], ev["sha1"], ev["sha256"], "", depth)
-    ]
 
 
 def _memo(memo: dict[str, Any], key: str, value: Any) -> None:
