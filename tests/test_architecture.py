@@ -59,7 +59,6 @@ KNOWN_LONG = {
     "taintline/intel/csvtext.py",
     "taintline/intel/normalize.py",
     "taintline/intel/store.py",
-    "taintline/scan/authenticode.py",
 }
 
 

@@ -135,6 +135,30 @@ def finding_from_row(r: Sequence[Any]) -> Finding:
     )
 
 
+#: The columns :func:`indicator_from_row` reads, in its order (``indicator_sources`` and
+#: ``intel_context`` both have them).
+INDICATOR_COLUMNS = (
+    "type, value, source, campaign, confidence, valid_from, valid_until, description, labels,"
+    " context"
+)
+
+
+def indicator_from_row(r: Sequence[Any]) -> Indicator:
+    """A row of ``SELECT {INDICATOR_COLUMNS}`` as an :class:`Indicator` (one statement)."""
+    return Indicator(
+        type=IndicatorType(r[0]),
+        value=r[1],
+        source=r[2],
+        campaign=r[3],
+        confidence=r[4],
+        valid_from=_aware(r[5]),
+        valid_until=_aware(r[6]),
+        description=r[7],
+        labels=tuple(r[8] or ()),
+        context=orjson.loads(r[9]) if r[9] else {},
+    )
+
+
 def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
 

@@ -23,7 +23,7 @@ from typing import IO, Any
 import orjson
 import pyarrow as pa
 
-from taintline.case import Case, now_utc
+from taintline.case import Case
 from taintline.errors import Problem, UsageError
 from taintline.model import (
     Edge,
@@ -383,7 +383,7 @@ def import_jsonl(case: Case, path: Path) -> ImportResult:
     by_record = {record_name(t): t for t in tables}
     columns = {t: table_columns(case, t) for t in tables}
     rows: dict[str, list[list[Any]]] = {t: [] for t in tables}
-    now = iso(now_utc()) or ""
+    now = iso(case.now()) or ""
     try:
         handle = path.open("rb")
     except OSError as exc:

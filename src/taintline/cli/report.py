@@ -19,11 +19,8 @@ from taintline.cli.common import (
     parse_severity,
     stdout_console,
 )
-from taintline.errors import UsageError
-from taintline.report import OutputFormat, RenderContext, render_findings
-
-#: Formats that read the whole case (answers, cascade, contacts), not only the findings.
-CASE_FORMATS = (OutputFormat.HTML, OutputFormat.MARKDOWN)
+from taintline.report import OutputFormat
+from taintline.report.service import report_case
 
 
 def report_cmd(
@@ -49,44 +46,22 @@ def report_cmd(
 
     HTML and Markdown answer the four questions first (are we affected, where, since when,
     what did we pass downstream); HTML draws the cascade and the indicator contacts."""
-    severity = parse_severity(min_severity)
-    with Case(case, read_only=True) as c:
-        findings = c.findings(kind_prefix=kind, min_severity=severity)
-        with output_stream(output) as stream:
-            if fmt in CASE_FORMATS:
-                from taintline.report import casedata
-
-                if cascade_run is not None:
-                    found = c.con.execute(
-                        "SELECT count(*) FROM cascade_runs WHERE run_id = ?", [cascade_run]
-                    ).fetchone()
-                    if not found or not found[0]:
-                        raise UsageError(f"no cascade run {cascade_run!r} in this case")
-                data = casedata.from_case(
-                    c,
-                    title=title,
-                    case_path=str(case),
-                    run_id=cascade_run,
-                    kind_prefix=kind,
-                    min_severity=severity,
-                )
-                if fmt is OutputFormat.HTML:
-                    from taintline.report.html import render_report
-
-                    render_report(data, stream)
-                else:
-                    from taintline.report.markdown import render_summary
-
-                    render_summary(data, stream)
-                count = data.findings_total
-            else:
-                render_findings(findings, fmt, stream, RenderContext(command="report", title=title))
-                count = len(findings)
+    with Case(case, read_only=True) as c, output_stream(output) as stream:
+        outcome = report_case(
+            c,
+            fmt,
+            stream,
+            title=title,
+            case_path=str(case),
+            cascade_run=cascade_run,
+            kind_prefix=kind,
+            min_severity=parse_severity(min_severity),
+        )
     if output:
         stdout_console().print(
-            f"wrote {count} finding(s) to {output}", soft_wrap=True, markup=False
+            f"wrote {outcome.written} finding(s) to {output}", soft_wrap=True, markup=False
         )
-    return exit_code(findings, fail_on)
+    return exit_code(outcome.findings, fail_on)
 
 
 def register(app: typer.Typer) -> None:

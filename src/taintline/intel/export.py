@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import orjson
 import stix2
 
-from taintline.case import Case
+from taintline.case import INDICATOR_COLUMNS, Case, indicator_from_row
 from taintline.csvsafe import SafeWriter
 from taintline.errors import UsageError
 from taintline.model import Indicator, IndicatorType, iso
@@ -40,23 +40,12 @@ _STIX_PATHS: dict[IndicatorType, str] = {
 def iter_statements(case: Case) -> Iterator[Indicator]:
     """Every (indicator, source) statement in the case, ordered by type, value and source."""
     cursor = case.con.execute(
-        "SELECT type, value, source, campaign, confidence, valid_from, valid_until,"
-        " description, labels, context FROM indicator_sources ORDER BY type, value, source"
+        f"SELECT {INDICATOR_COLUMNS} FROM indicator_sources"  # noqa: S608  (a constant)
+        " ORDER BY type, value, source"
     )
     while rows := cursor.fetchmany(10_000):
         for r in rows:
-            yield Indicator(
-                type=IndicatorType(r[0]),
-                value=r[1],
-                source=r[2],
-                campaign=r[3],
-                confidence=r[4],
-                valid_from=r[5].replace(tzinfo=UTC) if r[5] else None,
-                valid_until=r[6].replace(tzinfo=UTC) if r[6] else None,
-                description=r[7],
-                labels=tuple(r[8] or ()),
-                context=orjson.loads(r[9]) if r[9] else {},
-            )
+            yield indicator_from_row(r)
 
 
 def stix_pattern(kind: IndicatorType, value: str) -> str | None:

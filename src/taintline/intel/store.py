@@ -16,7 +16,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taintline.case import Case, now_utc
+from taintline.case import INDICATOR_COLUMNS, Case, indicator_from_row
 from taintline.compressed import (
     CompressedInputError,
     Expansion,
@@ -36,7 +36,7 @@ from taintline.errors import Problem, UsageError
 from taintline.intel.interface import EolProduct, EolRecord, ReadResult, YaraSource
 from taintline.intel.readers import SNIFF_BYTES, detect, reader_named
 from taintline.limits import IntelLimits
-from taintline.model import Indicator, IndicatorType
+from taintline.model import Indicator
 
 #: Campaign packs shipped inside the package (``taintline/intel/packs/<name>/``).
 PACKS_PACKAGE = "taintline.intel.packs"
@@ -342,7 +342,7 @@ def store_context(case: Case, statements: Sequence[Indicator]) -> int:
         return 0
     import orjson
 
-    added_at = now_utc().replace(tzinfo=None)
+    added_at = case.now_naive()
     before = case.con.execute("SELECT count(*) FROM intel_context").fetchone()
     for s in statements:
         case.con.execute(
@@ -372,32 +372,15 @@ def store_context(case: Case, statements: Sequence[Indicator]) -> int:
 
 def context_statements(case: Case, value: str) -> list[Indicator]:
     """Context-only statements about ``value`` (any type), for ``intel show``."""
-    import orjson
-
     try:
         rows = case.con.execute(
-            "SELECT type, value, source, campaign, confidence, valid_from, valid_until,"
-            " description, labels, context FROM intel_context WHERE value = ?"
+            f"SELECT {INDICATOR_COLUMNS} FROM intel_context WHERE value = ?"  # noqa: S608
             " ORDER BY type, source",
             [value],
         ).fetchall()
     except duckdb.CatalogException:
         return []  # a case opened read-only before its intel/003 migration ran
-    return [
-        Indicator(
-            type=IndicatorType(r[0]),
-            value=r[1],
-            source=r[2],
-            campaign=r[3],
-            confidence=r[4],
-            valid_from=r[5].replace(tzinfo=UTC) if r[5] else None,
-            valid_until=r[6].replace(tzinfo=UTC) if r[6] else None,
-            description=r[7],
-            labels=tuple(r[8] or ()),
-            context=orjson.loads(r[9]) if r[9] else {},
-        )
-        for r in rows
-    ]
+    return [indicator_from_row(r) for r in rows]
 
 
 def _store_yara(case: Case, source: YaraSource) -> int:
@@ -420,7 +403,7 @@ def _store_yara(case: Case, source: YaraSource) -> int:
             source.source,
             list(source.rules),
             source.text,
-            now_utc().replace(tzinfo=None),
+            case.now_naive(),
         ],
     )
     return 1
@@ -457,7 +440,7 @@ def _store_eol(case: Case, records: Sequence[EolRecord]) -> int:
         " description = excluded.description, eoas_date = excluded.eoas_date,"
         " eoas_flag = excluded.eoas_flag, latest_date = excluded.latest_date,"
         " lts = excluded.lts, origin = excluded.origin",
-        [now_utc().replace(tzinfo=None)],
+        [case.now_naive()],
     )
     after = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone()
     return int(after[0] if after else 0) - int(before[0] if before else 0)
@@ -481,7 +464,7 @@ def _store_eol_products(case: Case, products: Sequence[EolProduct]) -> None:
         " FROM new_rows ON CONFLICT (product, source) DO UPDATE SET title = excluded.title,"
         " names = excluded.names, purls = excluded.purls, cpes = excluded.cpes,"
         " origin = excluded.origin",
-        [now_utc().replace(tzinfo=None)],
+        [case.now_naive()],
     )
 
 

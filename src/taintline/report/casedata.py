@@ -25,6 +25,7 @@ import orjson
 
 from taintline import __version__
 from taintline.case import FINDING_COLUMNS, Case, finding_from_row
+from taintline.errors import UsageError
 from taintline.model import Finding, FindingSource, Severity, iso
 
 #: Most cascade nodes drawn in the picture; more are aggregated.
@@ -887,7 +888,13 @@ def from_case(
 ) -> ReportData:
     """Everything the report shows, read from ``case`` (the newest cascade run by default)."""
     con = case.con.cursor()
-    data = ReportData(title=title, generated=generated or datetime.now(UTC), case_path=case_path)
+    if run_id is not None:
+        found = con.execute(
+            "SELECT count(*) FROM cascade_runs WHERE run_id = ?", [run_id]
+        ).fetchone()
+        if not found or not found[0]:
+            raise UsageError(f"no cascade run {run_id!r} in this case")
+    data = ReportData(title=title, generated=generated or case.now(), case_path=case_path)
     _load_findings(con, data, kind_prefix, min_severity)
     run = run_id or latest_cascade_run(con)
     if run is not None:

@@ -19,6 +19,10 @@ instead:
   3CX's d3dcompiler_47.dll) is ours too: no Authenticode library flags it. We compare the DER
   length of the SignedData with WIN_CERTIFICATE.dwLength minus its 8-byte header, allowing up to
   7 zero bytes of alignment padding.
+
+Long file: the certificate-table scan, the PKCS#7 judgement and the verdict findings are one
+judgement, read top to bottom; the countersignature and CRL checks live in
+:mod:`taintline.scan.sigtime`.
 """
 
 from __future__ import annotations
@@ -26,12 +30,12 @@ from __future__ import annotations
 import hashlib
 import struct
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from asn1crypto import cms, tsp
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
@@ -40,12 +44,12 @@ from taintline.scan import trust
 from taintline.scan.cms import (
     certificates,
     content_octets,
-    digest,
     quiet_text,
     signer_cert,
     verify_signer,
 )
 from taintline.scan.measure import entropy, preview
+from taintline.scan.sigtime import countersignature, iso_z, maybe_utc, revocation
 
 if TYPE_CHECKING:
     from taintline.model import Finding
@@ -53,8 +57,6 @@ if TYPE_CHECKING:
 FEEDFACE = b"\xfe\xed\xfa\xce"
 WIN_CERT_TYPE_PKCS_SIGNED_DATA = 0x0002
 _DER = Encoding.DER
-OID_MS_TIMESTAMP = "1.3.6.1.4.1.311.3.3.1"
-OID_NESTED_SIGNATURE = "1.3.6.1.4.1.311.2.4.1"
 
 #: The verdicts, worst first. ``valid`` means: verifies, chain to a trusted root for code
 #: signing at the trusted time, not revoked by data in the file. It is evidence of who signed,
@@ -151,14 +153,6 @@ def der_length(blob: bytes) -> int | None:
     return 2 + n + int.from_bytes(blob[2 : 2 + n], "big")
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def cert_facts(cert: x509.Certificate) -> CertFacts:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # over-long name attributes in real certificates
@@ -171,8 +165,8 @@ def _cert_facts(cert: x509.Certificate) -> CertFacts:
         issuer=quiet_text(cert, "issuer"),
         serial=format(cert.serial_number, "x"),
         sha1=hashlib.sha1(cert.public_bytes(_DER)).hexdigest(),
-        not_before=_iso(cert.not_valid_before_utc) or "",
-        not_after=_iso(cert.not_valid_after_utc) or "",
+        not_before=iso_z(cert.not_valid_before_utc) or "",
+        not_after=iso_z(cert.not_valid_after_utc) or "",
         common_name=_name_attr(cert.subject, NameOID.COMMON_NAME),
         organization=_name_attr(cert.subject, NameOID.ORGANIZATION_NAME),
     )
@@ -260,156 +254,6 @@ def scan_certificate_table(data: bytes, offset: int, size: int) -> _TableScan:
     )
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class _Timestamp:
-    time: datetime | None = None
-    signer: str | None = None
-    verified: bool | None = None
-    error: str | None = None
-
-
-def _rfc3161(
-    value: Any, outer: cms.SignerInfo, pool: Sequence[x509.Certificate], store: trust.TrustStore
-) -> _Timestamp:
-    token = value if isinstance(value, cms.ContentInfo) else cms.ContentInfo.load(value.dump())
-    signed = token["content"]
-    tst = tsp.TSTInfo.load(signed["encap_content_info"]["content"].contents)
-    when = _aware(tst["gen_time"].native)
-    tsa_certs = certificates(signed)
-    infos = signed["signer_infos"]
-    if not infos:
-        return _Timestamp(when, None, False, "timestamp token has no signer")
-    cert = signer_cert(infos[0], tsa_certs)
-    if cert is None:
-        return _Timestamp(when, None, False, "timestamp signer certificate not in the token")
-    who = quiet_text(cert)
-    imprint = tst["message_imprint"]
-    algorithm = str(imprint["hash_algorithm"]["algorithm"].native)
-    try:
-        expected = digest(algorithm, bytes(outer["signature"].native))
-    except ValueError as exc:
-        return _Timestamp(when, who, False, str(exc))
-    if imprint["hashed_message"].native != expected:
-        return _Timestamp(when, who, False, "timestamp does not cover this signature")
-    problem = verify_signer(infos[0], cert, content_octets(signed))
-    if problem is not None:
-        return _Timestamp(when, who, False, f"timestamp: {problem}")
-    return _chain_ok(cert, [*tsa_certs, *pool], store, when, who)
-
-
-def _pkcs9(
-    value: Any, outer: cms.SignerInfo, pool: Sequence[x509.Certificate], store: trust.TrustStore
-) -> _Timestamp:
-    counter = value if isinstance(value, cms.SignerInfo) else cms.SignerInfo.load(value.dump())
-    when: datetime | None = None
-    for inner in counter["signed_attrs"] or ():
-        if inner["type"].native == "signing_time":
-            when = _aware(inner["values"][0].native)
-    cert = signer_cert(counter, pool)
-    if cert is None:
-        return _Timestamp(when, None, False, "countersigner certificate not in the signature")
-    who = quiet_text(cert)
-    problem = verify_signer(counter, cert, bytes(outer["signature"].native))
-    if problem is not None:
-        return _Timestamp(when, who, False, f"countersignature: {problem}")
-    return _chain_ok(cert, pool, store, when, who)
-
-
-def _chain_ok(
-    cert: x509.Certificate,
-    pool: Sequence[x509.Certificate],
-    store: trust.TrustStore,
-    when: datetime | None,
-    who: str,
-) -> _Timestamp:
-    if when is None:
-        return _Timestamp(None, who, False, "timestamp has no time")
-    verdict = trust.build_chain(cert, pool, store, purpose=trust.OID_TIME_STAMPING, when=when)
-    if not verdict.trusted:
-        return _Timestamp(when, who, False, f"time-stamping chain: {verdict.reason}")
-    return _Timestamp(when, who, True, None)
-
-
-def countersignature(
-    signer_info: cms.SignerInfo, pool: Sequence[x509.Certificate], store: trust.TrustStore
-) -> tuple[_Timestamp | None, int]:
-    """The first countersignature (RFC 3161 token or PKCS#9) and the nested signature count."""
-    found: _Timestamp | None = None
-    nested = 0
-    for attr in signer_info["unsigned_attrs"] or ():
-        dotted = attr["type"].dotted
-        kind = attr["type"].native
-        for value in attr["values"]:
-            if kind == "microsoft_nested_signature" or dotted == OID_NESTED_SIGNATURE:
-                nested += 1
-                continue
-            if found is not None and found.verified:
-                continue
-            try:
-                if kind == "microsoft_time_stamp_token" or dotted in (
-                    OID_MS_TIMESTAMP,
-                    "1.2.840.113549.1.9.16.2.14",
-                ):
-                    found = _rfc3161(value, signer_info, pool, store)
-                elif kind == "counter_signature":
-                    found = _pkcs9(value, signer_info, pool, store)
-            except Exception as exc:  # hostile DER inside the attribute: many error types
-                found = _Timestamp(None, None, False, f"timestamp does not parse: {exc}")
-    return found, nested
-
-
-def _revocation(
-    signed_data: cms.SignedData, chain: Sequence[x509.Certificate], when: datetime | None
-) -> tuple[dict[str, str] | None, int]:
-    """A certificate of ``chain`` revoked by a CRL carried in the signature (signed by its
-    issuer) on or before ``when`` (the trusted signing time; ``None``: revoked at any time
-    counts). Returns (the revocation, number of CRLs carried)."""
-    crls = [c for c in signed_data["crls"] or () if c.name == "crl"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # over-long name attributes in real certificates
-        return _revoked(crls, chain, when), len(crls)
-
-
-def _revoked(
-    crls: Sequence[Any], chain: Sequence[x509.Certificate], when: datetime | None
-) -> dict[str, str] | None:
-    for choice in crls:
-        try:
-            crl = x509.load_der_x509_crl(choice.chosen.dump())
-            for cert in chain:
-                entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-                if entry is None or crl.issuer != cert.issuer:
-                    continue
-                issuer = next((c for c in chain if c.subject == crl.issuer), None)
-                if issuer is None or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                    continue
-                date = entry.revocation_date_utc
-                if when is not None and date > when:
-                    continue  # revoked after the trusted signing time: the signature stands
-                reason = ""
-                try:
-                    ext = entry.extensions.get_extension_for_class(x509.CRLReason)
-                    reason = str(ext.value.reason.value)
-                except (x509.ExtensionNotFound, ValueError):
-                    pass
-                return {
-                    "serial": format(cert.serial_number, "x"),
-                    "subject": quiet_text(cert),
-                    "date": _iso(date) or "",
-                    "reason": reason,
-                    "crl_issuer": quiet_text(crl, "issuer"),
-                }
-        except Exception:  # noqa: S112  # a hostile CRL is skipped, not fatal
-            continue
-    return None
-
-
 def spc_indirect_digest(signed_data: cms.SignedData) -> tuple[str, bytes]:
     """(algorithm, digest) of the SpcIndirectDataContent an Authenticode signature signs."""
     from taintline.scan.ctl import SpcIndirectDataContent
@@ -461,7 +305,7 @@ def judge_pkcs7(
     signing_time: datetime | None = None
     for attr in signer_info["signed_attrs"] or ():
         if attr["type"].native == "signing_time":
-            signing_time = _aware(attr["values"][0].native)
+            signing_time = maybe_utc(attr["values"][0].native)
     leaf = signer_cert(signer_info, certs)
     stamp, nested = countersignature(signer_info, certs, store)
     if check_signer:
@@ -493,8 +337,8 @@ def judge_pkcs7(
     fields: dict[str, Any] = {
         "parsed": True,
         "digest_algorithm": digest_algorithm,
-        "signing_time": _iso(signing_time),
-        "timestamp_time": _iso(stamp.time) if stamp else None,
+        "signing_time": iso_z(signing_time),
+        "timestamp_time": iso_z(stamp.time) if stamp else None,
         "timestamp_signer": stamp.signer if stamp else None,
         "timestamp_verified": stamp.verified if stamp else None,
         "timestamp_error": stamp.error if stamp else None,
@@ -522,7 +366,7 @@ def judge_pkcs7(
     valid_at = None
     if moment is not None:
         valid_at = leaf.not_valid_before_utc <= moment <= leaf.not_valid_after_utc
-    revoked, crl_count = _revocation(signed_data, verdict.chain, trusted_time)
+    revoked, crl_count = revocation(signed_data, verdict.chain, trusted_time)
     if digest_matches is False:
         outcome = "tampered"
     elif signer_ok is False:

@@ -169,7 +169,7 @@ def _common_name(cert: x509.Certificate) -> str:
 def judge_cms(der: bytes, code_directory: bytes, trust_pem: bytes | None) -> dict[str, object]:
     """The CMS blob of a code signature: signer, signature over the CodeDirectory, chain to
     Apple Root CA (or a ``--ca-bundle`` root) for code signing, identity kind."""
-    from taintline.scan.authenticode import countersignature
+    from taintline.scan.sigtime import countersignature
 
     info = cms.ContentInfo.load(der)
     signed = info["content"]
