@@ -542,26 +542,11 @@ class Case:
     def indicator_statements(self, type_: IndicatorType | str, value: str) -> list[Indicator]:
         """Every source's statement about one indicator."""
         rows = self.con.execute(
-            "SELECT type, value, source, campaign, confidence, valid_from, valid_until,"
-            " description, labels, context FROM indicator_sources WHERE type = ? AND value = ?"
-            " ORDER BY source",
+            f"SELECT {INDICATOR_COLUMNS} FROM indicator_sources"  # noqa: S608  (a constant)
+            " WHERE type = ? AND value = ? ORDER BY source",
             [str(type_), value],
         ).fetchall()
-        return [
-            Indicator(
-                type=IndicatorType(r[0]),
-                value=r[1],
-                source=r[2],
-                campaign=r[3],
-                confidence=r[4],
-                valid_from=_aware(r[5]),
-                valid_until=_aware(r[6]),
-                description=r[7],
-                labels=tuple(r[8] or ()),
-                context=orjson.loads(r[9]) if r[9] else {},
-            )
-            for r in rows
-        ]
+        return [indicator_from_row(r) for r in rows]
 
     # -- findings --------------------------------------------------------------------------
     def add_findings(

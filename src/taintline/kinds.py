@@ -115,6 +115,7 @@ class Kind(StrEnum):
     ERROR_ARCHIVE_BOMB = ("error.archive-bomb", _M, "a decompression past the ratio or byte budget")
     ERROR_TOO_DEEP = ("error.too-deep", _L, "a container nested deeper than --max-depth")
     ERROR_TOO_LARGE = ("error.too-large", _L, "a file or member larger than --max-file-size")
+    ERROR_HASH_UNCHECKED = ("error.hash-unchecked", _L, "hash indicators of a type --hashes left out were not checked")
     ERROR_TOO_MANY_FILES = ("error.too-many-files", _L, "more than --max-files files or members")
     ERROR_PATH_TRAVERSAL = ("error.path-traversal", _M, "a member name that would escape an extraction folder")
     ERROR_SYMLINK_LOOP = ("error.symlink-loop", _L, "a symbolic link loop (not followed)")

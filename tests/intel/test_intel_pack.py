@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import base64
 import csv
+import re
+import struct
 from importlib import resources
 
 import yara_x
@@ -83,3 +85,40 @@ def test_pack_yara_rules_match_synthetic_samples(case: Case) -> None:
 
     tt = b"\x02\x09\x00\x85\x38\xa6\xc5\x01\x8f\x50\xfcTrading Technologies International, Inc"
     assert "taintline_xtrader_tt_certificate" in hits(rules, build_pe(tt))
+
+
+def _pe32_with_certificate_table(table: bytes, *, directories: int = 16) -> bytes:
+    """A minimal PE32 (not PE32+) header whose data directory 4 (the certificate table) points
+    at ``table``, appended at the end of the file."""
+    e_lfanew = 0x40
+    optional_size = 96 + 8 * directories
+    header = bytearray(e_lfanew + 24 + optional_size)
+    header[0:2] = b"MZ"
+    struct.pack_into("<I", header, 0x3C, e_lfanew)
+    header[e_lfanew : e_lfanew + 4] = b"PE\0\0"
+    struct.pack_into("<HH", header, e_lfanew + 4, 0x14C, 0)  # i386, no sections
+    struct.pack_into("<H", header, e_lfanew + 20, optional_size)
+    optional = e_lfanew + 24
+    struct.pack_into("<H", header, optional, 0x10B)
+    struct.pack_into("<I", header, optional + 92, directories)
+    if directories > 4:
+        struct.pack_into("<II", header, optional + 96 + 32, len(header), len(table))
+    return bytes(header) + table
+
+
+def test_pack_reads_the_certificate_table_of_pe32_too(case: Case) -> None:
+    """The pack reads data directory 4 from the headers (no "pe" module): PE32 as well as the
+    PE32+ samples above; a table that is not declared is not looked in."""
+    rules = pack_rules(case)
+    assert not any(re.search(r'^\s*import\s+"', s.text, re.M) for s in load_yara_sources(case))
+    marker = b"\xfe\xed\xfa\xce" * 2
+    assert "taintline_3cx_feedface_in_certificate_table" in hits(
+        rules, _pe32_with_certificate_table(b"\0" * 16 + marker + b"\0" * 8)
+    )
+    undeclared = _pe32_with_certificate_table(b"\0" * 16 + marker, directories=4)
+    assert "taintline_3cx_feedface_in_certificate_table" not in hits(rules, undeclared)
+    tt = b"\x02\x09\x00\x85\x38\xa6\xc5\x01\x8f\x50\xfcTrading Technologies International, Inc"
+    assert "taintline_xtrader_tt_certificate" in hits(rules, _pe32_with_certificate_table(tt))
+    assert "taintline_xtrader_tt_certificate" not in hits(
+        rules, _pe32_with_certificate_table(tt, directories=4)
+    )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import jsonschema
 import orjson
 import pytest
 
+from taintline.case import Case
 from taintline.cli.main import main
+from taintline.model import Indicator, IndicatorType
 
 SARIF_SCHEMA = orjson.loads(
     (Path(__file__).parent.parent / "data" / "sarif-2.1.0-rtm.5.json").read_bytes()
@@ -105,3 +108,36 @@ def test_sarif_output_validates(
     log = orjson.loads(capsys.readouterr().out)
     jsonschema.Draft4Validator(SARIF_SCHEMA).validate(log)
     assert "yara" in {r["ruleId"] for r in log["runs"][0]["results"]}
+
+
+def test_hashes_sha256_only_stores_null_md5_and_says_md5_indicators_went_unchecked(
+    tmp_path: Path, tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = b"a payload published by its MD5 only"
+    (tree / "payload.bin").write_bytes(data)
+    case = tmp_path / "c.duckdb"
+    with Case(case) as c:
+        c.add_indicators([Indicator(IndicatorType.MD5, hashlib.md5(data).hexdigest(), "feed")])
+    args = ["scan", str(tree), "--case", str(case), "--workers", "0", "--format", "jsonl"]
+
+    assert main([*args, "--hashes", "sha256"]) == 0  # the unchecked note is low severity
+    lines = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["kind"], r["subject"]) for r in lines] == [("error.hash-unchecked", str(tree))]
+    assert lines[0]["evidence"]["indicators"] == {"md5": 1}
+    assert "1 MD5 indicator(s)" in lines[0]["message"]
+    with Case(case) as c:
+        stored = c.con.execute(
+            "SELECT sha256, sha1, md5 FROM file_facts WHERE path LIKE '%payload.bin'"
+        ).fetchall()
+    assert stored == [(hashlib.sha256(data).hexdigest(), None, None)]
+
+    # the default computes all three: the MD5 indicator matches
+    assert main(args) == 1
+    kinds = [orjson.loads(line)["kind"] for line in capsys.readouterr().out.splitlines()]
+    assert kinds == ["ioc.hash"]
+
+
+def test_hashes_option_is_checked(tmp_path: Path, tree: Path) -> None:
+    case = str(tmp_path / "c.duckdb")
+    assert main(["scan", str(tree), "--case", case, "--hashes", "sha256,sha512"]) == 2
+    assert main(["scan", str(tree), "--case", case, "--hashes", "md5", "--workers", "0"]) == 0

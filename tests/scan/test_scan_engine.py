@@ -146,7 +146,7 @@ def test_interrupted_scan_keeps_what_was_recorded(
         def start(self, total_files: int, total_bytes: int) -> None:
             pass
 
-        def advance(self, files: int, nbytes: int) -> None:
+        def advance(self, files: int, members: int, nbytes: int) -> None:
             self.done += files
             if self.done == 2:
                 raise KeyboardInterrupt

@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import pickle
 import random
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -24,10 +25,21 @@ from taintline.model import Finding
 from taintline.scan import analysers, containers, measure
 from taintline.scan.containers import Budget
 from taintline.scan.containers import zip as zip_container
-from taintline.scan.hashes import THREADED_MIN, hash_bytes, start_hashes
-from taintline.scan.interface import AnalysisContext, BundleMember
+from taintline.scan.hashes import (
+    HASH_CHUNK,
+    THREADED_MIN,
+    Hashes,
+    HashType,
+    hash_bytes,
+    hash_set,
+    hash_stream,
+    start_hashes,
+)
+from taintline.scan.interface import AnalysisContext, BundleMember, FileRecord
+from taintline.scan.rules import extension_of
 from taintline.scan.walk import FileTask
-from taintline.scan.worker import Worker, WorkerConfig
+from taintline.scan.worker import Worker, WorkerConfig, base_name
+from taintline.testing.image import png as image_png
 
 from .scanhelpers import kinds, run_scan
 
@@ -368,3 +380,52 @@ def test_zip_fast_path_agrees_with_zipfile_on_damaged_zips(
     with pytest.MonkeyPatch.context() as mp:
         fast, slow, _ = _expand_both(damaged, mp)
     assert fast == slow
+
+
+@pytest.mark.parametrize("size", [0, 5, HASH_CHUNK, HASH_CHUNK + 1, THREADED_MIN + 7])
+@pytest.mark.parametrize(
+    "which", [["sha256"], ["sha256", "md5"], ["sha1"], ["md5", "sha1", "sha256"]]
+)
+def test_chosen_hashes_only_and_sha256_always(size: int, which: list[str]) -> None:
+    data = random.Random(size).randbytes(size)
+    chosen = hash_set(which)
+    expected = Hashes(
+        hashlib.md5(data).hexdigest() if "md5" in which else "",
+        hashlib.sha1(data).hexdigest() if "sha1" in which else "",
+        hashlib.sha256(data).hexdigest(),
+        size,
+    )
+    assert hash_bytes(data, chosen) == expected
+    assert hash_stream(io.BytesIO(data), 1 << 20, which=chosen) == expected
+    with ThreadPoolExecutor(3) as pool:
+        assert start_hashes(data, pool, chosen).result() == expected
+
+
+def test_hash_names_are_checked() -> None:
+    assert hash_set(["MD5 "]) == {HashType.MD5, HashType.SHA256}
+    with pytest.raises(ValueError):
+        hash_set(["sha512"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="ab./\\-_ .", max_size=12))
+def test_fast_names_agree_with_pathlib(name: str) -> None:
+    assert base_name(name) == PurePosixPath(name).name
+    plain = PurePosixPath(name).name
+    assert extension_of(plain) == PurePosixPath(plain).suffix.lower()
+    assert extension_of(name) == PurePosixPath(name).suffix.lower()
+
+
+def test_task_results_travel_as_tuples_and_arrive_whole(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("x/y/A.class", b"\xca\xfe\xba\xbe\0\0\0\x34" + b"\0" * 40)
+        zf.writestr("icon.png", image_png())
+    worker = Worker(WorkerConfig(None, ScanLimits(), AnalysisContext()), hash_threads=False)
+    result = worker.run_batch(
+        [FileTask(str(archive), "a.zip", "a.zip", archive.stat().st_size, "")]
+    )
+    back = pickle.loads(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    assert back == result
+    assert [type(r) for r in back.records] == [FileRecord] * 3
+    assert back.records[2].facts == result.records[2].facts != {}

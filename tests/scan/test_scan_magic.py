@@ -7,12 +7,14 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.builders import elf
 
 from taintline.limits import ScanLimits
 from taintline.scan import magic
 from taintline.scan.analysers import ANALYSERS
-from taintline.scan.containers import ContainerKind, container_kind
+from taintline.scan.containers import ContainerKind, container_kind, container_kind_of
 from taintline.scan.interface import AnalysisContext, FileItem
 from taintline.scan.magic import FileType
 from taintline.scan.walk import FileTask
@@ -127,3 +129,52 @@ def test_an_executable_with_ustar_at_257_stays_an_executable() -> None:
     assert magic.is_pe(bytes(data))
     assert magic.sniff(bytes(data)) is FileType.EXE
     assert container_kind(bytes(data)) is None
+
+
+def _sniff_every_row(data: bytes, name: str = "") -> FileType | None:
+    """The magic table tried row by row, without the first-byte shortcut (the reference)."""
+    head = bytes(data[:512])
+    for filetype, test, _ in magic.TABLE:
+        if test(head):
+            if filetype is FileType.OLE and name.lower().endswith((".msi", ".msp", ".msm")):
+                return FileType.MSI
+            if filetype is FileType.ICO:
+                return magic._icon_kind(head)
+            return filetype
+    return None
+
+
+def test_every_rows_test_fails_on_any_other_first_byte() -> None:
+    """The shortcut may skip a row only where its test could never pass: each sample of each
+    type, given every other first byte, fails that type's test."""
+    for data, _, expected, _, _ in SAMPLES.values():
+        for filetype, test, first in magic.TABLE:
+            if first is None or filetype is not expected:
+                continue
+            assert test(data[:512])
+            for byte in set(range(256)) - set(first):
+                assert not test(bytes([byte]) + data[1:512]), (filetype, byte)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.sampled_from([b"", *(s[0][:16] for s in SAMPLES.values())]),
+    tail=st.binary(max_size=600),
+    name=st.sampled_from(["", "a.msi", "x.bin", "Setup.MSM"]),
+)
+def test_first_byte_shortcut_agrees_with_the_whole_table(
+    head: bytes, tail: bytes, name: str
+) -> None:
+    data = head + tail
+    assert magic.sniff(data, name) is _sniff_every_row(data, name)
+
+
+@pytest.mark.parametrize("sample", sorted(SAMPLES))
+def test_analysers_agree_with_the_engines_sniffed_type(sample: str) -> None:
+    """The worker hands analysers the type it sniffed once; they decide as if they sniffed."""
+    data, name, _, _, applying = SAMPLES[sample]
+    sniffed = FileItem(
+        path=name, name=name, data=data, top=name, filetype=magic.sniff(data, name), sniffed=True
+    )
+    assert {a.NAME for a in ANALYSERS if a.applies(sniffed)} == applying
+    assert container_kind_of(sniffed.kind()) is container_kind(data)

@@ -7,16 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID
+from rich.text import Text
 
 from taintline.case import Case
 from taintline.cli.common import (
@@ -35,10 +27,13 @@ from taintline.errors import UsageError
 from taintline.limits import ScanLimits
 from taintline.report import OutputFormat, RenderContext, render_findings
 from taintline.scan.engine import ScanOptions, scan_paths
+from taintline.scan.hashes import HashType, hash_set
+from taintline.scan.progress import ScanMeter, describe
 from taintline.terminal import labelled
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _DEFAULT = ScanLimits()
+_ALL_HASHES = ",".join(h.value for h in HashType)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
@@ -58,20 +53,41 @@ def format_size(size: int) -> str:
     return str(size)
 
 
-class _RichProgress:
+class _LiveMeter(ScanMeter):
+    """The scan's meter on stderr: a bar of bytes and one line of rates and ETA, redrawn by
+    rich several times a second (so the rates and the ETA move while a large file is scanned)."""
+
     def __init__(self, progress: Progress) -> None:
+        super().__init__()
         self.progress = progress
-        self.files: TaskID | None = None
-        self.bytes: TaskID | None = None
+        self.task: TaskID | None = None
 
     def start(self, total_files: int, total_bytes: int) -> None:
-        self.files = self.progress.add_task("files", total=total_files)
-        self.bytes = self.progress.add_task("bytes", total=total_bytes)
+        super().start(total_files, total_bytes)
+        self.task = self.progress.add_task("scan", total=total_bytes or None)
 
-    def advance(self, files: int, nbytes: int) -> None:
-        if self.files is not None and self.bytes is not None:
-            self.progress.advance(self.files, files)
-            self.progress.advance(self.bytes, nbytes)
+    def advance(self, files: int, members: int, nbytes: int) -> None:
+        super().advance(files, members, nbytes)
+        if self.task is not None:
+            self.progress.update(self.task, completed=self.bytes_done)
+
+
+class _MeterColumn(ProgressColumn):
+    def __init__(self) -> None:
+        super().__init__()
+        self.meter: ScanMeter | None = None
+
+    def render(self, task: Task) -> Text:
+        return Text(describe(self.meter.reading()) if self.meter is not None else "")
+
+
+def parse_hashes(text: str) -> frozenset[HashType]:
+    """``--hashes sha256,sha1,md5``: names of :class:`HashType`, SHA-256 always included."""
+    try:
+        return hash_set(part for part in text.split(",") if part.strip())
+    except ValueError:
+        choices = ", ".join(h.value for h in HashType)
+        raise UsageError(f"--hashes: cannot read {text!r}; choose from {choices}") from None
 
 
 def scan_cmd(
@@ -120,6 +136,13 @@ def scan_cmd(
     host: Annotated[
         str | None, typer.Option("--host", help="Host name on findings (default: this machine).")
     ] = None,
+    hashes: Annotated[
+        str,
+        typer.Option(
+            "--hashes",
+            help="Hashes to compute, comma-separated (sha256,sha1,md5); SHA-256 always.",
+        ),
+    ] = _ALL_HASHES,
 ) -> int:
     """Find known-bad and tampered files: hashes, YARA rules, PE/Mach-O/ELF/image/Electron
     analysers, inside ZIP/tar/MSI/CAB/asar containers."""
@@ -133,6 +156,7 @@ def scan_cmd(
             raise UsageError(f"--rules {rule_file}: no such file")
     if ca_bundle is not None and not ca_bundle.is_file():
         raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
+    chosen = parse_hashes(hashes)
     limits = ScanLimits(
         max_depth=max_depth,
         max_total_bytes=parse_size(max_total_bytes, "--max-total-bytes"),
@@ -148,20 +172,15 @@ def scan_cmd(
         use_rules=not no_rules,
         ca_bundle=ca_bundle,
         host=host,
+        hashes=chosen,
     )
     err = stderr_console()
     with Case(case) as c:
         if progress_enabled(err):
-            columns = (
-                TextColumn("{task.description}", style="progress.description", markup=False),
-                BarColumn(),
-                MofNCompleteColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-            )
-            with Progress(*columns, console=err, transient=True) as bar:
-                result = scan_paths(paths, c, options, _RichProgress(bar))
+            line = _MeterColumn()
+            with Progress(BarColumn(bar_width=10), line, console=err, transient=True) as bar:
+                line.meter = _LiveMeter(bar)
+                result = scan_paths(paths, c, options, line.meter)
         else:
             result = scan_paths(paths, c, options)
     for problem in result.problems:

@@ -25,13 +25,13 @@ from taintline.case import Case
 from taintline.errors import InputError
 from taintline.graph.cascade import ALWAYS, NEVER
 from taintline.graph.rules import DEFAULT_RULES, Behaviour, Direction, Rule
+from taintline.graph.sparkengine import MAX_ROUNDS, propagate
 from taintline.graph.store import Seed, store_reached, to_us
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
 #: At most this many rounds (each round improves a node or stops).
-MAX_ROUNDS = 100_000
 
 #: The columns an edge table must have (more are ignored).
 EDGE_SCHEMA = (
@@ -165,32 +165,10 @@ def run_parquet_cascade(
     known = arcs.select(F.col("frm").alias("node")).union(arcs.select(F.col("to").alias("node")))
     missing = [r["node"] for r in seed_df.join(known.distinct(), "node", "left_anti").collect()]
     arrival = seed_df.join(known.distinct(), "node", "left_semi").localCheckpoint()
-    frontier = arrival
-    rounds = 0
     say("earliest compromise times")
-    for rounds in range(1, MAX_ROUNDS):
-        cand = (
-            frontier.join(arcs.select("frm", "to", "lo", "hi"), frontier.node == arcs.frm)
-            .where(F.col("t") <= F.col("hi"))
-            .select(F.col("to").alias("node"), F.greatest("t", "lo").alias("t"))
-            .groupBy("node")
-            .agg(F.min("t").alias("t"))
-        )
-        improved = (
-            cand.join(arrival.select("node", F.col("t").alias("old")), "node", "left")
-            .where(F.col("old").isNull() | (F.col("t") < F.col("old")))
-            .select("node", "t")
-            .localCheckpoint()
-        )
-        if improved.isEmpty():
-            break
-        arrival = (
-            arrival.join(improved.select("node", F.col("t").alias("new")), "node", "full_outer")
-            .select("node", F.coalesce("new", "t").alias("t"))
-            .localCheckpoint()
-        )
-        frontier = improved
-        say(f"earliest compromise times: round {rounds}")
+    arrival, rounds = propagate(
+        arrival, arcs, lambda n: say(f"earliest compromise times: round {n}")
+    )
     say("explaining paths")
     # Roots: seeds reached at their own seed time.
     roots = seed_df.join(arrival, ["node", "t"], "left_semi")

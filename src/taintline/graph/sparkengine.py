@@ -15,6 +15,7 @@ Arrow, so arc numbers agree between engines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,28 +63,29 @@ def _to_numpy(df: DataFrame, column: str, n_nodes: int, fill: Any, dtype: Any) -
     return out
 
 
-def earliest_arrival_spark(
-    spark: SparkSession, arcs_df: DataFrame, n_nodes: int, seeds: I64, seed_times: I64
-) -> I64:
+def propagate(
+    arrival: DataFrame, arcs: DataFrame, on_round: Callable[[int], None] | None = None
+) -> tuple[DataFrame, int]:
+    """Earliest arrival by rounds of relaxation: ``arrival`` (``node``, ``t``: the seeds'
+    times) over arcs (``frm``, ``to``, ``lo``, ``hi``: an arc can carry a compromise that
+    arrived by ``hi``, and delivers it at ``max(t, lo)``). Each round joins only the nodes
+    whose time improved in the previous one. Returns the arrival times and the rounds run.
+    Node ids may be any type (integers here, ``kind:key`` strings in the Parquet cascade)."""
     from pyspark.sql import functions as F
 
-    seed_rows = pa.table(
-        {"node": pa.array(seeds, pa.int64()), "t": pa.array(seed_times, pa.int64())}
-    )
-    arrival = spark.createDataFrame(seed_rows).groupBy("node").agg(F.min("t").alias("t"))
-    arrival = arrival.localCheckpoint()
+    edges = arcs.select("frm", "to", "lo", "hi")
     frontier = arrival
-    for _ in range(MAX_ROUNDS):
+    rounds = 0
+    for rounds in range(1, MAX_ROUNDS):
         cand = (
-            frontier.join(arcs_df, frontier.node == arcs_df.frm)
+            frontier.join(edges, frontier.node == edges.frm)
             .where(F.col("t") <= F.col("hi"))
             .select(F.col("to").alias("node"), F.greatest(F.col("t"), F.col("lo")).alias("t"))
             .groupBy("node")
             .agg(F.min("t").alias("t"))
         )
-        old = arrival.select("node", F.col("t").alias("old"))
         improved = (
-            cand.join(old, "node", "left")
+            cand.join(arrival.select("node", F.col("t").alias("old")), "node", "left")
             .where(F.col("old").isNull() | (F.col("t") < F.col("old")))
             .select("node", "t")
             .localCheckpoint()
@@ -96,6 +98,21 @@ def earliest_arrival_spark(
             .localCheckpoint()
         )
         frontier = improved
+        if on_round is not None:
+            on_round(rounds)
+    return arrival, rounds
+
+
+def earliest_arrival_spark(
+    spark: SparkSession, arcs_df: DataFrame, n_nodes: int, seeds: I64, seed_times: I64
+) -> I64:
+    from pyspark.sql import functions as F
+
+    seed_rows = pa.table(
+        {"node": pa.array(seeds, pa.int64()), "t": pa.array(seed_times, pa.int64())}
+    )
+    arrival = spark.createDataFrame(seed_rows).groupBy("node").agg(F.min("t").alias("t"))
+    arrival, _rounds = propagate(arrival.localCheckpoint(), arcs_df)
     result: I64 = _to_numpy(arrival, "t", n_nodes, NEVER, np.int64)
     return result
 

@@ -42,7 +42,7 @@ class ELFFacts:
 
 
 def applies(item: FileItem) -> bool:
-    return magic.sniff(item.data) is magic.FileType.ELF
+    return item.kind() is magic.FileType.ELF
 
 
 def _libraries(binary: lief.ELF.Binary) -> list[str | bytes]:

@@ -42,7 +42,13 @@ from taintline.model import Finding, IndicatorType
 from taintline.scan import rules as rules_mod
 from taintline.scan import store
 from taintline.scan.filenames import FilenameRules
-from taintline.scan.hashes import HashedFile, match_hashes
+from taintline.scan.hashes import (
+    ALL_HASHES,
+    HashedFile,
+    HashType,
+    match_hashes,
+    unchecked_hash_findings,
+)
 from taintline.scan.interface import AnalysisContext, FileRecord, TaskResult
 from taintline.scan.walk import FileTask, walk_inputs
 from taintline.scan.worker import (
@@ -94,6 +100,9 @@ class ScanOptions:
     ensure_intel: bool = True
     #: Write findings and file facts into the case.
     record: bool = True
+    #: The hashes to compute (``--hashes``); SHA-256 is always computed. A hash left out is
+    #: stored as NULL, and the case's indicators of that type are reported as not checked.
+    hashes: frozenset[HashType] = ALL_HASHES
 
 
 @dataclass(slots=True)
@@ -110,9 +119,12 @@ class ScanResult:
 
 
 class ScanProgress(Protocol):
+    """Told the walk's totals, then what each worker result added (files on disk, container
+    members, bytes of files on disk); :class:`taintline.scan.progress.ScanMeter` is one."""
+
     def start(self, total_files: int, total_bytes: int) -> None: ...
 
-    def advance(self, files: int, nbytes: int) -> None: ...
+    def advance(self, files: int, members: int, nbytes: int) -> None: ...
 
 
 # -- analysis context ----------------------------------------------------------------------
@@ -275,7 +287,8 @@ def _scan(
         compiled = rules_mod.compile_rules([*sources, *user], strict=tuple(s.origin for s in user))
         problems.extend(compiled.problems)
     context = build_context(case, options.ca_bundle)
-    config = WorkerConfig(compiled.data if compiled else None, options.limits, context)
+    hashes = frozenset({HashType.SHA256, *options.hashes})
+    config = WorkerConfig(compiled.data if compiled else None, options.limits, context, hashes)
     if pool is not None:
         pool.configure(config)
 
@@ -283,7 +296,7 @@ def _scan(
     recorder = _Recorder(case if options.record else None, run_id, host, when)
     result = ScanResult(run_id, recorder.findings, rules=compiled.count if compiled else 0)
 
-    recorder.add([], walk_findings)
+    recorder.add([], [*walk_findings, *unchecked_hash_findings(case, paths, hashes)])
     if progress is not None:
         progress.start(len(tasks), sum(t.size for t in tasks))
 
@@ -296,16 +309,17 @@ def _scan(
     }
 
     def collect(res: TaskResult) -> None:
+        members = sum(1 for r in res.records if r.depth > 0)
         result.files += res.files
         result.bytes_read += res.bytes_read
-        result.members += sum(1 for r in res.records if r.depth > 0)
+        result.members += members
         recorder.add(res.records, res.findings)
         for display, start, end in res.spans:
             index, roots = bundles_of_top.get(display, (0, ()))
             for root in roots:
                 bundle_parts.setdefault(root, []).append((index, res.records[start:end]))
         if progress is not None:
-            progress.advance(res.files, res.bytes_read)
+            progress.advance(res.files, members, res.bytes_read)
 
     status = "ok"
     try:
@@ -344,6 +358,7 @@ def _scan(
                         "bytes": result.bytes_read,
                         "findings": len(result.findings),
                         "rules": result.rules,
+                        "hashes": sorted(hashes),
                         "seconds": round(result.seconds, 3),
                     },
                 )

@@ -91,7 +91,8 @@ def sniff(data: bytes) -> str | None:
 
 
 def applies(item: FileItem) -> bool:
-    return sniff(item.data) is not None
+    found = item.kind()
+    return found is not None and found in FORMATS
 
 
 # --- structure walks: each returns the offset just past the format's end ---------------

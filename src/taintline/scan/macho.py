@@ -127,7 +127,7 @@ class MachOFacts:
 
 def applies(item: FileItem) -> bool:
     # 0xCAFEBABE is also a Java class file: the magic table tells them apart by the header
-    return magic.sniff(item.data) is magic.FileType.MACHO
+    return item.kind() is magic.FileType.MACHO
 
 
 def _cstring(blob: bytes, offset: int) -> str | None:

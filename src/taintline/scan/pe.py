@@ -91,7 +91,7 @@ class PEFacts:
 
 
 def applies(item: FileItem) -> bool:
-    return magic.sniff(item.data) is magic.FileType.EXE and magic.is_pe(item.data)
+    return item.kind() is magic.FileType.EXE and magic.is_pe(item.data)
 
 
 def _version_strings(binary: lief.PE.Binary) -> dict[str, str]:

@@ -41,7 +41,11 @@ class ReleaseFacts:
 
 def _native(data: bytes) -> str | None:
     """Which native format, by the scanner's one magic table (as the PE/ELF/Mach-O analysers)."""
-    found = magic.sniff(data)
+    return _native_of(magic.sniff(data), data)
+
+
+def _native_of(found: magic.FileType | None, data: bytes) -> str | None:
+    """:func:`_native` from the table's answer ``found`` for ``data``."""
     if found is magic.FileType.EXE:
         return "pe"  # any MZ: a DOS stub without a PE header is hashed as it is
     if found is magic.FileType.ELF:
@@ -52,7 +56,7 @@ def _native(data: bytes) -> str | None:
 
 
 def applies(item: FileItem) -> bool:
-    return _native(item.data) is not None or item.name == "Info.plist"
+    return _native_of(item.kind(), item.data) is not None or item.name == "Info.plist"
 
 
 def _u16(buf: bytearray | bytes, off: int) -> int:
@@ -224,7 +228,7 @@ def _bundle(data: bytes) -> dict[str, str] | None:
 
 
 def analyse(item: FileItem, ctx: AnalysisContext) -> AnalysisResult:
-    if _native(item.data) is not None:
+    if _native_of(item.kind(), item.data) is not None:
         normal, done = normalise(item.data)
         return AnalysisResult(NAME, ReleaseFacts(hashlib.sha256(normal).hexdigest(), tuple(done)))
     bundle = _bundle(item.data)

@@ -140,8 +140,12 @@ def _severity(meta: dict[str, Any]) -> Severity:
 
 
 def extension_of(name: str) -> str:
-    suffix = PurePosixPath(name).suffix
-    return suffix.lower()
+    """``PurePosixPath(name).suffix``, lower-case; without building a path for a plain name
+    (called for every file and member)."""
+    if "/" in name or name in ("", ".", ".."):
+        return PurePosixPath(name).suffix.lower()
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
 
 
 class RuleScanner:
@@ -152,16 +156,24 @@ class RuleScanner:
         self.scanner = yara_x.Scanner(self.rules)
         self.scanner.set_timeout(max(int(timeout_s), 1))
         self.scanner.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN)
+        #: the externals last set on the scanner (set again only when they change: the owner
+        #: and often the type are the same for every member of a container)
+        self._globals: dict[str, str] = {}
+
+    def _set(self, ident: str, value: str) -> None:
+        if self._globals.get(ident) != value:
+            self.scanner.set_global(ident, value)
+            self._globals[ident] = value
 
     def scan(
         self, data: bytes, *, subject: str, name: str, filetype: str, owner: str
     ) -> list[Finding]:
         scanner = self.scanner
-        scanner.set_global("filename", name)
-        scanner.set_global("filepath", subject)
-        scanner.set_global("extension", extension_of(name))
-        scanner.set_global("filetype", filetype)
-        scanner.set_global("owner", owner)
+        self._set("filename", name)
+        self._set("filepath", subject)
+        self._set("extension", extension_of(name))
+        self._set("filetype", filetype)
+        self._set("owner", owner)
         try:
             results = scanner.scan(data)
         except yara_x.TimeoutError:

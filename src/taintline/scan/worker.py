@@ -32,8 +32,8 @@ from taintline.kinds import error_finding
 from taintline.limits import ScanLimits
 from taintline.model import Finding
 from taintline.scan import rules as rules_mod
-from taintline.scan.containers import SEP, Budget, container_kind, expand
-from taintline.scan.hashes import hash_stream, start_hashes
+from taintline.scan.containers import SEP, Budget, container_kind_of, expand
+from taintline.scan.hashes import ALL_HASHES, HashType, hash_stream, start_hashes
 from taintline.scan.interface import (
     AnalysisContext,
     BundleMember,
@@ -41,7 +41,7 @@ from taintline.scan.interface import (
     FileRecord,
     TaskResult,
 )
-from taintline.scan.magic import filetype
+from taintline.scan.magic import sniff
 from taintline.scan.walk import FileTask
 
 
@@ -50,6 +50,17 @@ class WorkerConfig:
     rules: bytes | None
     limits: ScanLimits
     context: AnalysisContext
+    #: the hashes to compute (``--hashes``; SHA-256 always)
+    hashes: frozenset[HashType] = ALL_HASHES
+
+
+def base_name(path: str) -> str:
+    """``PurePosixPath(path).name`` (the last part of a ``/`` path), without building a path
+    for the common case (called for every member)."""
+    tail = path.rpartition("/")[2]
+    if tail and tail not in (".", ".."):
+        return tail
+    return PurePosixPath(path).name
 
 
 def _facts_default(value: Any) -> Any:
@@ -81,6 +92,7 @@ class Worker:
 
         self.limits = config.limits
         self.context = config.context
+        self.hashes = config.hashes
         self.analysers = ANALYSERS
         self.analyser_names = tuple(
             str(getattr(a, "NAME", type(a).__name__)) for a in self.analysers
@@ -201,7 +213,7 @@ class Worker:
                 FileRecord(task.top, task.display, task.display, size, "", "", "", "", 0)
             )
             return
-        hashes = hash_stream(fh)
+        hashes = hash_stream(fh, which=self.hashes)
         out.bytes_read += hashes.size
         out.records.append(
             FileRecord(
@@ -229,8 +241,9 @@ class Worker:
         budget: Budget,
         out: TaskResult,
     ) -> None:
-        job = start_hashes(data, self._hash_threads)  # runs while YARA scans
-        ftype = filetype(data, name)
+        job = start_hashes(data, self._hash_threads, self.hashes)  # runs while YARA scans
+        found = sniff(data, name)  # once: YARA's filetype, the analysers, the container
+        ftype = "" if found is None else str(found)
         if self.rules is not None:
             out.findings.extend(
                 self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
@@ -245,6 +258,8 @@ class Worker:
             sha256=hashes.sha256,
             sha1=hashes.sha1,
             md5=hashes.md5,
+            filetype=found,
+            sniffed=True,
         )
         facts: dict[str, Any] = {}
         facts_json: dict[str, str] = {}
@@ -283,7 +298,7 @@ class Worker:
                 facts_json,
             )
         )
-        kind = container_kind(data)
+        kind = container_kind_of(found)
         if kind is None:
             return
         if depth >= self.limits.max_depth:
@@ -302,7 +317,7 @@ class Worker:
                 out.findings.append(produced)
                 continue
             member_path = f"{path}{SEP}{produced.name}"
-            member_name = PurePosixPath(produced.name).name or produced.name
+            member_name = base_name(produced.name) or produced.name
             self.scan_item(
                 produced.data, member_path, member_name, top, depth + 1, owner, budget, out
             )

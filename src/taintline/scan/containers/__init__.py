@@ -48,6 +48,7 @@ __all__ = [
     "Member",
     "Produced",
     "container_kind",
+    "container_kind_of",
     "expand",
     "unsafe_member_name",
 ]
@@ -55,7 +56,12 @@ __all__ = [
 
 def container_kind(data: bytes) -> ContainerKind | None:
     """Which container ``data`` is, judged by content only (never by name)."""
-    found = sniff(data)
+    return container_kind_of(sniff(data))
+
+
+def container_kind_of(found: FileType | None) -> ContainerKind | None:
+    """Which container a file of the sniffed type ``found`` is (``MSI`` and ``OLE``, the only
+    types a name changes, open the same way)."""
     entry = _BY_FILETYPE.get(found) if found is not None else None
     return entry[0] if entry else None
 
