@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "kinds": 0,
     "terminal": 0,
     "compressed": 0,  # decompressing readers' input (stdlib and zstandard only)
+    "csvsafe": 0,  # the one CSV writer (spreadsheet formula injection neutralised)
     # 1: the case store and what has no stage (test-file builders, Spark session)
     "case": 1,
     "migrations": 1,

@@ -23,8 +23,12 @@ class IntelLimits:
     #: An endoflife.date product Markdown file (YAML front matter) larger than this is refused
     #: (the largest published ones are under 100 KiB).
     max_markdown_bytes: int = 8 * MiB
-    #: Any intel file larger than this is refused before it is opened (checked on its size).
+    #: Any intel file larger than this is refused before it is opened (checked on its size);
+    #: a compressed one (gzip, bzip2, zstd) is also refused when it expands past this.
     max_file_bytes: int = 1 * GiB
+    #: A compressed intel file that expands more than this many times its size (past its
+    #: first 64 MiB) is refused as a compression bomb (real lists stay far below 100:1).
+    max_expansion_ratio: float = 1000.0
     #: A CSV/text IOC list larger than this is refused (it is read whole for the Arrow path).
     max_text_bytes: int = 1 * GiB
 

@@ -24,7 +24,6 @@ among the inputs, line by line, and only lines containing one of the wanted ids.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 import orjson
 
 from taintline.hunt.model import HitGroup, HuntOptions, LogFormat, LogKind, LogSource
+from taintline.hunt.readers.textio import iter_lines
 from taintline.model import parse_time, utc
 
 #: Host value the engines give a hit that only has a certificate id.
@@ -79,33 +79,31 @@ def _us(value: Any) -> int | None:
 def _records(src: LogSource, wanted: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) of the lines of ``src`` that contain one of ``wanted``."""
     path = Path(src.path)
-    opener: Any = gzip.open if src.compressed else open
     nulls = set(src.null_values)
     try:
-        with opener(path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if not line or line.startswith("#") or not any(w in line for w in wanted):
+        for number, raw in enumerate(iter_lines(path), start=1):
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not line or line.startswith("#") or not any(w in line for w in wanted):
+                continue
+            if src.format is LogFormat.ZEEK_TSV or src.format is LogFormat.CSV:
+                values = line.split(src.delimiter)
+                if len(values) != len(src.columns):
                     continue
-                if src.format is LogFormat.ZEEK_TSV or src.format is LogFormat.CSV:
-                    values = line.split(src.delimiter)
-                    if len(values) != len(src.columns):
-                        continue
-                    yield (
-                        number,
-                        {
-                            c: (None if v in nulls else v)
-                            for c, v in zip(src.columns, values, strict=True)
-                        },
-                    )
-                else:
-                    try:
-                        record = orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if isinstance(record, dict):
-                        yield number, record
-    except (OSError, EOFError, gzip.BadGzipFile):
+                yield (
+                    number,
+                    {
+                        c: (None if v in nulls else v)
+                        for c, v in zip(src.columns, values, strict=True)
+                    },
+                )
+            else:
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(record, dict):
+                    yield number, record
+    except OSError:
         return  # a damaged file: what was read stays; the engine reported the damage
 
 

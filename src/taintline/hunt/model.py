@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from taintline.compressed import Expansion
 from taintline.errors import Problem
 from taintline.model import IndicatorType
 from taintline.sparklocal import SparkSettings
@@ -109,7 +110,8 @@ class LogSource:
     set_separator: str = ","
     #: Lines before the data that a reader skips on purpose (a CSV header line).
     header_lines: int = 0
-    compressed: bool = False
+    #: ``gzip``, ``bzip2`` or ``zstd`` (by the magic bytes), ``None`` for a plain file.
+    compression: str | None = None
 
 
 @dataclass(slots=True)
@@ -224,8 +226,17 @@ class HuntOptions:
     max_lines: int = 10
     #: Over-long lines (bytes) are garbage.
     max_line_bytes: int = 1 << 20
+    #: A compressed log is read up to this many expanded bytes, or until it expands more
+    #: than ``max_expansion_ratio`` times (past 64 MiB): a compression bomb is a problem
+    #: for that file (the lines before the limit are hunted), never a full disk.
+    max_expanded_bytes: int = 256 << 30
+    max_expansion_ratio: float = 1000.0
     #: Zeek TSV files: find candidate lines with the literal pre-filter
     #: (:mod:`taintline.hunt.prefilter`) and parse only those; False parses every line.
     prefilter: bool = True
     #: Where ``--engine spark`` runs (None: a local session on this machine).
     spark: SparkSettings | None = None
+
+    @property
+    def expansion(self) -> Expansion:
+        return Expansion(max_bytes=self.max_expanded_bytes, max_ratio=self.max_expansion_ratio)

@@ -36,7 +36,8 @@ import hyperscan
 import numpy as np
 import numpy.typing as npt
 
-from taintline.hunt.readers.textio import GZIP_MAGIC, Damage, gzip_blocks
+from taintline.compressed import Expansion, compression_of
+from taintline.hunt.readers.textio import DEFAULT_EXPANSION, Damage, decompressed_blocks
 
 try:
     hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
@@ -309,12 +310,13 @@ class _Pass:
             raise _Flood
 
 
-class _GzipReader:
-    """``readinto`` over the decompressed bytes of every gzip member, in bounded steps; a
-    damaged stream ends the data, recording why (what came before stays)."""
+class _Decompressed:
+    """``readinto`` over the decompressed bytes of every gzip member, bzip2 stream or zstd
+    frame, in bounded steps; a damaged stream, or one expanding past its limit, ends the
+    data, recording why (what came before stays)."""
 
-    def __init__(self, handle: BinaryIO, damage: Damage) -> None:
-        self.chunks = gzip_blocks(handle, damage, BLOCK)
+    def __init__(self, handle: BinaryIO, name: str, damage: Damage, limit: Expansion) -> None:
+        self.chunks = decompressed_blocks(handle, name, damage, limit, BLOCK)
         self.pending = b""
         self.offset = 0
 
@@ -330,17 +332,19 @@ class _GzipReader:
         return n
 
 
-def _read_blocks(path: Path, result: PrefilterResult, work: _Pass) -> None:
+def _read_blocks(
+    path: Path, result: PrefilterResult, work: _Pass, limit: Expansion = DEFAULT_EXPANSION
+) -> None:
     """Feed ``work`` with blocks of whole lines, read into one reused buffer (no per-block
     allocation). A last line without a newline gets one; a line longer than the buffer is
-    skipped as garbage; a damaged gzip stream leaves its cut last line as garbage."""
+    skipped as garbage; a damaged compressed stream leaves its cut last line as garbage."""
     buf = bytearray(BLOCK)
     view = memoryview(buf)
     with path.open("rb", buffering=0) as raw:
-        gz = raw.read(2) == GZIP_MAGIC
+        name = compression_of(raw.read(4))
         raw.seek(0)
         damage = Damage()
-        reader: Any = _GzipReader(raw, damage) if gz else raw
+        reader: Any = raw if name is None else _Decompressed(raw, name, damage, limit)
         have = 0
         skipping = False
         while True:
@@ -378,14 +382,21 @@ def _read_blocks(path: Path, result: PrefilterResult, work: _Pass) -> None:
                 work.feed(buf, have + 1)
 
 
-def prefilter_file(path: str, ncols: int, matcher: Matcher, max_line: int) -> PrefilterResult:
-    """One pass over one Zeek TSV file (plain or gzip): line accounting and candidates."""
+def prefilter_file(
+    path: str,
+    ncols: int,
+    matcher: Matcher,
+    max_line: int,
+    limit: Expansion = DEFAULT_EXPANSION,
+) -> PrefilterResult:
+    """One pass over one Zeek TSV file (plain, gzip, bzip2 or zstd): line accounting and
+    candidates."""
     result = PrefilterResult(path=path)
     try:
         size = Path(path).stat().st_size
         work = _Pass(matcher.database(), ncols, max_line, result)
         work.limit = max(FLOOD_FLOOR, int(size / 100 * FLOOD_SHARE))
-        _read_blocks(Path(path), result, work)
+        _read_blocks(Path(path), result, work, limit)
         result.lines = work.base + (1 if result.cut_line else 0)
         if result.cut_line:
             result.garbage += 1
@@ -404,7 +415,11 @@ def _warm() -> bool:
 
 
 def prefilter_many(
-    jobs: list[tuple[str, int]], patterns: list[bytes], max_line: int, workers: int
+    jobs: list[tuple[str, int]],
+    patterns: list[bytes],
+    max_line: int,
+    workers: int,
+    limit: Expansion = DEFAULT_EXPANSION,
 ) -> Iterator[PrefilterResult]:
     """``prefilter_file`` over many files, in file order, in ``workers`` processes when the
     input is large enough to pay for starting them. The workers start (and import) while
@@ -416,7 +431,7 @@ def prefilter_many(
     if workers <= 1 or len(jobs) < 2 or total < POOL_MIN_BYTES:
         matcher = compile_matcher(patterns)
         for path, ncols in jobs:
-            yield prefilter_file(path, ncols, matcher, max_line)
+            yield prefilter_file(path, ncols, matcher, max_line, limit)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -429,7 +444,8 @@ def prefilter_many(
         for started in warm:
             started.result()
         futures = [
-            pool.submit(prefilter_file, path, ncols, matcher, max_line) for path, ncols in jobs
+            pool.submit(prefilter_file, path, ncols, matcher, max_line, limit)
+            for path, ncols in jobs
         ]
         for future in futures:
             yield future.result()

@@ -4,7 +4,6 @@ row, sources joined) and STIX 2.1 (a bundle built and validated by the ``stix2``
 
 from __future__ import annotations
 
-import csv
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ import orjson
 import stix2
 
 from taintline.case import INDICATOR_COLUMNS, Case, indicator_from_row
+from taintline.csvsafe import SafeWriter
 from taintline.errors import UsageError
 from taintline.model import Indicator, IndicatorType, iso
 
@@ -167,7 +167,7 @@ def export_intel(case: Case, fmt: str, out: TextIO) -> int:
             out.write("\n")
             count += 1
     elif fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
+        writer = SafeWriter(out)  # names and notes from feeds: no spreadsheet formulas
         writer.writerow(
             [
                 "type",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -24,6 +25,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taintline.case import INDICATOR_COLUMNS, Case, indicator_from_row
+from taintline.compressed import (
+    CompressedInputError,
+    Expansion,
+    compression_of_file,
+    expand_to,
+    plain_name,
+)
 from taintline.errors import Problem, UsageError
 from taintline.intel.interface import EolProduct, EolRecord, ReadResult, YaraSource
 from taintline.intel.readers import SNIFF_BYTES, detect, reader_named
@@ -102,7 +110,38 @@ class IngestReport:
 
 
 def read_file(path: Path, limits: IntelLimits, *, fmt: str | None = None) -> ReadResult:
-    """Read one file with the reader its content calls for. Never raises for bad input."""
+    """Read one file with the reader its content calls for. Never raises for bad input.
+
+    A gzip, bzip2 or zstd compressed file (known by its magic bytes, whatever its name) is
+    expanded, streamed and bounded by ``limits.max_file_bytes`` and
+    ``limits.max_expansion_ratio``, into a temporary file named without its compression
+    ending (``iocs.csv.gz`` -> ``iocs.csv``), which every reader then reads as it reads a
+    plain file; what the result names is given the original path back."""
+    item = str(path)
+    compression = compression_of_file(path) if path.is_file() else None
+    if compression is None:
+        return _read_plain(path, limits, fmt)
+    with tempfile.TemporaryDirectory(prefix="taintline-intel-") as tmp:
+        plain = Path(tmp) / plain_name(path.name)
+        try:
+            with plain.open("wb") as out:
+                expand_to(
+                    path,
+                    out,
+                    Expansion(
+                        max_bytes=limits.max_file_bytes, max_ratio=limits.max_expansion_ratio
+                    ),
+                )
+        except CompressedInputError as exc:
+            return ReadResult.failure(fmt or "?", item, f"{exc}; nothing read")
+        except OSError as exc:
+            return ReadResult.failure(fmt or "?", item, f"cannot read: {exc.strerror or exc}")
+        result = _read_plain(plain, limits, fmt)
+        _rename(result, str(plain), item)
+        return result
+
+
+def _read_plain(path: Path, limits: IntelLimits, fmt: str | None) -> ReadResult:
     item = str(path)
     try:
         size = path.stat().st_size
@@ -196,6 +235,7 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], dict[str, int]]:
 
 
 def _intel_file(path: Path) -> bool:
+    path = path.with_name(plain_name(path.name))  # iocs.csv.gz is read as iocs.csv is
     suffix = path.suffix.lower()
     if suffix in FOLDER_EXTENSIONS:
         return True
@@ -242,6 +282,15 @@ def _with_source(result: ReadResult, source: str) -> None:
 
 
 def _rename(result: ReadResult, old: str, new: str) -> None:
+    """Name ``new`` wherever the result names the file ``old`` (problems, origins)."""
+
+    def origin(indicator: Indicator) -> Indicator:
+        if indicator.context.get("origin") != old:
+            return indicator
+        return dataclasses.replace(indicator, context={**indicator.context, "origin": new})
+
+    result.indicators = [origin(i) for i in result.indicators]
+    result.context_only = [origin(i) for i in result.context_only]
     result.problems = [
         dataclasses.replace(p, item=new) if p.item == old else p for p in result.problems
     ]

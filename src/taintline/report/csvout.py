@@ -1,13 +1,14 @@
-"""CSV: one finding per row, evidence as a JSON column."""
+"""CSV: one finding per row, evidence as a JSON column; cells a spreadsheet would run as a
+formula are neutralised (:mod:`taintline.csvsafe`)."""
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from typing import TextIO
 
 import orjson
 
+from taintline.csvsafe import SafeWriter
 from taintline.model import Finding, iso
 from taintline.report.context import RenderContext
 
@@ -15,7 +16,7 @@ COLUMNS = ("severity", "kind", "subject", "host", "time", "message", "indicators
 
 
 def render(findings: Sequence[Finding], out: TextIO, ctx: RenderContext) -> None:
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out)
     writer.writerow(COLUMNS)
     for f in findings:
         writer.writerow(

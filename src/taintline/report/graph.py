@@ -8,7 +8,6 @@ printed with markup off.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from taintline.csvsafe import write_records
 from taintline.model import iso
 from taintline.terminal import text
 
@@ -64,12 +64,7 @@ def write_rows_jsonl(records: Sequence[dict[str, object]], out: TextIO) -> None:
 
 
 def write_rows_csv(records: Sequence[dict[str, object]], out: TextIO) -> None:
-    if not records:
-        return
-    writer = csv.DictWriter(out, fieldnames=list(records[0]), lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({k: "" if v is None else str(v) for k, v in record.items()})
+    write_records(records, out)
 
 
 def reached_table(rows: Sequence[Reached], total: int) -> Table:

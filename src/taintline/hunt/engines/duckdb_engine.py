@@ -41,7 +41,7 @@ from taintline.hunt.model import (
     LogFormat,
     LogSource,
 )
-from taintline.hunt.readers.textio import LineScan, scan_file
+from taintline.hunt.readers.textio import LineScan, iter_lines, scan_file
 from taintline.model import utc
 
 NAME = "duckdb"
@@ -149,7 +149,7 @@ class DuckDBEngine:
         self._prefiltering = True
         jobs = [(s.path, len(s.columns)) for s in sources if self._fast(s)]
         return prefilter.prefilter_many(
-            jobs, patterns, opts.max_line_bytes, max(1, int(opts.threads))
+            jobs, patterns, opts.max_line_bytes, max(1, int(opts.threads)), opts.expansion
         )
 
     def _run_file_fast(
@@ -216,7 +216,7 @@ class DuckDBEngine:
                 con,
                 batch.src,
                 str(cand_path),
-                False,
+                None,
                 opts,
                 LineScan(lines=len(batch.lines)),
                 scratch,
@@ -246,12 +246,12 @@ class DuckDBEngine:
 
     # -- per file ------------------------------------------------------------------------
     def _reader_sql(
-        self, src: LogSource, read_path: str, compressed: bool, opts: HuntOptions
+        self, src: LogSource, read_path: str, compression: str | None, opts: HuntOptions
     ) -> str:
         common = (
             f"header=false, auto_detect=false, store_rejects=true, rejects_table='_rej',"
             f" rejects_scan='_rej_scan', max_line_size={int(opts.max_line_bytes)},"
-            f" compression={lit('gzip' if compressed else 'none')}, strict_mode=true"
+            f" compression={lit(compression or 'none')}, strict_mode=true"
         )
         if src.format in (LogFormat.ZEEK_TSV, LogFormat.CSV):
             cols = ", ".join(f"{lit(c)}: 'VARCHAR'" for c in src.columns)
@@ -355,7 +355,7 @@ class DuckDBEngine:
         stats = FileStats(path=src.path, format=str(src.format), kind=str(src.kind))
         path = Path(src.path)
         try:
-            scan = scan_file(path, Path(tmp))
+            scan = scan_file(path, Path(tmp), opts.expansion)
         except OSError as exc:
             stats.problems.append(Problem(src.path, f"cannot read: {exc.strerror or exc}"))
             return stats
@@ -366,23 +366,25 @@ class DuckDBEngine:
                 Problem(src.path, "too many blank lines: line numbers after them may be off")
             )
         read_path = str(scan.salvaged or path)
-        compressed = src.compressed and scan.salvaged is None
+        # gzip and zstd are read by DuckDB itself; a bzip2 file (or a damaged one) from the
+        # plain copy the counting pass wrote
+        compression = src.compression if scan.salvaged is None else None
         if scan.damage:
             stats.problems.append(
                 Problem(src.path, f"{scan.damage}; the {scan.lines} line(s) before it were read")
             )
         try:
-            skipped = self._candidates(con, src, read_path, compressed, opts, scan, stats)
+            skipped = self._candidates(con, src, read_path, compression, opts, scan, stats)
         except duckdb.Error as exc:
             # The reader gave up on the whole file (a stray carriage return breaks DuckDB's
             # strict CSV state machine, for one): clean a copy line by line and read that.
             stats.problems.append(
                 Problem(src.path, f"irregular file, read line by line ({str(exc).splitlines()[0]})")
             )
-            cleaned, garbage = _clean_copy(Path(read_path), src, compressed, tmp)
+            cleaned, garbage = _clean_copy(Path(read_path), src, opts, tmp)
             try:
                 skipped = self._candidates(
-                    con, src, str(cleaned), False, opts, scan, stats, extra_skipped=garbage
+                    con, src, str(cleaned), None, opts, scan, stats, extra_skipped=garbage
                 )
                 stats.garbage += len(garbage)
             finally:
@@ -407,7 +409,7 @@ class DuckDBEngine:
         con: duckdb.DuckDBPyConnection,
         src: LogSource,
         read_path: str,
-        compressed: bool,
+        compression: str | None,
         opts: HuntOptions,
         scan: LineScan,
         stats: FileStats,
@@ -416,7 +418,7 @@ class DuckDBEngine:
         """Fill ``_cand`` with the file's candidate rows; returns the skipped line numbers."""
         _x(con, "DROP TABLE IF EXISTS _rej")
         _x(con, "DROP TABLE IF EXISTS _rej_scan")
-        reader = self._reader_sql(src, read_path, compressed, opts)
+        reader = self._reader_sql(src, read_path, compression, opts)
         exprs, json_inner, first = self._field_exprs(src)
         pf = self._prefilter(src)
         if src.format in (LogFormat.ZEEK_TSV, LogFormat.CSV):
@@ -730,18 +732,16 @@ def _url_key(col: str) -> str:
     return f"{clean_host} || CASE WHEN {path} = '' THEN '/' ELSE {path} END"
 
 
-def _clean_copy(path: Path, src: LogSource, compressed: bool, tmp: str) -> tuple[Path, list[int]]:
-    """A plain copy of ``path`` where every line DuckDB could trip on is left empty (so line
-    numbers stay the same); returns it and the numbers of the emptied (garbage) lines."""
-    import gzip
-
+def _clean_copy(path: Path, src: LogSource, opts: HuntOptions, tmp: str) -> tuple[Path, list[int]]:
+    """A plain copy of ``path`` (plain or compressed) where every line DuckDB could trip on is
+    left empty (so line numbers stay the same); returns it and the numbers of the emptied
+    (garbage) lines."""
     expected = len(src.columns)
     garbage: list[int] = []
     out_path = Path(tempfile.mkstemp(prefix="taintline-clean-", suffix=".log", dir=tmp)[1])
-    opener: Any = gzip.open if compressed else open
     try:
-        with opener(path, "rb") as handle, out_path.open("wb") as out:
-            for number, raw in enumerate(handle, start=1):
+        with out_path.open("wb") as out:
+            for number, raw in enumerate(iter_lines(path, opts.expansion), start=1):
                 line = raw.rstrip(b"\n").rstrip(b"\r")
                 ok = True
                 try:

@@ -40,6 +40,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from taintline.compressed import SUFFIXES
 from taintline.errors import Problem
 from taintline.hunt.engines.interface import EngineResult, Progress
 from taintline.hunt.engines.spark_engine import SparkEngine
@@ -158,7 +159,9 @@ def _describe(path: str, head: list[bytes], opts: HuntOptions) -> LogSource | Pr
             found = reader.describe(name, head, opts.field_map)
             if isinstance(found, Problem):
                 return Problem(path, found.message, found.line)
-            return replace(found, path=path, compressed=path.endswith((".gz", ".gzip")))
+            # Spark picks the codec from the name ending (it cannot peek at magic bytes on
+            # the cluster): .gz, .bz2 and, with a native zstd codec, .zst.
+            return replace(found, path=path, compression=SUFFIXES.get(Path(path).suffix.lower()))
     return Problem(path, "not a log format taintline reads (Zeek TSV/JSON, JSON Lines, CSV)")
 
 

@@ -52,6 +52,14 @@ def local_session(cores: int = 2) -> SparkSession:
     return sparklocal.local_session("taintline-hunt", cores, HUNT_CONF)
 
 
+def _needs_copy(src: LogSource) -> bool:
+    """Whether Spark's text source would not decompress this file by itself."""
+    native = {"gzip": (".gz",), "bzip2": (".bz2",)}
+    return src.compression is not None and not src.path.lower().endswith(
+        native.get(src.compression, ("\0",))
+    )
+
+
 def _ts_us(col: str) -> str:
     dec = f"CAST({col} AS DECIMAL(38,6))"
     return (
@@ -310,7 +318,12 @@ class SparkEngine:
         for src in sources:
             stats = FileStats(path=src.path, format=str(src.format), kind=str(src.kind))
             try:
-                scan = scan_file(Path(src.path))
+                # Spark picks its codec by the name ending: any other compressed file
+                # (a gzip log named dns.log, zstd without a native codec) is read from a
+                # plain copy the counting pass writes.
+                scan = scan_file(
+                    Path(src.path), limit=options.expansion, plain_copy=_needs_copy(src)
+                )
             except OSError as exc:
                 stats.problems.append(Problem(src.path, f"cannot read: {exc.strerror or exc}"))
                 result.stats.append(stats)

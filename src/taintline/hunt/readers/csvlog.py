@@ -14,7 +14,7 @@ from pathlib import Path
 from taintline.errors import Problem
 from taintline.hunt.model import Field, LogFormat, LogSource
 from taintline.hunt.readers.fields import GENERIC_FIELDS, kind_from_fields, pick_columns
-from taintline.hunt.readers.textio import is_gzip
+from taintline.hunt.readers.textio import compression_of_path
 
 FORMAT = LogFormat.CSV
 
@@ -67,5 +67,5 @@ def describe(path: Path, head: list[bytes], field_map: Mapping[Field, str]) -> L
         delimiter=delimiter,
         null_values=("", "-"),
         header_lines=1,
-        compressed=is_gzip(path),
+        compression=compression_of_path(path),
     )

@@ -19,7 +19,7 @@ from taintline.hunt.readers.fields import (
     kind_from_fields,
     kind_from_path,
 )
-from taintline.hunt.readers.textio import is_gzip
+from taintline.hunt.readers.textio import compression_of_path
 
 FORMAT = LogFormat.JSONL
 
@@ -117,5 +117,5 @@ def describe(path: Path, head: list[bytes], field_map: Mapping[Field, str]) -> L
         format=LogFormat.ZEEK_JSON if zeek else FORMAT,
         kind=kind,
         fields=chosen,
-        compressed=is_gzip(path),
+        compression=compression_of_path(path),
     )

@@ -1,19 +1,19 @@
 """Byte-level helpers shared by the log readers: peeking at a file, and one counting pass.
 
 DuckDB reads the data, but it silently skips blank lines and cannot report line numbers, and
-a truncated gzip member ends its scan with an error. This pass (``bytes.count``/``find`` over
+a truncated compressed member ends its scan with an error. This pass (``bytes.count``/``find`` over
 large blocks, so it runs at memory speed on plain files) gives every file an exact line
 count, the numbers of its blank lines (to turn DuckDB's row numbers into line numbers), the
-number of ``#`` lines, and for a damaged gzip file a plain copy of everything readable.
+number of ``#`` lines, and for a damaged compressed file a plain copy of everything readable.
+gzip, bzip2 and zstd input is known by its magic bytes (:mod:`taintline.compressed` decodes it,
+streamed and bounded).
 """
 
 from __future__ import annotations
 
 import codecs
-import gzip
 import os
 import tempfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,50 +21,54 @@ from typing import BinaryIO
 
 import numpy as np
 
-GZIP_MAGIC = b"\x1f\x8b"
+from taintline.compressed import (
+    SUFFIXES,
+    CompressedInputError,
+    Expansion,
+    ExpansionError,
+    compression_of,
+    stream_blocks,
+)
+
 _BLOCK = 8 << 20
 #: More blank lines than this in one file are counted but their positions are not kept
 #: (line numbers after them may then be off; a Problem says so).
 MAX_BLANK_POSITIONS = 1_000_000
+#: How far a compressed log may expand unless the hunt's options say otherwise.
+DEFAULT_EXPANSION = Expansion(max_bytes=256 << 30)
+#: Compressions DuckDB reads itself (``read_csv(..., compression=...)``); a bzip2 log is
+#: read from a plain copy the counting pass writes.
+NATIVE = frozenset({"gzip", "zstd"})
 
 
-def is_gzip(path: Path) -> bool:
-    """By the magic bytes; a path not on this machine (a cluster URI) by its suffix."""
+def compression_of_path(path: Path) -> str | None:
+    """``gzip``, ``bzip2`` or ``zstd`` by the magic bytes; a path not on this machine (a
+    cluster URI) by its name ending."""
     try:
         with path.open("rb") as handle:
-            return handle.read(2) == GZIP_MAGIC
+            return compression_of(handle.read(4))
     except OSError:
-        return path.suffix == ".gz"
+        return SUFFIXES.get(path.suffix.lower())
 
 
 def head_lines(path: Path, max_bytes: int = 256 * 1024, max_lines: int = 200) -> list[bytes]:
-    """The first lines of a (possibly gzip-compressed) file, without line endings.
-
-    A damaged gzip file gives what could be read before the damage.
-    """
-    data = b""
-    try:
-        if is_gzip(path):
-            with gzip.open(path, "rb") as handle:
-                data = handle.read(max_bytes)
+    """The first lines of a (possibly gzip, bzip2 or zstd compressed) file, without line
+    endings. A damaged compressed file gives what could be read before the damage."""
+    data = bytearray()
+    with path.open("rb") as handle:
+        name = compression_of(handle.read(4))
+        handle.seek(0)
+        if name is None:
+            data += handle.read(max_bytes)
         else:
-            with path.open("rb") as handle:
-                data = handle.read(max_bytes)
-    except (OSError, EOFError, zlib.error):
-        data = _salvage_gzip_head(path, max_bytes)
-    lines = data.split(b"\n")
+            for block in decompressed_blocks(handle, name, Damage(), DEFAULT_EXPANSION, 1 << 16):
+                data += block
+                if len(data) >= max_bytes:
+                    break
+    lines = bytes(data[:max_bytes]).split(b"\n")
     if len(data) >= max_bytes and len(lines) > 1:
         lines = lines[:-1]  # the last one is cut
     return [line.rstrip(b"\r") for line in lines[:max_lines]]
-
-
-def _salvage_gzip_head(path: Path, max_bytes: int) -> bytes:
-    out = bytearray()
-    for chunk in _gzip_chunks(path, Damage()):
-        out += chunk
-        if len(out) >= max_bytes:
-            break
-    return bytes(out[:max_bytes])
 
 
 @dataclass(slots=True)
@@ -72,43 +76,40 @@ class Damage:
     message: str | None = None
 
 
-def _gzip_chunks(path: Path, damage: Damage) -> Iterator[bytes]:
-    with path.open("rb") as handle:
-        yield from gzip_blocks(handle, damage)
-
-
-def gzip_blocks(handle: BinaryIO, damage: Damage, block: int = _BLOCK) -> Iterator[bytes]:
+def decompressed_blocks(
+    handle: BinaryIO, name: str, damage: Damage, limit: Expansion, block: int = _BLOCK
+) -> Iterator[bytes]:
     """Decompressed blocks (at most ``block`` bytes each, whatever the compression ratio) of
-    every gzip member; stops (recording why in ``damage``) at the first damage."""
-    decomp = zlib.decompressobj(wbits=31)
-    in_member = False
-    while raw := handle.read(block):
-        while raw:
-            in_member = True
-            try:
-                out = decomp.decompress(raw, block)
-                while out:
-                    yield out
-                    tail = decomp.unconsumed_tail
-                    out = decomp.decompress(tail, block) if tail else b""
-            except zlib.error as exc:
-                damage.message = f"corrupt gzip data ({exc})"
-                return
-            if decomp.eof:
-                raw = decomp.unused_data
-                decomp = zlib.decompressobj(wbits=31)
-                in_member = False
-                if raw and not raw.startswith(GZIP_MAGIC):
-                    if raw.strip(b"\0"):
-                        damage.message = "trailing bytes after the gzip data"
-                    return
-            else:
-                raw = b""
-    if in_member:
-        tail = decomp.flush()
-        if tail:
-            yield tail
-        damage.message = "truncated gzip file (the compressed stream ends early)"
+    every member or frame; stops, recording why in ``damage``, at the first damage or when
+    the data expands past ``limit`` (what came before stays)."""
+    try:
+        yield from stream_blocks(handle, name, limit, block)
+    except ExpansionError as exc:
+        damage.message = f"{exc}: reading stopped there"
+    except CompressedInputError as exc:
+        damage.message = str(exc)
+
+
+def iter_lines(path: Path, limit: Expansion = DEFAULT_EXPANSION) -> Iterator[bytes]:
+    """The raw lines of a plain or compressed file (with their line endings), up to any
+    damage."""
+    with path.open("rb") as handle:
+        name = compression_of(handle.read(4))
+        handle.seek(0)
+        if name is None:
+            yield from handle
+            return
+        pending = b""
+        for chunk in decompressed_blocks(handle, name, Damage(), limit):
+            data = pending + chunk
+            cut = data.rfind(b"\n")
+            if cut == -1:
+                pending = data
+                continue
+            yield from data[: cut + 1].splitlines(keepends=True)
+            pending = data[cut + 1 :]
+        if pending:
+            yield pending
 
 
 @dataclass(slots=True)
@@ -123,8 +124,9 @@ class LineScan:
     hash_lines: int = 0
     #: Line numbers of lines that are not valid UTF-8.
     bad_utf8: list[int] = field(default_factory=list)
-    #: Set when the file is a damaged gzip file: why, and a plain copy of what was readable
-    #: (complete lines only).
+    #: Set when the file is a damaged compressed file: why. ``salvaged`` is a plain copy of
+    #: what was readable (complete lines only), or of a whole file whose compression the
+    #: engine does not read itself.
     damage: str | None = None
     salvaged: Path | None = None
     #: The incomplete last line of a damaged file (counted as garbage).
@@ -224,20 +226,39 @@ class _SkipLine:
         raise UnicodeDecodeError("utf-8", data, 0, 1, "rest of an invalid line")
 
 
-def scan_file(path: Path, salvage_dir: Path | None = None) -> LineScan:
-    """Count the lines of ``path`` (gzip or plain); salvage what a damaged gzip file holds."""
+def scan_file(
+    path: Path,
+    salvage_dir: Path | None = None,
+    limit: Expansion = DEFAULT_EXPANSION,
+    *,
+    plain_copy: bool | None = None,
+) -> LineScan:
+    """Count the lines of ``path`` (plain or compressed). A damaged compressed file, one that
+    expands past ``limit``, and one whose compression the engine does not read itself
+    (``plain_copy``; by default a compression outside :data:`NATIVE`) get a plain copy of
+    their complete lines in ``scan.salvaged``, written in the same pass."""
     scan = LineScan()
     counter = _Counter(scan)
-    if not is_gzip(path):
-        with path.open("rb") as handle:
+    with path.open("rb") as handle:
+        name = compression_of(handle.read(4))
+        handle.seek(0)
+        if name is None:
             while block := handle.read(_BLOCK):
                 counter.feed(block)
-        counter.finish()
-        scan.blank.sort()
-        return scan
-    damage = Damage()
-    for block in _gzip_chunks(path, damage):
-        counter.feed(block)
+            counter.finish()
+            scan.blank.sort()
+            return scan
+        copy = name not in NATIVE if plain_copy is None else plain_copy
+        damage = Damage()
+        writer = _CopyWriter(salvage_dir) if copy else None
+        try:
+            for block in decompressed_blocks(handle, name, damage, limit):
+                counter.feed(block)
+                if writer is not None:
+                    writer.write(block)
+        finally:
+            if writer is not None:
+                scan.salvaged = writer.close()
     if damage.message is None:
         counter.finish()
         scan.blank.sort()
@@ -247,21 +268,41 @@ def scan_file(path: Path, salvage_dir: Path | None = None) -> LineScan:
     scan.cut_line = counter.prev not in (b"\n", b"")
     if scan.cut_line:
         scan.lines += 1
-    scan.salvaged = _salvage(path, salvage_dir)
+    if scan.salvaged is None:
+        scan.salvaged = _salvage(path, salvage_dir, name, limit)
     scan.blank.sort()
     return scan
 
 
-def _salvage(path: Path, salvage_dir: Path | None) -> Path:
-    fd, name = tempfile.mkstemp(prefix="taintline-salvage-", suffix=".log", dir=salvage_dir)
-    pending = b""
-    with os.fdopen(fd, "wb") as out:
-        for block in _gzip_chunks(path, Damage()):
-            data = pending + block
-            cut = data.rfind(b"\n")
-            if cut == -1:
-                pending = data
-                continue
-            out.write(data[: cut + 1])
-            pending = data[cut + 1 :]
-    return Path(name)
+class _CopyWriter:
+    """A plain temporary copy of the complete lines written to it."""
+
+    def __init__(self, folder: Path | None) -> None:
+        fd, name = tempfile.mkstemp(prefix="taintline-plain-", suffix=".log", dir=folder)
+        self.path = Path(name)
+        self.out = os.fdopen(fd, "wb")
+        self.pending = b""
+
+    def write(self, block: bytes) -> None:
+        data = self.pending + block
+        cut = data.rfind(b"\n")
+        if cut == -1:
+            self.pending = data
+            return
+        self.out.write(data[: cut + 1])
+        self.pending = data[cut + 1 :]
+
+    def close(self) -> Path:
+        self.out.close()
+        return self.path
+
+
+def _salvage(path: Path, salvage_dir: Path | None, name: str, limit: Expansion) -> Path:
+    writer = _CopyWriter(salvage_dir)
+    try:
+        with path.open("rb") as handle:
+            for block in decompressed_blocks(handle, name, Damage(), limit):
+                writer.write(block)
+    finally:
+        writer.close()
+    return writer.path

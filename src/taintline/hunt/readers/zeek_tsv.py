@@ -16,7 +16,7 @@ from taintline.hunt.readers.fields import (
     kind_from_path,
     pick_columns,
 )
-from taintline.hunt.readers.textio import is_gzip
+from taintline.hunt.readers.textio import compression_of_path
 
 FORMAT = LogFormat.ZEEK_TSV
 
@@ -74,5 +74,5 @@ def describe(path: Path, head: list[bytes], field_map: Mapping[Field, str]) -> L
         delimiter=separator,
         null_values=(meta.get("unset_field", "-"), meta.get("empty_field", "(empty)")),
         set_separator=_unescape(meta.get("set_separator", ",")) or ",",
-        compressed=is_gzip(path),
+        compression=compression_of_path(path),
     )
