@@ -107,6 +107,7 @@ def extract_beside(tree: Path, out: Path) -> tuple[int, int]:
     marker = out / ".complete"
     if not marker.exists():
         shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["cp", "-al", str(tree), str(out)], check=True)
         pending = _files(out)
         while pending:
