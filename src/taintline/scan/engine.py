@@ -36,13 +36,14 @@ from taintline.case import Case
 from taintline.errors import Problem, TaintlineError
 from taintline.kinds import error_finding
 from taintline.limits import MiB, ScanLimits
-from taintline.model import Finding, IndicatorType
+from taintline.model import Finding
 from taintline.scan import rules as rules_mod
 from taintline.scan import store
 from taintline.scan.cache import ScanCache, known_identities
+from taintline.scan.context import build_context, ensure_intel
 from taintline.scan.hashes import ALL_HASHES, HashType, unchecked_hash_findings
 from taintline.scan.incremental import complete, input_roots
-from taintline.scan.interface import AnalysisContext, FileRecord, TaskResult
+from taintline.scan.interface import FileRecord, TaskResult
 from taintline.scan.reuse import (
     ReuseConfig,
     analysis_key,
@@ -145,42 +146,6 @@ class ScanProgress(Protocol):
     def advance(self, files: int, members: int, nbytes: int) -> None: ...
 
 
-# -- analysis context ----------------------------------------------------------------------
-
-
-def _normal_serial(value: str) -> str:
-    text = value.strip().lower().replace(":", "").replace(" ", "").replace("-", "")
-    if text.startswith("0x"):
-        text = text[2:]
-    return text.lstrip("0") or "0"
-
-
-def build_context(case: Case, ca_bundle: Path | None = None) -> AnalysisContext:
-    """What the analysers may know from the case, loaded once per scan."""
-    from taintline.intel.store import eol_map
-
-    eol = {str(k).lower(): str(v) for k, v in eol_map(case).items()}
-    signers = frozenset(i.value.lower() for i in case.indicators(types=[IndicatorType.SIGNER]))
-    serials = frozenset(
-        _normal_serial(i.value) for i in case.indicators(types=[IndicatorType.CERT_SERIAL])
-    )
-    # Microsoft's and Apple's code-signing roots are always trusted (scan/trust.py); a
-    # --ca-bundle adds a private PKI's roots to them
-    trust = ca_bundle.read_bytes() if ca_bundle is not None else None
-    return AnalysisContext(eol=eol, signers=signers, cert_serials=serials, trust_store_pem=trust)
-
-
-def _ensure_intel(case: Case) -> Problem | None:
-    """Load the shipped campaign pack into an empty case; a failure is a warning, not fatal."""
-    from taintline.intel.store import ensure_intel
-
-    try:
-        ensure_intel(case)
-    except TaintlineError as exc:
-        return Problem("intel", f"campaign intel not loaded: {exc.diagnostics()}")
-    return None
-
-
 # -- the parent side -------------------------------------------------------------------------
 
 
@@ -249,7 +214,7 @@ def _scan(
 ) -> ScanResult:
     when = case.now().replace(microsecond=0)
     problems: list[Problem] = []
-    if options.ensure_intel and (problem := _ensure_intel(case)) is not None:
+    if options.ensure_intel and (problem := ensure_intel(case)) is not None:
         problems.append(problem)
     sources: list[rules_mod.RuleSource] = []
     user: list[rules_mod.RuleSource] = []
