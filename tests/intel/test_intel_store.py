@@ -58,16 +58,24 @@ def test_duplicates_within_one_file(case: Case, write: Callable[[str, str], Path
     assert report.new == 1 and report.duplicates == 2
 
 
-def test_duplicates_across_insert_slices(
-    case: Case, write: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch
+def test_duplicates_far_apart_and_across_sources(
+    case: Case, write: Callable[[str, str], Path]
 ) -> None:
-    """Big files are inserted in slices; a value repeated far apart is still one row."""
-    monkeypatch.setattr(Case, "INSERT_SLICE_BYTES", 1)  # the 50,000-row floor applies
+    """A value repeated far apart in a big file (other chunks, other Arrow tables) is still
+    one row; new statements and new indicators are counted exactly, in an empty case and in
+    one that already holds some of them."""
     values = [f"h{i}.example.com" for i in range(60_000)]
     path = write("many.txt", "\n".join([*values, values[0], values[59_999].upper()]) + "\n")
     report = ingest(case, [path])
     assert report.new == 60_000 and report.duplicates == 2
+    assert report.new_indicators == 60_000
     assert case.indicator_count() == 60_000
+    rows = ["value,source", "h1.example.com,A", "h1.example.com,B", "h1.example.com,A"]
+    rows += ["fresh.example,A", "fresh.example,B", "h2.example.com,many.txt"]
+    report = ingest(case, [write("sources.csv", "\n".join(rows) + "\n")])
+    assert (report.new, report.new_indicators, report.duplicates) == (4, 1, 2)
+    assert case.indicator_statements("domain", "h1.example.com")[0].source == "A"
+    assert case.indicator_count() == 60_001
 
 
 def test_source_override(case: Case, write: Callable[[str, str], Path]) -> None:

@@ -325,14 +325,12 @@ def store_result(case: Case, result: ReadResult) -> tuple[int, int, int, int]:
     """Write one file's result in the caller's transaction.
 
     Returns (new statements, new indicators, yara sources stored, eol records stored)."""
-    before = case.indicator_count()
-    new = case.add_indicators(result.indicators) if result.indicators else 0
-    new += case.add_indicator_tables(result.tables)
+    new, new_indicators = case.store_indicators(result.indicators, result.tables)
     yara = sum(_store_yara(case, y) for y in result.yara)
     eol = _store_eol(case, result.eol) if result.eol else 0
     if result.eol_products:
         _store_eol_products(case, result.eol_products)
-    return new, case.indicator_count() - before, yara, eol
+    return new, new_indicators, yara, eol
 
 
 def store_context(case: Case, statements: Sequence[Indicator]) -> int:
