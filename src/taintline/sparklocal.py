@@ -234,12 +234,49 @@ def session_scope(
     cores: int = 2,
     given: SparkSession | None = None,
 ) -> Iterator[SparkSession]:
-    """``given`` when the caller owns a session; else a new one, stopped at the end."""
+    """``given`` when the caller owns a session; else the session for ``settings``, stopped
+    at the end if this call started it.
+
+    A classic session this process already runs (one SparkContext per JVM) is reused when it
+    is on the master asked for, and left running for its owner; a different master is an
+    error naming both, never a silent run on the wrong cluster."""
     if given is not None:
         yield given
         return
+    existing = running_master()
+    wanted = settings or SparkSettings()
+    if existing is not None and wanted.remote is None:
+        asked = wanted.master or f"local[{cores}]"
+        if not _same_master(existing, asked):
+            raise InputError(
+                wanted.url,
+                f"this process already runs a Spark session on {existing}; stop it before"
+                f" starting one on {asked}",
+            )
     session = open_session(app, settings, conf, cores)
+    owned = existing is None or wanted.remote is not None
     try:
         yield session
     finally:
-        stop(session)
+        if owned:
+            stop(session)
+
+
+def running_master() -> str | None:
+    """The master of the classic SparkContext running in this process, if any."""
+    try:
+        from pyspark import SparkContext
+    except ImportError:  # pragma: no cover - depends on the install
+        return None
+    context = SparkContext._active_spark_context
+    if context is None or getattr(context, "_jsc", None) is None:
+        return None
+    return str(context.master)
+
+
+def _same_master(running: str, asked: str) -> bool:
+    """``local[2]`` and ``local[*]`` are both this machine: a local request reuses a local
+    session whatever its thread count."""
+    if running.startswith("local") and asked.startswith("local"):
+        return True
+    return running == asked

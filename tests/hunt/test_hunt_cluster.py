@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -326,3 +327,27 @@ def test_cascade_on_a_table_that_is_not_an_edge_table(tmp_path: Path) -> None:
     assert proc.returncode == 2
     said = " ".join(proc.stderr.split())  # the terminal may wrap the message
     assert "not an edge table" in said and "Traceback" not in said
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_an_engine_leaves_a_session_it_did_not_start_running(spark: Any, tmp_path: Path) -> None:
+    """The CLI's cascade in a process that already runs a local session reuses it and does
+    not stop it (a stopped shared session broke every later Spark test); a cluster URL in
+    that process is refused by name, never run on the local session instead."""
+    from taintline.cli.main import main
+    from taintline.demo import graph as demo
+    from taintline.sparklocal import running_master, session_scope
+
+    files = demo.write_story(tmp_path / "in")
+    case = tmp_path / "case.duckdb"
+    assert main(["graph", "add", *map(str, files.all()), "--case", str(case)]) == 0
+    seed = f"artifact:{demo.XTRADER_SHA}@2022-02-03T10:00:00Z"
+    assert main(["cascade", "--engine", "spark", "--seed", seed, "--case", str(case)]) in (0, 1)
+    assert running_master() is not None
+    assert spark.range(3).count() == 3
+    with (
+        pytest.raises(InputError, match="already runs a Spark session"),
+        session_scope("t", SparkSettings(master="spark://127.0.0.1:7077")),
+    ):
+        pass
