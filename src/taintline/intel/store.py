@@ -1,9 +1,14 @@
 """Intel in the case: ingesting files, and what other stages read back.
 
 ``ingest`` reads each file with the reader its content calls for and stores what it states
-in **one transaction per file**: a file that fails (truncated JSON, a YARA syntax error, over
-the size limit) adds nothing, and a failure while storing rolls that file back. A single bad
-value inside an otherwise good file is a Problem and the rest of the file is kept.
+in **one transaction per file** (small files in groups of :data:`GROUP_FILES`, counted per
+file as one by one, each stored alone again if the group fails): a file that fails
+(truncated JSON, a YARA syntax error, over the size limit) adds nothing, and a failure while
+storing rolls that file back. A single bad value inside an otherwise good file is a Problem
+and the rest of the file is kept.
+
+Long file: the ingest loop, the per-file and grouped stores and the read-back queries share
+the FileReport accounting; split apart, each would re-derive it.
 
 Other stages call :func:`load_yara_sources`, :func:`eol_map` and :func:`ensure_intel`.
 """
@@ -479,7 +484,8 @@ def ingest(
     on_file: Callable[[FileReport], None] | None = None,
     display: Callable[[Path], str] = str,
 ) -> IngestReport:
-    """Read and store intel files, one transaction per file. ``source`` overrides the
+    """Read and store intel files, one transaction per file (or per group of small files).
+    ``source`` overrides the
     source name every statement is attributed to (default: what the file says, else its name).
     ``display`` names a file in reports and problems (packs show ``pack/file``)."""
     limits = limits or IntelLimits()
