@@ -79,7 +79,7 @@ def bench_hunt_on(master: str, lines: int, folder: Path) -> None:
     duck_lines = sum(s.lines for s in stats)
     print(
         f"duckdb (embedded): {duck_lines:,} lines in {duck:.1f} s ="
-        f" {duck_lines / duck / 1e6:.2f} M lines/s; {len(sightings):,} sightings"
+        f" {duck_lines / duck:,.0f} lines/s; {len(sightings):,} sightings"
     )
     settings = SparkSettings(
         master=master,
@@ -94,8 +94,8 @@ def bench_hunt_on(master: str, lines: int, folder: Path) -> None:
     rate = spark_lines / (total - started)
     print(
         f"spark standalone cluster ({CORES} cores): {spark_lines:,} lines in {total:.1f} s"
-        f" (session {started:.1f} s) = {rate / 1e6:.2f} M lines/s;"
-        f" {len(run.result.groups):,} hit groups; per core {rate / CORES / 1e6:.2f} M lines/s"
+        f" (session {started:.1f} s) = {rate:,.0f} lines/s after the session start;"
+        f" {len(run.result.groups):,} hit groups; per core {rate / CORES:,.0f} lines/s"
     )
     print(f"ratio cluster/embedded time: {total / duck:.1f}x (overhead on one machine)")
     print(

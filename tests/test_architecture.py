@@ -57,7 +57,6 @@ MARKER = "Long file:"
 #: a "Long file:" reason by its stage's owner (listed in issue 10's closing note).
 KNOWN_LONG = {
     "taintline/intel/csvtext.py",
-    "taintline/intel/normalize.py",
     "taintline/intel/store.py",
 }
 

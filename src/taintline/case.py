@@ -74,6 +74,11 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "eol_products": ("product", "source"),
     "intel_context": ("type", "value", "source"),
     "file_facts": ("run_id", "top", "path", "analyser"),
+    # incremental scans: the latest identity of a path on a host; what one content's analysis
+    # (under one analyser version, limits and context) and YARA run (one rule set) computed
+    "scan_identities": ("host", "path"),
+    "scan_contents": ("sha256", "analysis_key", "name_class"),
+    "scan_yara": ("sha256", "rules_key", "place"),
     "hunt_sightings": (
         "host",
         "indicator_type",

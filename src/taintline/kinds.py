@@ -36,6 +36,7 @@ class Kind(StrEnum):
     # -- scan: indicators and rules ---------------------------------------------------------
     IOC_HASH = ("ioc.hash", _C, "a file whose MD5/SHA-1/SHA-256 is a hash indicator")
     YARA = ("yara", _H, "a YARA rule matched (severity from the rule's metadata)")
+    COVERAGE_BIG_FILE = ("coverage.big-file", _M, "a file over --max-file-size: what was hashed, YARA-scanned and checked, and what not")
     # -- scan: analysers ----------------------------------------------------------------------
     PE_UNSIGNED = ("pe.unsigned", _I, "a PE without an Authenticode signature")
     PE_OVERLAY_AFTER_SIGNATURE = ("pe.overlay-after-signature", _M, "bytes after the certificate table")
@@ -114,7 +115,7 @@ class Kind(StrEnum):
     ERROR_ENCRYPTED = ("error.encrypted", _I, "an encrypted member")
     ERROR_ARCHIVE_BOMB = ("error.archive-bomb", _M, "a decompression past the ratio or byte budget")
     ERROR_TOO_DEEP = ("error.too-deep", _L, "a container nested deeper than --max-depth")
-    ERROR_TOO_LARGE = ("error.too-large", _L, "a file or member larger than --max-file-size")
+    ERROR_TOO_LARGE = ("error.too-large", _L, "a container member larger than --max-file-size")
     ERROR_HASH_UNCHECKED = ("error.hash-unchecked", _L, "hash indicators of a type --hashes left out were not checked")
     ERROR_TOO_MANY_FILES = ("error.too-many-files", _L, "more than --max-files files or members")
     ERROR_PATH_TRAVERSAL = ("error.path-traversal", _M, "a member name that would escape an extraction folder")

@@ -41,7 +41,8 @@ class ScanLimits:
     max_depth: int = 8
     #: Total bytes extracted from containers per top-level input.
     max_total_bytes: int = 8 * GiB
-    #: Largest single file or member that is read (bigger ones get an error finding).
+    #: Largest single file or member read whole (bigger files: hashed, YARA on head and tail
+    #: windows, see scan/bigfile.py; bigger members: hashed when streamed, not scanned).
     max_file_bytes: int = 2 * GiB
     #: Largest uncompressed/compressed ratio of a container member (zip bombs).
     max_ratio: float = 200.0

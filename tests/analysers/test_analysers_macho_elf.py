@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from tests.builders.elf import ET_DYN, elf64
 
@@ -199,3 +202,26 @@ def test_elf_overlay() -> None:
 def test_elf_truncated() -> None:
     result = elf.analyse(_item(elf64()[:100], "usr/bin/tool"), AnalysisContext())
     assert _kinds(result) == ["error.malformed"]
+
+
+def _real_elfs() -> list[bytes]:
+    """ELF files this interpreter runs from (itself, the hashlib extension linking OpenSSL):
+    real symbol tables, versions and relocations, read only."""
+    import _hashlib
+
+    out = []
+    for path in {Path(sys.executable).resolve(), Path(_hashlib.__file__ or "")}:
+        if path.is_file() and path.read_bytes()[:4] == b"\x7fELF":
+            out.append(path.read_bytes())
+    return out
+
+
+def test_elf_facts_are_the_same_without_parsing_symbols(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The analyser tells LIEF to skip symbols and relocations; the facts equal a full parse."""
+    import lief
+
+    samples = [elf64(), elf64(etype=ET_DYN), elf64(overlay=b"PAYLOAD!" * 32), *_real_elfs()]
+    lean = [elf.facts_of(data) for data in samples]
+    monkeypatch.setattr(elf, "_parser_config", lambda: lief.ELF.ParserConfig.all)
+    assert [elf.facts_of(data) for data in samples] == lean
+    assert any(f is not None and f.needed for f in lean[3:]) or not _real_elfs()

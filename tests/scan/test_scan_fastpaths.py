@@ -429,3 +429,16 @@ def test_task_results_travel_as_tuples_and_arrive_whole(tmp_path: Path) -> None:
     assert back == result
     assert [type(r) for r in back.records] == [FileRecord] * 3
     assert back.records[2].facts == result.records[2].facts != {}
+
+
+def test_a_worker_process_imports_no_duckdb_pyarrow_or_pandas() -> None:
+    """What a scan worker imports (each of them, at every scan's start) stays small."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, taintline.scan.worker, taintline.scan.analysers\n"
+        "print(sorted(m for m in ('duckdb', 'pyarrow', 'pandas', 'lief') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

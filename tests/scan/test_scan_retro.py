@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,3 +109,72 @@ def test_match_command(tmp_path: Path, capsys) -> None:
     # Matching again records nothing new, but the match is still reported (and fails CI).
     assert main(["match", "--case", str(case), "--fail-on", "critical"]) == 1
     assert "0 new match" in capsys.readouterr().err
+
+
+FILENAME_IOCS = (
+    "\\\\3CXDesktopApp\\\\app\\\\ffmpeg\\.dll$;80\n"
+    # RE2's \d is ASCII only (Python's re also takes other Unicode digits): the scan and the
+    # retroactive match use the same dialect, so neither matches setup<ARABIC-INDIC THREE>.exe
+    "\\\\Temp\\\\setup\\d\\.exe$;60\n"
+)
+
+
+def _regex_tree(root: Path) -> None:
+    (root / "3CXDesktopApp" / "app").mkdir(parents=True)
+    (root / "3CXDesktopApp" / "app" / "ffmpeg.dll").write_bytes(b"harmless library")
+    (root / "Temp").mkdir()
+    (root / "Temp" / "setup3.exe").write_bytes(b"harmless one")
+    (root / "Temp" / "setup\u0663.exe").write_bytes(b"harmless two")
+    with zipfile.ZipFile(root / "bundle.zip", "w") as zf:
+        zf.writestr("3CXDesktopApp/app/ffmpeg.dll", b"inner")
+        zf.writestr("docs/readme.txt", b"text")
+
+
+def _filename_findings(case: Path) -> list[tuple[str, str | None, str]]:
+    with Case(case) as c:
+        return sorted(
+            (f.subject, f.host, f.fingerprint) for f in c.findings(kinds=["ioc.filename"])
+        )
+
+
+def test_filename_regexes_added_after_a_scan_match_stored_paths(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    _regex_tree(tree)
+    iocs = tmp_path / "filename-iocs.txt"
+    iocs.write_text(FILENAME_IOCS)
+    retro_case, fresh_case = tmp_path / "retro.duckdb", tmp_path / "fresh.duckdb"
+    scan = ["scan", str(tree), "--no-rules", "--host", "ws-1"]
+    assert main([*scan, "--case", str(retro_case)]) == 0
+    assert _filename_findings(retro_case) == []
+    # the files are gone: only the stored paths are matched
+    shutil.rmtree(tree)
+    assert main(["intel", "add", str(iocs), "--case", str(retro_case)]) == 0
+    retro = _filename_findings(retro_case)
+    assert sorted(Path(s).name for s, _, _ in retro) == ["ffmpeg.dll", "ffmpeg.dll", "setup3.exe"]
+    assert any("bundle.zip!/3CXDesktopApp/app/ffmpeg.dll" in s for s, _, _ in retro)
+    assert {h for _, h, _ in retro} == {"ws-1"}
+    with Case(retro_case) as c:
+        evidence = [f.evidence for f in c.findings(kinds=["ioc.filename"])]
+        again = match_stored(c)
+    assert all(e["retroactive"] is True and e["scan_run"] for e in evidence)
+    assert again.new_findings == 0 and again.matched == 3
+    # a fresh scan of the same tree with the indicators loaded first: the same fingerprints
+    _regex_tree(tree)
+    assert main(["intel", "add", str(iocs), "--case", str(fresh_case)]) == 0
+    assert main([*scan, "--case", str(fresh_case)]) == 1
+    assert _filename_findings(fresh_case) == retro
+
+
+def test_match_command_runs_filename_regexes_of_an_imported_case(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    _regex_tree(tree)
+    case = tmp_path / "case.duckdb"
+    assert main(["scan", str(tree), "--no-rules", "--case", str(case)]) == 0
+    with Case(case) as c:
+        c.add_indicators(
+            [Indicator(IndicatorType.FILENAME_REGEX, "\\\\Temp\\\\setup\\d\\.exe$", "feed")]
+        )
+        only_new = match_stored(c, since=datetime.now(UTC), record=False)
+    assert only_new.findings == []  # added before ``since``
+    assert main(["match", "--case", str(case), "--fail-on", "high"]) == 1  # no score: high
+    assert [Path(s).name for s, _, _ in _filename_findings(case)] == ["setup3.exe"]

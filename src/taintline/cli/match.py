@@ -29,8 +29,9 @@ def match_cmd(
     ] = "high",
     case: CaseOption = DEFAULT_CASE,
 ) -> int:
-    """Match every hash indicator in the case against every file record earlier scans stored
-    (all hosts, imported ones too) without reading any file; new matches become findings."""
+    """Match every hash and filename-regex indicator in the case against every file record
+    earlier scans stored (all hosts, imported ones too) without reading any file; new matches
+    become findings."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     threshold = parse_severity(fail_on)

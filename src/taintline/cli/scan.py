@@ -29,7 +29,10 @@ from taintline.report import OutputFormat, RenderContext, render_findings
 from taintline.scan.engine import ScanOptions, scan_paths
 from taintline.scan.hashes import HashType, hash_set
 from taintline.scan.progress import ScanMeter, describe
-from taintline.terminal import labelled
+from taintline.terminal import labelled, printable
+
+#: Paths of vanished files listed on the terminal (all of them are in the run's summary).
+MAX_GONE_SHOWN = 20
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _DEFAULT = ScanLimits()
@@ -143,6 +146,13 @@ def scan_cmd(
             help="Hashes to compute, comma-separated (sha256,sha1,md5); SHA-256 always.",
         ),
     ] = _ALL_HASHES,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read and analyse every file again (default: reuse what the case knows of unchanged files).",
+        ),
+    ] = False,
 ) -> int:
     """Find known-bad and tampered files: hashes, YARA rules, PE/Mach-O/ELF/image/Electron
     analysers, inside ZIP/tar/MSI/CAB/asar containers."""
@@ -173,6 +183,7 @@ def scan_cmd(
         ca_bundle=ca_bundle,
         host=host,
         hashes=chosen,
+        full=full,
     )
     err = stderr_console()
     with Case(case) as c:
@@ -185,6 +196,11 @@ def scan_cmd(
             result = scan_paths(paths, c, options)
     for problem in result.problems:
         err.print(labelled("warning", "yellow", problem.one_line()), soft_wrap=True)
+    err.print(result.reuse_summary(), markup=False, highlight=False)
+    for gone in result.disappeared[:MAX_GONE_SHOWN]:
+        err.print(printable(f"  gone: {gone}"), markup=False, highlight=False, soft_wrap=True)
+    if len(result.disappeared) > MAX_GONE_SHOWN:
+        err.print(f"  ... and {len(result.disappeared) - MAX_GONE_SHOWN:,} more", highlight=False)
     ctx = RenderContext(
         command="scan",
         title=f"taintline scan: {result.files} files, {result.members} members",

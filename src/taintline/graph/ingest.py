@@ -76,7 +76,7 @@ def reader_named(name: str) -> GraphReader:
 
 def detect(head: bytes) -> GraphReader | None:
     for reader in READERS:
-        if reader.detect(head):
+        if reader.sniff(head):
             return reader
     return None
 

@@ -41,7 +41,7 @@ class GraphReader(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         """Whether ``head`` (the first bytes of a file) looks like this reader's format."""
 
     @abstractmethod

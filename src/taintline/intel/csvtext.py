@@ -17,7 +17,7 @@
   hashes (``sha256;sha1;md5;comment``) and LOKI/THOR ``hash;comment`` lists are understood.
   LOKI/THOR ``filename-iocs`` (``REGEX;SCORE[;FALSE-POSITIVE-REGEX]``) become
   ``filename-regex`` indicators, never literal names.
-* Type words are read by :func:`taintline.intel.normalize.values_for_label`: ``url_path``,
+* Type words are read by :func:`taintline.intel.labels.values_for_label`: ``url_path``,
   ``ip_port``/``ip:port``, ``hostname``, ``filename|sha256``... A report link (a
   ``reference`` column, a URL in a note, a ``link``/``report`` row) is kept as the
   statement's ``reference`` context and is never an indicator.
@@ -47,19 +47,21 @@ import pyarrow.compute as pc
 from taintline.errors import Problem
 from taintline.intel import fastpath
 from taintline.intel.interface import ReadResult
-from taintline.intel.normalize import (
+from taintline.intel.labels import (
     AUTO_LABELS,
     HASH_LABELS,
-    INVISIBLE,
     IP_PORT_LABELS,
     REFERENCE_LABELS,
     TYPE_ALIASES,
     UNMATCHED_LABELS,
     Rejected,
-    classify,
     label_kind,
-    normalize_filename_regex,
     values_for_label,
+)
+from taintline.intel.normalize import (
+    INVISIBLE,
+    classify,
+    normalize_filename_regex,
 )
 from taintline.limits import IntelLimits
 from taintline.model import IndicatorType

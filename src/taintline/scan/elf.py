@@ -7,6 +7,7 @@ and would otherwise hide that the tables run past the end of the file).
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -73,13 +74,30 @@ def truncation(data: bytes) -> str | None:
     return None
 
 
+@functools.cache
+def _parser_config() -> lief.ELF.ParserConfig:
+    """LIEF's ELF parser without symbol tables, symbol versions and relocations: the facts
+    below never read them (header, sections, segments, dynamic entries, overlay), and they
+    are most of the parsing time of a large shared library (libarrow.so: 0.22 s of CPU;
+    the 207 ELF files of a PySpark environment: 2.4 s with them, 0.4 s without, and the
+    same facts)."""
+    import lief
+
+    config = lief.ELF.ParserConfig()
+    config.parse_relocations = False
+    config.parse_dyn_symbols = False
+    config.parse_symtab_symbols = False
+    config.parse_symbol_versions = False
+    return config
+
+
 def facts_of(data: bytes) -> ELFFacts | None:
     lieflazy.ready()
     import lief
 
     if len(data) < (64 if data[4:5] == b"\x02" else 52):
         return None  # header truncated: LIEF misbehaves on such stubs
-    binary = lief.ELF.parse(data)
+    binary = lief.ELF.parse(data, _parser_config())
     if binary is None:
         return None
     header = binary.header

@@ -20,7 +20,6 @@ finding for that file; the scan goes on.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import socket
 import time
@@ -29,7 +28,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,15 +39,11 @@ from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding, IndicatorType
 from taintline.scan import rules as rules_mod
 from taintline.scan import store
-from taintline.scan.filenames import FilenameRules
-from taintline.scan.hashes import (
-    ALL_HASHES,
-    HashedFile,
-    HashType,
-    match_hashes,
-    unchecked_hash_findings,
-)
+from taintline.scan.cache import ScanCache, known_identities
+from taintline.scan.hashes import ALL_HASHES, HashType, unchecked_hash_findings
+from taintline.scan.incremental import complete, input_roots
 from taintline.scan.interface import AnalysisContext, FileRecord, TaskResult
+from taintline.scan.reuse import ReuseConfig, analysis_key, rules_key, rules_read_externals
 from taintline.scan.walk import FileTask, walk_inputs
 from taintline.scan.worker import (
     Worker,
@@ -78,9 +72,6 @@ __all__ = [
 #: Files per worker task and the byte size at which a batch is closed early.
 BATCH_FILES = 64
 BATCH_BYTES = 32 * MiB
-#: Records and findings are written to the case at least this often.
-FLUSH_RECORDS = 2000
-FLUSH_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +91,9 @@ class ScanOptions:
     ensure_intel: bool = True
     #: Write findings and file facts into the case.
     record: bool = True
+    #: ``True`` (``--full``): reuse nothing from earlier scans (what is computed is still
+    #: remembered for the next one).
+    full: bool = False
     #: The hashes to compute (``--hashes``); SHA-256 is always computed. A hash left out is
     #: stored as NULL, and the case's indicators of that type are reported as not checked.
     hashes: frozenset[HashType] = ALL_HASHES
@@ -116,6 +110,23 @@ class ScanResult:
     rules: int = 0
     problems: tuple[Problem, ...] = ()
     interrupted: bool = False
+    #: files not read at all: identity unchanged since the last scan, results from the case
+    unchanged: int = 0
+    #: files read (new or changed identity) whose content the case knew: only hashed, and
+    #: YARA run when the rules changed
+    known_content: int = 0
+    #: files remembered under the scanned roots that this scan did not find (removed or
+    #: renamed since the last scan of that root), display paths as last seen
+    disappeared: tuple[str, ...] = ()
+
+    def reuse_summary(self) -> str:
+        """``14,982 of 15,000 files unchanged, 18 read`` (and what disappeared)."""
+        text = f"{self.unchanged:,} of {self.files:,} files unchanged, {self.files - self.unchanged:,} read"
+        if self.known_content:
+            text += f" ({self.known_content:,} of them with known content)"
+        if self.disappeared:
+            text += f"; {len(self.disappeared):,} gone since the last scan"
+        return text
 
 
 class ScanProgress(Protocol):
@@ -166,57 +177,6 @@ def _ensure_intel(case: Case) -> Problem | None:
 # -- the parent side -------------------------------------------------------------------------
 
 
-class _Recorder:
-    """Collects results; writes them to the case in batches (one transaction each)."""
-
-    def __init__(self, case: Case | None, run_id: str | None, host: str, when: datetime) -> None:
-        self.case = case
-        self.run_id = run_id
-        self.host = host
-        self.when = when
-        self.findings: list[Finding] = []
-        self._pending_records: list[FileRecord] = []
-        self._pending_findings: list[Finding] = []
-        self._last_flush = time.monotonic()
-        self.path_rules = FilenameRules.from_case(case) if case is not None else None
-
-    def stamp(self, finding: Finding) -> Finding:
-        changes: dict[str, Any] = {}
-        if finding.host is None:
-            changes["host"] = self.host
-        if finding.time is None:
-            changes["time"] = self.when
-        return dataclasses.replace(finding, **changes) if changes else finding
-
-    def add(self, records: Sequence[FileRecord], findings: Sequence[Finding]) -> None:
-        self._pending_records.extend(records)
-        self._pending_findings.extend(self.stamp(f) for f in findings)
-        if (
-            len(self._pending_records) >= FLUSH_RECORDS
-            or time.monotonic() - self._last_flush > FLUSH_SECONDS
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        records, findings = self._pending_records, self._pending_findings
-        self._pending_records, self._pending_findings = [], []
-        self._last_flush = time.monotonic()
-        if self.case is not None:
-            hashed = [
-                HashedFile(r.path, r.md5, r.sha1, r.sha256, r.size) for r in records if r.sha256
-            ]
-            with self.case.transaction():
-                matches = [self.stamp(f) for f in match_hashes(self.case, hashed)]
-                if self.path_rules:
-                    matches += [
-                        self.stamp(f) for f in self.path_rules.match([r.path for r in records])
-                    ]
-                store.add_file_facts(self.case, self.run_id or "", self.host, records)
-                self.case.add_findings([*findings, *matches], run_id=self.run_id, origin="scan")
-            findings = [*findings, *matches]
-        self.findings.extend(findings)
-
-
 def _batches(tasks: Sequence[FileTask]) -> list[list[FileTask]]:
     out: list[list[FileTask]] = []
     current: list[FileTask] = []
@@ -241,6 +201,7 @@ def scan_paths(
     """Scan files, folders and containers; findings (and file facts) go into ``case``."""
     options = options or ScanOptions()
     started = time.monotonic()
+    started_ns = time.time_ns()
     tasks: list[FileTask] = []
     walk_findings: list[Finding] = []
     for produced in walk_inputs([str(p) for p in paths], options.limits):
@@ -249,16 +210,19 @@ def scan_paths(
         else:
             tasks.append(produced)
     workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    host = options.host or socket.gethostname()
+    # files whose identity is unchanged since the last scan may need no reading at all: the
+    # pool is started early only for the others (the final check needs the rules)
+    maybe_known = known_identities(case, host, tasks) if options.record and not options.full else {}
+    to_read = [t for i, t in enumerate(tasks) if i not in maybe_known]
     pool: _WorkerPool | None = None
-    batches: list[list[FileTask]] = []
-    if workers > 0 and tasks:
-        # largest first: the last batches are the small files, so no worker idles long at
-        # the end while another still scans a big one
-        batches = _batches(sorted(tasks, key=lambda t: t.size, reverse=True))
+    if workers > 0 and to_read:
         # the worker processes start now: their imports overlap the intel, rules and context
-        pool = _WorkerPool(min(workers, len(batches)))
+        pool = _WorkerPool(min(workers, len(_batches(to_read))))
     try:
-        return _scan(paths, case, options, progress, started, tasks, walk_findings, pool, batches)
+        return _scan(
+            paths, case, options, progress, started, started_ns, tasks, walk_findings, pool, host
+        )
     finally:
         if pool is not None:
             pool.shutdown()
@@ -270,35 +234,49 @@ def _scan(
     options: ScanOptions,
     progress: ScanProgress | None,
     started: float,
+    started_ns: int,
     tasks: list[FileTask],
     walk_findings: list[Finding],
     pool: _WorkerPool | None,
-    batches: list[list[FileTask]],
+    host: str,
 ) -> ScanResult:
     when = case.now().replace(microsecond=0)
-    host = options.host or socket.gethostname()
     problems: list[Problem] = []
     if options.ensure_intel and (problem := _ensure_intel(case)) is not None:
         problems.append(problem)
     compiled: rules_mod.CompiledRules | None = None
+    rule_texts: list[str] = []
     if options.use_rules:
         sources = [*rules_mod.case_rule_sources(case)]
         user = rules_mod.read_rule_files(list(options.rule_files))
         compiled = rules_mod.compile_rules([*sources, *user], strict=tuple(s.origin for s in user))
         problems.extend(compiled.problems)
+        rule_texts = [s.text for s in (*sources, *user)]
+    rules_data = compiled.data if compiled else None
     context = build_context(case, options.ca_bundle)
     hashes = frozenset({HashType.SHA256, *options.hashes})
-    config = WorkerConfig(compiled.data if compiled else None, options.limits, context, hashes)
+    reuse = ReuseConfig(rules_key(rules_data, options.limits), rules_read_externals(rule_texts))
+    cache: ScanCache | None = None
+    unchanged: dict[int, str] = {}
+    if options.record:
+        akey = analysis_key(context, options.limits, hashes)
+        cache = ScanCache(case, host, akey, reuse, use=not options.full, started_ns=started_ns)
+        reuse = cache.worker_config()
+        unchanged = cache.unchanged(tasks)
+    to_read = [t for i, t in enumerate(tasks) if i not in unchanged]
+    config = WorkerConfig(rules_data, options.limits, context, hashes, reuse)
+    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    started_pool: _WorkerPool | None = None  # started here (not by scan_paths): stopped here
     if pool is not None:
         pool.configure(config)
 
     run_id = case.start_run("scan " + " ".join(str(p) for p in paths)) if options.record else None
-    recorder = _Recorder(case if options.record else None, run_id, host, when)
+    recorder = store.Recorder(case if options.record else None, run_id, host, when, cache)
     result = ScanResult(run_id, recorder.findings, rules=compiled.count if compiled else 0)
 
     recorder.add([], [*walk_findings, *unchecked_hash_findings(case, paths, hashes)])
     if progress is not None:
-        progress.start(len(tasks), sum(t.size for t in tasks))
+        progress.start(len(tasks), sum(t.size for t in to_read))
 
     # folder bundles: root -> (walk index of the file, its records), filled as results come
     # back (in any order: the pool scans the largest files first) and put back in walk order
@@ -308,7 +286,11 @@ def _scan(
         t.display: (i, t.bundles) for i, t in enumerate(tasks)
     }
 
-    def collect(res: TaskResult) -> None:
+    by_display = {t.display: t for t in tasks}
+
+    def collect(res: TaskResult, from_cache: bool = False) -> None:
+        if cache is not None and not from_cache:
+            res = complete(cache, res, by_display, result)
         members = sum(1 for r in res.records if r.depth > 0)
         result.files += res.files
         result.bytes_read += res.bytes_read
@@ -323,12 +305,25 @@ def _scan(
 
     status = "ok"
     try:
-        if pool is not None:
+        if cache is not None and unchanged:
+            # nothing of these is read: records and findings come from the case (rows that
+            # went away meanwhile: those files are read after all)
+            items = [(tasks[i], sha, True) for i, sha in sorted(unchanged.items())]
+            for res in cache.replay(items, to_read):
+                result.unchanged += 1
+                collect(res, from_cache=True)
+        if pool is None and workers > 0 and to_read:
+            pool = started_pool = _WorkerPool(min(workers, len(_batches(to_read))))
+            pool.configure(config)
+        if pool is not None and to_read:
+            # largest first: the last batches are the small files, so no worker idles long at
+            # the end while another still scans a big one
+            batches = _batches(sorted(to_read, key=lambda t: t.size, reverse=True))
             _run_pool(pool, batches, collect, recorder)
-        elif tasks:  # --workers 0: in this process, in walk order
+        elif to_read:  # --workers 0: in this process, in walk order
             worker = Worker(config, hash_threads=(os.cpu_count() or 1) > 1)
             try:
-                for batch in _batches(tasks):
+                for batch in _batches(to_read):
                     collect(worker.run_batch(batch))
             finally:
                 worker.close()
@@ -340,12 +335,16 @@ def _scan(
                 parts = sorted(bundle_parts[root], key=lambda part: part[0])
                 records = [r for _, part in parts for r in part]
                 recorder.add([], run_bundle_analysers(BUNDLE_ANALYSERS, root, records, context))
+        if cache is not None:
+            result.disappeared = tuple(cache.disappeared(input_roots(paths, walk_findings), tasks))
     except KeyboardInterrupt:
         status = "interrupted"
         result.interrupted = True
         raise
     finally:
         recorder.flush()
+        if started_pool is not None:
+            started_pool.shutdown()
         result.seconds = time.monotonic() - started
         if run_id is not None:
             with contextlib.suppress(Exception):
@@ -360,6 +359,9 @@ def _scan(
                         "rules": result.rules,
                         "hashes": sorted(hashes),
                         "seconds": round(result.seconds, 3),
+                        "unchanged": result.unchanged,
+                        "known_content": result.known_content,
+                        "disappeared": list(result.disappeared),
                     },
                 )
     result.problems = tuple(problems)
@@ -436,7 +438,7 @@ def _run_pool(
     pool: _WorkerPool,
     batches: list[list[FileTask]],
     collect: Callable[[TaskResult], None],
-    recorder: _Recorder,
+    recorder: store.Recorder,
 ) -> None:
     """Run ``batches`` on the pool; survive workers that die (see module docstring)."""
     pending: deque[list[FileTask]] = deque(batches)

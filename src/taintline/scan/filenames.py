@@ -11,19 +11,26 @@ and gets ``ioc.filename`` findings back. A regex is never compared as a literal 
   pass finds the candidate paths; only those are tried regex by regex.
 * A third field of the LOKI line (a false-positive regex) suppresses the match.
 * Severity from the score, as for THOR-style YARA rules: >= 80 high, >= 60 medium, else low.
+
+The dialect is RE2's (through Arrow), both here and in the retroactive match of stored paths
+(:mod:`taintline.scan.retro`), so the two always agree. It differs from Python's ``re`` in a
+few places: ``\\d`` and ``\\w`` are ASCII only (``re`` also takes other Unicode digits and
+letters), ``$`` matches only at the very end (``re`` also before a final newline), and there are
+no look-arounds or back-references (such a regex is refused when it is imported).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taintline.model import Finding, IndicatorType, Severity
+from taintline.model import Finding, IndicatorType, Severity, utc
 
 if TYPE_CHECKING:
     from taintline.case import Case
@@ -63,13 +70,19 @@ class FilenameRules:
             self._combined = combined
 
     @classmethod
-    def from_case(cls, case: Case) -> FilenameRules:
+    def from_case(cls, case: Case, since: datetime | None = None) -> FilenameRules:
+        """Every filename-regex indicator of the case; with ``since``, only the regexes a
+        source stated at or after that time (each with all its sources, as a scan names it)."""
+        regex = str(IndicatorType.FILENAME_REGEX)
+        after = utc(since).replace(tzinfo=None) if since is not None else None
         rows = case.con.execute(
             "SELECT value, list(DISTINCT source ORDER BY source),"
             " any_value(description) FILTER (WHERE description IS NOT NULL),"
             " any_value(context) FILTER (WHERE context IS NOT NULL)"
-            " FROM indicator_sources WHERE type = ? GROUP BY value ORDER BY value",
-            [str(IndicatorType.FILENAME_REGEX)],
+            " FROM indicator_sources WHERE type = ? AND (?::TIMESTAMP IS NULL OR value IN"
+            " (SELECT value FROM indicator_sources WHERE type = ? AND added_at >= ?))"
+            " GROUP BY value ORDER BY value",
+            [regex, after, regex, after],
         ).fetchall()
         rules: list[PathRule] = []
         for value, sources, description, context in rows:

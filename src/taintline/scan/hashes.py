@@ -131,6 +131,10 @@ class HashJob:
         self._futures = futures or {}
         self._done = done
 
+    def ready(self) -> Hashes | None:
+        """The hashes if already computed (small buffers are hashed at once), else ``None``."""
+        return self._done
+
     def result(self) -> Hashes:
         if self._done is None:
             self._done = _result({h: f.result() for h, f in self._futures.items()}, self._size)

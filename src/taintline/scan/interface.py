@@ -144,8 +144,9 @@ def _task_result(
     bytes_read: int,
     files: int,
     spans: list[tuple[str, int, int]],
+    reused: list[tuple[str, str, bool]],
 ) -> TaskResult:
-    return TaskResult([FileRecord(*r) for r in records], findings, bytes_read, files, spans)
+    return TaskResult([FileRecord(*r) for r in records], findings, bytes_read, files, spans, reused)
 
 
 @dataclass(slots=True)
@@ -158,6 +159,10 @@ class TaskResult:
     files: int
     #: (display path of the file on disk, first record index, end index) per task
     spans: list[tuple[str, int, int]] = field(default_factory=list)
+    #: files read whose content the case already knew (incremental scans): (display path,
+    #: SHA-256, whether the YARA results are known too; if not, ``findings`` holds the YARA
+    #: findings computed now); their records and other findings come from the case
+    reused: list[tuple[str, str, bool]] = field(default_factory=list)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Records travel to the parent as plain tuples: a frozen dataclass pickles through
@@ -171,5 +176,6 @@ class TaskResult:
                 self.bytes_read,
                 self.files,
                 self.spans,
+                self.reused,
             ),
         )

@@ -10,16 +10,24 @@ in the evidence.
 
 The join is one hash join per hash type over the stored records; 100,000 new indicators
 against 200,000 records take well under a second (``benchmarks/bench_retro.py``).
+
+``filename-regex`` indicators (LOKI/THOR filename IOCs) are matched the same way against the
+stored paths (container members too: ``setup.msi!/disk1.cab!/ffmpeg.dll``), with the scan's own
+matcher (:class:`~taintline.scan.filenames.FilenameRules`: RE2 through Arrow, the same dialect
+and the same Windows-form retry), so a later scan of the same file finds the same
+``ioc.filename`` finding (same fingerprint).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from taintline.case import Case
 from taintline.model import Finding, FindingSource, Severity, utc
+from taintline.scan.filenames import FilenameRules
 
 _LABELS = {"sha256": "SHA-256", "sha1": "SHA-1", "md5": "MD5"}
 
@@ -123,6 +131,38 @@ def match_stored(case: Case, since: datetime | None = None, *, record: bool = Tr
             )
         )
         result.hosts.add(host or "(this machine)")
+    _match_paths(case, since, result)
     if record and result.findings:
         result.new_findings = case.add_findings(result.findings, origin="match")
     return result
+
+
+def _match_paths(case: Case, since: datetime | None, result: RetroResult) -> None:
+    """``ioc.filename`` findings for stored paths that a (new) filename regex matches."""
+    rules = FilenameRules.from_case(case, since)
+    if not rules:
+        return
+    # every (path, host) stored, with the latest run of that host that saw the path
+    rows = case.con.execute(
+        "SELECT path, host, arg_max(run_id, recorded) FROM file_facts GROUP BY path, host"
+        " ORDER BY path, host NULLS FIRST"
+    ).fetchall()
+    seen: dict[str, list[tuple[str | None, str]]] = defaultdict(list)
+    for path, host, run in rows:
+        seen[str(path)].append((host, str(run)))
+    matched: set[tuple[str | None, str]] = set()
+    for finding in rules.match(list(seen)):
+        for host, run in seen[finding.subject]:
+            matched.add((host, finding.subject))
+            result.findings.append(
+                dataclasses.replace(
+                    finding,
+                    host=host,
+                    source=FindingSource.SCAN,
+                    message=finding.message
+                    + " - matched later against the stored record, the file was not read again",
+                    evidence={**finding.evidence, "scan_run": run, "retroactive": True},
+                )
+            )
+            result.hosts.add(host or "(this machine)")
+    result.matched += len(matched)

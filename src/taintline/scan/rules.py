@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import yara_x
 
 from taintline.errors import InputError, Problem
-from taintline.intel.yara_rules import IncludeError, flatten, new_compiler
 from taintline.limits import IntelLimits
 from taintline.model import Finding, Severity
 
@@ -62,6 +61,10 @@ def namespace_for(origin: str) -> str:
 
 def read_rule_files(paths: Sequence[Path], limits: IntelLimits | None = None) -> list[RuleSource]:
     """YARA sources from ``--rules`` files; an unreadable or oversized file is an input error."""
+    # imported here: the intel package pulls in pyarrow, which a scan worker (it only needs
+    # RuleScanner) would otherwise import for nothing, about 0.2 s per worker
+    from taintline.intel.yara_rules import IncludeError, flatten
+
     limits = limits or IntelLimits()
     sources: list[RuleSource] = []
     for path in paths:
@@ -95,6 +98,8 @@ def compile_rules(sources: Iterable[RuleSource], *, strict: Sequence[str] = ()) 
     work), unless its origin is in ``strict`` (the user's ``--rules`` files), which raises
     :class:`InputError`.
     """
+    from taintline.intel.yara_rules import new_compiler
+
     compiler = new_compiler()  # the externals and options the import check uses too
     problems: list[Problem] = []
     added = 0

@@ -1,16 +1,30 @@
-"""The scan component's tables: ``file_facts`` (see ``migrations/scan/001_file_facts.sql``)."""
+"""The scan component's tables: ``file_facts`` (see ``migrations/scan/001_file_facts.sql``),
+and the :class:`Recorder` that writes what a scan collects, in batches."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
 
 from taintline.case import Case
+from taintline.model import Finding
+from taintline.scan.filenames import FilenameRules
+from taintline.scan.hashes import HashedFile, match_hashes
 from taintline.scan.interface import FileRecord
+
+if TYPE_CHECKING:
+    from taintline.scan.cache import ScanCache
+
+#: Records and findings are written to the case at least this often.
+FLUSH_RECORDS = 2000
+FLUSH_SECONDS = 2.0
 
 
 def add_file_facts(case: Case, run_id: str, host: str, records: Sequence[FileRecord]) -> int:
@@ -103,3 +117,64 @@ def file_facts(
         StoredFacts(r[0], r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6]) if r[6] else None)
         for r in case.con.execute(sql, params).fetchall()
     ]
+
+
+class Recorder:
+    """Collects results; writes them to the case in batches (one transaction each)."""
+
+    def __init__(
+        self,
+        case: Case | None,
+        run_id: str | None,
+        host: str,
+        when: datetime,
+        cache: ScanCache | None = None,
+    ) -> None:
+        self.case = case
+        self.cache = cache
+        self.run_id = run_id
+        self.host = host
+        self.when = when
+        self.findings: list[Finding] = []
+        self._pending_records: list[FileRecord] = []
+        self._pending_findings: list[Finding] = []
+        self._last_flush = time.monotonic()
+        self.path_rules = FilenameRules.from_case(case) if case is not None else None
+
+    def stamp(self, finding: Finding) -> Finding:
+        changes: dict[str, Any] = {}
+        if finding.host is None:
+            changes["host"] = self.host
+        if finding.time is None:
+            changes["time"] = self.when
+        return dataclasses.replace(finding, **changes) if changes else finding
+
+    def add(self, records: Sequence[FileRecord], findings: Sequence[Finding]) -> None:
+        self._pending_records.extend(records)
+        self._pending_findings.extend(self.stamp(f) for f in findings)
+        if (
+            len(self._pending_records) >= FLUSH_RECORDS
+            or time.monotonic() - self._last_flush > FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        records, findings = self._pending_records, self._pending_findings
+        self._pending_records, self._pending_findings = [], []
+        self._last_flush = time.monotonic()
+        if self.case is not None:
+            hashed = [
+                HashedFile(r.path, r.md5, r.sha1, r.sha256, r.size) for r in records if r.sha256
+            ]
+            with self.case.transaction():
+                matches = [self.stamp(f) for f in match_hashes(self.case, hashed)]
+                if self.path_rules:
+                    matches += [
+                        self.stamp(f) for f in self.path_rules.match([r.path for r in records])
+                    ]
+                add_file_facts(self.case, self.run_id or "", self.host, records)
+                self.case.add_findings([*findings, *matches], run_id=self.run_id, origin="scan")
+                if self.cache is not None:
+                    self.cache.flush(self.run_id)
+            findings = [*findings, *matches]
+        self.findings.extend(findings)

@@ -40,6 +40,11 @@ class FileTask:
     #: Bundle roots (display paths of folders) this file belongs to.
     bundles: tuple[str, ...] = ()
     sparse: bool = False
+    #: identity of the file when walked (incremental scans, see :mod:`taintline.scan.cache`)
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    dev: int = 0
+    ino: int = 0
 
 
 @dataclass(slots=True)
@@ -75,6 +80,10 @@ def _is_sparse(st: os.stat_result) -> bool:
     return blocks is not None and st.st_size > 16 * MiB and blocks * 512 < st.st_size // 8
 
 
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
+
+
 def walk_inputs(paths: Sequence[str], limits: ScanLimits) -> Iterator[FileTask | Finding]:
     """Regular files under ``paths`` (files or folders), in a stable order, or error findings."""
     owners = _Owners()
@@ -94,7 +103,9 @@ def _walk_one(top: str, limits: ScanLimits, owners: _Owners) -> Iterator[FileTas
         yield error_finding(kind, top, f"cannot open: {exc.strerror or exc}")
         return
     if stat.S_ISREG(st.st_mode):
-        yield FileTask(root, top, top, st.st_size, owners.name(st.st_uid), (), _is_sparse(st))
+        yield FileTask(
+            root, top, top, st.st_size, owners.name(st.st_uid), (), _is_sparse(st), *_identity(st)
+        )
         return
     if not stat.S_ISDIR(st.st_mode):
         yield error_finding("error.not-regular", top, "not a regular file or folder; not opened")
@@ -152,6 +163,7 @@ def _walk_one(top: str, limits: ScanLimits, owners: _Owners) -> Iterator[FileTas
                     owners.name(est.st_uid),
                     bundles,
                     _is_sparse(est),
+                    *_identity(est),
                 )
             else:
                 yield error_finding(

@@ -32,8 +32,16 @@ from taintline.kinds import error_finding
 from taintline.limits import ScanLimits
 from taintline.model import Finding
 from taintline.scan import rules as rules_mod
+from taintline.scan.bigfile import scan_big_file, streamed_member
 from taintline.scan.containers import SEP, Budget, container_kind_of, expand
-from taintline.scan.hashes import ALL_HASHES, HashType, hash_stream, start_hashes
+from taintline.scan.hashes import (
+    ALL_HASHES,
+    Hashes,
+    HashJob,
+    HashType,
+    hash_bytes,
+    start_hashes,
+)
 from taintline.scan.interface import (
     AnalysisContext,
     BundleMember,
@@ -42,7 +50,13 @@ from taintline.scan.interface import (
     TaskResult,
 )
 from taintline.scan.magic import sniff
+from taintline.scan.reuse import ReuseConfig, name_class, rebase, rebase_text, yara_place
 from taintline.scan.walk import FileTask
+
+#: Contents remembered per worker process so identical content met twice in one scan (the
+#: same DLL loose and inside an MSI, the same class in two jars) is analysed once; the memo is
+#: emptied when it holds this many.
+MEMO_MAX = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +66,8 @@ class WorkerConfig:
     context: AnalysisContext
     #: the hashes to compute (``--hashes``; SHA-256 always)
     hashes: frozenset[HashType] = ALL_HASHES
+    #: what the case already knows (incremental scans); ``None``: reuse nothing
+    reuse: ReuseConfig | None = None
 
 
 def base_name(path: str) -> str:
@@ -103,6 +119,15 @@ class Worker:
             if config.rules
             else None
         )
+        self.reuse = config.reuse
+        #: YARA findings by SHA-256 (only when the rules read no external variable, so the
+        #: result depends on the bytes alone) and analyser results by SHA-256, each with the
+        #: path they were computed for
+        self._yara_memo: dict[str, tuple[str, list[Finding]]] = {}
+        self._analysis_memo: dict[
+            str, tuple[str, dict[str, Any], dict[str, str], list[Finding]]
+        ] = {}
+        self._yara_by_bytes = config.reuse is not None and not config.reuse.externals
         #: one thread per hash (MD5, SHA-1, SHA-256), see :func:`start_hashes`; only when this
         #: process has a core to spare (with as many busy workers as cores, the threads only
         #: add switches and memory traffic: the buffer is then hashed in one cache-sized pass)
@@ -178,7 +203,7 @@ class Worker:
                     )
                     return
                 if st.st_size > limits.max_file_bytes:
-                    self._too_large(task, st.st_size, fh, out)
+                    self.big_file(task, st.st_size, fh, out)
                     return
                 data = fh.read(st.st_size)
             except OSError as exc:
@@ -191,43 +216,73 @@ class Worker:
         out.bytes_read += len(data)
         budget = Budget(limits)
         name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
-        self.scan_item(data, task.display, name, task.top, 0, task.owner, budget, out)
+        hashes: Hashes | None = None
+        if self.reuse is not None and self.reuse.known_contents:
+            hashes = hash_bytes(data, self.hashes)
+            if self._known(task, data, hashes, name, budget, out):
+                return
+        self.scan_item(data, task.display, name, task.top, 0, task.owner, budget, out, hashes)
 
-    def _too_large(self, task: FileTask, size: int, fh: Any, out: TaskResult) -> None:
-        """Bigger than ``--max-file-size``: reported; hashed in bounded chunks (so a known-bad
-        hash still matches) unless the file is sparse (mostly holes: hashing them costs time
-        and says nothing); never read whole, no YARA, no analysers."""
-        sparse = task.sparse
-        out.findings.append(
-            error_finding(
-                "error.too-large",
-                task.display,
-                f"file of {size} bytes is larger than --max-file-size ({self.limits.max_file_bytes});"
-                + (" sparse, not hashed" if sparse else " hashed only"),
-                size=size,
-                sparse=sparse,
+    def _known(
+        self,
+        task: FileTask,
+        data: bytes,
+        hashes: Hashes,
+        name: str,
+        budget: Budget,
+        out: TaskResult,
+    ) -> bool:
+        """A file whose content the case already analysed (renamed, copied, or unchanged
+        under new rules): only YARA runs, and only if the case lacks its results under
+        these rules; the parent takes the rest from the case."""
+        reuse = self.reuse
+        if reuse is None or f"{hashes.sha256}|{name_class(name)}" not in reuse.known_contents:
+            return False
+        place = yara_place(reuse.externals, task.display, task.owner)
+        yara_known = self.rules is None or f"{hashes.sha256}|{place}" in reuse.known_yara
+        if not yara_known:
+            self.yara_only(data, task.display, name, 0, task.owner, budget, out)
+        out.reused.append((task.display, hashes.sha256, yara_known))
+        return True
+
+    def yara_only(
+        self,
+        data: bytes,
+        path: str,
+        name: str,
+        depth: int,
+        owner: str,
+        budget: Budget,
+        out: TaskResult,
+    ) -> None:
+        """YARA over ``data`` and its members (opened exactly as :meth:`scan_item` opens
+        them), nothing else: the hashes and analyses of these bytes are already known."""
+        found = sniff(data, name)
+        if self.rules is not None:
+            ftype = "" if found is None else str(found)
+            out.findings.extend(
+                self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
             )
-        )
-        if sparse:
-            out.records.append(
-                FileRecord(task.top, task.display, task.display, size, "", "", "", "", 0)
-            )
+        kind = container_kind_of(found)
+        if kind is None or depth >= self.limits.max_depth:
             return
-        hashes = hash_stream(fh, which=self.hashes)
-        out.bytes_read += hashes.size
-        out.records.append(
-            FileRecord(
-                task.top,
-                task.display,
-                PurePosixPath(task.display).name,
-                hashes.size,
-                hashes.md5,
-                hashes.sha1,
-                hashes.sha256,
-                "",
-                0,
+        for produced in expand(data, kind, path, name, budget):
+            if isinstance(produced, Finding):
+                continue  # part of the known analysis
+            member_name = base_name(produced.name) or produced.name
+            self.yara_only(
+                produced.data,
+                f"{path}{SEP}{produced.name}",
+                member_name,
+                depth + 1,
+                owner,
+                budget,
+                out,
             )
-        )
+
+    def big_file(self, task: FileTask, size: int, fh: Any, out: TaskResult) -> None:
+        """Bigger than ``--max-file-size``: see :func:`taintline.scan.bigfile.scan_big_file`."""
+        scan_big_file(task, size, fh, out, self.rules, self.limits.max_file_bytes, self.hashes)
 
     # one buffer (file or member) ----------------------------------------------------------
     def scan_item(
@@ -240,14 +295,28 @@ class Worker:
         owner: str,
         budget: Budget,
         out: TaskResult,
+        known: Hashes | None = None,
     ) -> None:
-        job = start_hashes(data, self._hash_threads, self.hashes)  # runs while YARA scans
+        job = (  # runs while YARA scans
+            HashJob(len(data), done=known)
+            if known is not None
+            else start_hashes(data, self._hash_threads, self.hashes)
+        )
         found = sniff(data, name)  # once: YARA's filetype, the analysers, the container
         ftype = "" if found is None else str(found)
         if self.rules is not None:
-            out.findings.extend(
-                self.rules.scan(data, subject=path, name=name, filetype=ftype, owner=owner)
-            )
+            early = job.ready()
+            memo_key = early.sha256 if early is not None and self._yara_by_bytes else None
+            hit = self._yara_memo.get(memo_key) if memo_key else None
+            if hit is not None:
+                out.findings.extend(rebase(hit[1], hit[0], path))
+            else:
+                matched = self.rules.scan(
+                    data, subject=path, name=name, filetype=ftype, owner=owner
+                )
+                out.findings.extend(matched)
+                if memo_key:
+                    _memo(self._yara_memo, memo_key, (path, matched))
         hashes = job.result()
         item = FileItem(
             path=path,
@@ -261,27 +330,15 @@ class Worker:
             filetype=found,
             sniffed=True,
         )
-        facts: dict[str, Any] = {}
-        facts_json: dict[str, str] = {}
-        for analyser, analyser_name in zip(self.analysers, self.analyser_names, strict=True):
-            try:
-                if not analyser.applies(item):
-                    continue
-                result = analyser.analyse(item, self.context)
-                if result.facts is not None:
-                    facts_json[analyser_name] = facts_to_json(result.facts)
-                    facts[analyser_name] = result.facts
-                out.findings.extend(result.findings)
-            except Exception as exc:  # one bad parser never ends the scan
-                out.findings.append(
-                    error_finding(
-                        "error.analyser",
-                        path,
-                        f"analyser {analyser_name} failed: {type(exc).__name__}: {exc}",
-                        analyser=analyser_name,
-                        exception=type(exc).__name__,
-                    )
-                )
+        memo = self._analysis_memo.get(hashes.sha256)
+        if memo is not None:
+            old, facts, facts_json, judged = memo
+            facts_json = {k: rebase_text(v, old, path) for k, v in facts_json.items()}
+            out.findings.extend(rebase(judged, old, path))
+        else:
+            facts, facts_json, judged = self._analyse(item)
+            out.findings.extend(judged)
+            _memo(self._analysis_memo, hashes.sha256, (path, facts, facts_json, judged))
         start = len(out.records)
         out.records.append(
             FileRecord(
@@ -315,6 +372,8 @@ class Worker:
         for produced in expand(data, kind, path, name, budget):
             if isinstance(produced, Finding):
                 out.findings.append(produced)
+                if produced.kind == "error.too-large" and produced.subject.startswith(path + SEP):
+                    out.records.extend(streamed_member(produced, top, depth + 1))
                 continue
             member_path = f"{path}{SEP}{produced.name}"
             member_name = base_name(produced.name) or produced.name
@@ -326,6 +385,38 @@ class Worker:
             out.findings.extend(
                 run_bundle_analysers(self.bundle_analysers, path, members, self.context)
             )
+
+    def _analyse(self, item: FileItem) -> tuple[dict[str, Any], dict[str, str], list[Finding]]:
+        """Every analyser whose ``applies`` says yes, on one buffer."""
+        facts: dict[str, Any] = {}
+        facts_json: dict[str, str] = {}
+        found: list[Finding] = []
+        for analyser, analyser_name in zip(self.analysers, self.analyser_names, strict=True):
+            try:
+                if not analyser.applies(item):
+                    continue
+                result = analyser.analyse(item, self.context)
+                if result.facts is not None:
+                    facts_json[analyser_name] = facts_to_json(result.facts)
+                    facts[analyser_name] = result.facts
+                found.extend(result.findings)
+            except Exception as exc:  # one bad parser never ends the scan
+                found.append(
+                    error_finding(
+                        "error.analyser",
+                        item.path,
+                        f"analyser {analyser_name} failed: {type(exc).__name__}: {exc}",
+                        analyser=analyser_name,
+                        exception=type(exc).__name__,
+                    )
+                )
+        return facts, facts_json, found
+
+
+def _memo(memo: dict[str, Any], key: str, value: Any) -> None:
+    if len(memo) >= MEMO_MAX:
+        memo.clear()
+    memo[key] = value
 
 
 def run_bundle_analysers(

@@ -54,7 +54,7 @@ def _statement(record: dict[str, Any]) -> dict[str, Any]:
 class InToto(GraphReader):
     name: ClassVar[str] = "in-toto"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         return (b"in-toto.io/Statement" in head and b"predicateType" in head) or (
             b'"payloadType"' in head and b"in-toto" in head
         )

@@ -113,7 +113,7 @@ def _row(table: str, c: dict[str, Any]) -> _Row | None:
 class Osquery(GraphReader):
     name: ClassVar[str] = "osquery"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         first = first_json(head)
         if not isinstance(first, dict):
             return False

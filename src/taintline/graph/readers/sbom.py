@@ -76,7 +76,7 @@ def _enum_text(value: Any) -> str | None:
 class CycloneDx(GraphReader):
     name: ClassVar[str] = "cyclonedx"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         return (b'"bomFormat"' in head and b"CycloneDX" in head) or (
             b"cyclonedx.org/schema/bom" in head
         )
@@ -200,7 +200,7 @@ _TV_CREATED = re.compile(rb"^(Created:[ \t]*)(\S+)[ \t]*$", re.MULTILINE)
 class Spdx(GraphReader):
     name: ClassVar[str] = "spdx"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         return b'"spdxVersion"' in head or b"SPDXVersion:" in head
 
     def read(self, path: Path, data: bytes, ctx: ReadContext) -> GraphFacts:

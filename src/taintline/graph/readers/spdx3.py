@@ -98,7 +98,7 @@ def _purl(element: dict[str, Any]) -> str | None:
 class Spdx3(GraphReader):
     name: ClassVar[str] = "spdx3"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         return (b'"@context"' in head and b"spdx.org/rdf/3" in head) or (
             b'"spdxId"' in head and b'"software_' in head
         )

@@ -97,7 +97,7 @@ class InventoryCsv(GraphReader):
 
     name: ClassVar[str] = "inventory-csv"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         h = csv_header(head)
         return (
             _has(h, HOST)
@@ -154,7 +154,7 @@ class BuildsCsv(GraphReader):
 
     name: ClassVar[str] = "builds-csv"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         h = csv_header(head)
         return _has(h, BUILD) and _has(h, HOST)
 
@@ -265,7 +265,7 @@ class DistributionCsv(GraphReader):
 
     name: ClassVar[str] = "distribution-csv"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         h = csv_header(head)
         return (
             (_has(h, RECIPIENT) or _has(h, HOST))
@@ -286,7 +286,7 @@ class DistributionJson(GraphReader):
 
     name: ClassVar[str] = "distribution-json"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         first = first_json(head)
         if not isinstance(first, dict):
             return False
@@ -307,7 +307,7 @@ class AuthCsv(GraphReader):
 
     name: ClassVar[str] = "auth-csv"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         h = csv_header(head)
         return _has(h, SRC) and _has(h, DST)
 

@@ -22,7 +22,7 @@ from taintline.model import Edge, EdgeKind
 class ZeekConn(GraphReader):
     name: ClassVar[str] = "zeek-conn"
 
-    def detect(self, head: bytes) -> bool:
+    def sniff(self, head: bytes) -> bool:
         if first_line(head).startswith("#separator") and b"#path\tconn" in head:
             return True
         first = first_json(head)

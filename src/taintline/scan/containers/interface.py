@@ -15,10 +15,11 @@ Readers may raise :class:`LimitExceeded` and the usual parser errors; :func:`exp
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from taintline.kinds import error_finding
 from taintline.limits import MiB, ScanLimits
@@ -128,19 +129,19 @@ def read_stream(
     limits = budget.limits
     chunks: list[bytes] = []
     produced = 0
+    hashing: list[Any] = []  # over --max-file-size: the rest is only hashed, not kept
     while True:
         chunk = read(CHUNK)
         if not chunk:
             break
         produced += len(chunk)
         budget.take_bytes(len(chunk))
-        if produced > limits.max_file_bytes:
-            raise LimitExceeded(
-                "error.too-large",
-                f"member larger than {limits.max_file_bytes} bytes (--max-file-size); skipped",
-                member=True,
-                read=produced,
-            )
+        if produced > limits.max_file_bytes and not hashing:
+            hashing = [hashlib.md5(), hashlib.sha1(), hashlib.sha256()]
+            for h in hashing:
+                for kept in chunks:
+                    h.update(kept)
+            chunks = []
         if compressed_size is not None and produced > RATIO_GRACE:
             ratio = produced / max(compressed_size, 1)
             if ratio > limits.max_ratio:
@@ -152,7 +153,24 @@ def read_stream(
                     compressed=compressed_size,
                     read=produced,
                 )
-        chunks.append(chunk)
+        if hashing:
+            for h in hashing:
+                h.update(chunk)
+        else:
+            chunks.append(chunk)
+    if hashing:
+        md5, sha1, sha256 = (h.hexdigest() for h in hashing)
+        raise LimitExceeded(
+            "error.too-large",
+            f"member of {produced} bytes larger than {limits.max_file_bytes} bytes"
+            " (--max-file-size): hashed (MD5, SHA-1, SHA-256) by streaming, not scanned",
+            member=True,
+            read=produced,
+            size=produced,
+            md5=md5,
+            sha1=sha1,
+            sha256=sha256,
+        )
     return b"".join(chunks)
 
 

@@ -1,0 +1,467 @@
+"""Incremental scans: the case remembers what each file was and what each content gave.
+
+Three tables (``migrations/scan/003_incremental.sql``):
+
+* ``scan_identities`` - per host and real path: size, mtime, ctime, device, inode and the
+  SHA-256 read last time. A file whose identity is unchanged is not read again. ctime is part
+  of it because it cannot be set from user space: a file rewritten with its old size and its
+  mtime put back (``touch -r``) still has a new ctime. An identity is only trusted when its
+  ctime is older than the scan's start by more than :data:`RACY_NS` (the kernel stamps files
+  with a clock that ticks every few milliseconds: a file written in the same tick as it was
+  read could change again without its ctime changing, as git's "racily clean" entries).
+* ``scan_contents`` - per top-level content (SHA-256), analysis key and name class: the
+  records of the file and of every member inside it, and the analysers' and containers'
+  findings (JSON, with the display path they were computed for).
+* ``scan_yara`` - per content and rules key: the YARA findings of the file and its members.
+
+Lookups are bulk: one DuckDB join of the walk's tasks (an Arrow table) against the identities
+per scan, one against the contents and YARA results per scan, and one fetch of the cached
+payloads per batch of results. Hash and filename indicators are matched against every
+record, reused or not, on every scan (in the parent, as before), so new indicators need no
+cache invalidation.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from taintline.case import Case
+from taintline.interchange import finding_from_dict, finding_to_dict
+from taintline.model import Finding
+from taintline.scan.interface import FileRecord, TaskResult
+from taintline.scan.reuse import (
+    TRANSIENT_KINDS,
+    YARA_KINDS,
+    ReuseConfig,
+    name_class,
+    rebase,
+    rebase_text,
+    yara_place,
+)
+from taintline.scan.walk import FileTask
+from taintline.terminal import storable
+
+#: An identity whose ctime is this close to (or after) the scan's start is not trusted.
+RACY_NS = 50_000_000
+
+# Paths are keyed as :func:`~taintline.terminal.storable` text (a name that is not UTF-8 has
+# its bytes as ``\\xNN``): DuckDB and Arrow hold UTF-8 only.
+
+#: Cached results fetched per query.
+FETCH_CHUNK = 512
+
+
+def _records_json(records: Sequence[FileRecord], display: str) -> str:
+    rows = [
+        [
+            r.path[len(display) :],
+            r.name,
+            r.size,
+            r.md5,
+            r.sha1,
+            r.sha256,
+            r.filetype,
+            r.depth,
+            r.facts_json,
+        ]
+        for r in records
+    ]
+    return orjson.dumps(rows).decode()
+
+
+def _records_from_json(text: str, old: str, task: FileTask) -> list[FileRecord]:
+    records: list[FileRecord] = []
+    for suffix, name, size, md5, sha1, sha256, ftype, depth, facts_json in orjson.loads(text):
+        if depth == 0:
+            name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
+        moved = {k: rebase_text(v, old, task.display) for k, v in facts_json.items()}
+        records.append(
+            FileRecord(
+                task.top,
+                task.display + suffix,
+                name,
+                size,
+                md5,
+                sha1,
+                sha256,
+                ftype,
+                depth,
+                {k: orjson.loads(v) for k, v in moved.items()},
+                moved,
+            )
+        )
+    return records
+
+
+def _findings_json(findings: Sequence[Finding]) -> str:
+    rows = []
+    for f in findings:
+        row = finding_to_dict(f)
+        for key in ("record", "fingerprint"):
+            row.pop(key)
+        rows.append(row)
+    return orjson.dumps(rows, default=str).decode()
+
+
+def _findings_from_json(text: str, old: str, new: str) -> list[Finding]:
+    return rebase([finding_from_dict(d) for d in orjson.loads(text)], old, new)
+
+
+@dataclass(slots=True)
+class _Pending:
+    identities: list[tuple[Any, ...]] = field(default_factory=list)
+    contents: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
+    yara: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+
+
+class ScanCache:
+    """One scan's view of the cache: what may be reused, and what to remember."""
+
+    def __init__(
+        self,
+        case: Case,
+        host: str,
+        analysis_key: str,
+        reuse: ReuseConfig,
+        *,
+        use: bool = True,
+        started_ns: int | None = None,
+    ) -> None:
+        self.case = case
+        self.host = host
+        self.analysis_key = analysis_key
+        self.rules_key = reuse.rules_key
+        self.externals = reuse.externals
+        #: ``False`` (``--full``): nothing is reused, everything is remembered afresh
+        self.use = use
+        self.started_ns = time.time_ns() if started_ns is None else started_ns
+        self.pending = _Pending()
+
+    # -- keys ----------------------------------------------------------------------------------
+    def place(self, task: FileTask) -> str:
+        return yara_place(self.externals, task.display, task.owner)
+
+    def worker_config(self) -> ReuseConfig:
+        """The contents (and YARA results) a worker may take from the cache after hashing."""
+        if not self.use:
+            return ReuseConfig(self.rules_key, self.externals)
+        contents = self.case.con.execute(
+            "SELECT DISTINCT sha256 || '|' || name_class FROM scan_contents WHERE analysis_key = ?",
+            [self.analysis_key],
+        ).fetchall()
+        yara: list[tuple[Any, ...]] = []
+        if self.rules_key:
+            yara = self.case.con.execute(
+                "SELECT DISTINCT sha256 || '|' || place FROM scan_yara WHERE rules_key = ?",
+                [self.rules_key],
+            ).fetchall()
+        return ReuseConfig(
+            self.rules_key,
+            self.externals,
+            frozenset(str(r[0]) for r in contents),
+            frozenset(str(r[0]) for r in yara),
+        )
+
+    # -- what need not be read -------------------------------------------------------------
+    def unchanged(self, tasks: Sequence[FileTask]) -> dict[int, str]:
+        """Task index -> SHA-256 for the files whose identity is unchanged since the last
+        scan and whose analysis and YARA results the case holds: nothing of them is read."""
+        if not self.use or not tasks:
+            return {}
+        walked_files = _identity_table(  # noqa: F841  (read by DuckDB's replacement scan)
+            tasks,
+            name_class=pa.array([name_class(t.display) for t in tasks], pa.string()),
+            place=pa.array([self.place(t) for t in tasks], pa.string()),
+        )
+        yara_join = (
+            "JOIN scan_yara y ON y.sha256 = i.sha256 AND y.rules_key = ? AND y.place = t.place"
+            if self.rules_key
+            else ""
+        )
+        rows = self.case.con.execute(
+            f"""
+            SELECT DISTINCT t.idx, i.sha256 FROM walked_files t
+            JOIN scan_identities i ON {_SAME_IDENTITY}
+            JOIN scan_contents c ON c.sha256 = i.sha256 AND c.analysis_key = ?
+                AND c.name_class = t.name_class
+            {yara_join}
+            """,  # noqa: S608  (a constant join)
+            [self.host, self.analysis_key, *([self.rules_key] if self.rules_key else [])],
+        ).fetchall()
+        return {int(idx): str(sha) for idx, sha in rows}
+
+    def fetch(self, wanted: Sequence[tuple[FileTask, str, bool]]) -> dict[str, TaskResult]:
+        """The cached results of ``(task, sha256, with YARA)``, by display path; tasks whose
+        rows are missing (a concurrent scan replaced them) are left out."""
+        out: dict[str, TaskResult] = {}
+        for start in range(0, len(wanted), FETCH_CHUNK):
+            chunk = wanted[start : start + FETCH_CHUNK]
+            wanted_files = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+                {
+                    "idx": pa.array(range(len(chunk)), pa.int64()),
+                    "sha256": pa.array([sha for _, sha, _ in chunk], pa.string()),
+                    "name_class": pa.array([name_class(t.display) for t, _, _ in chunk]),
+                    "place": pa.array([self.place(t) if y else None for t, _, y in chunk]),
+                }
+            )
+            rows = self.case.con.execute(
+                """
+                SELECT t.idx, any_value(c.display), any_value(c.records), any_value(c.findings),
+                       any_value(y.display), any_value(y.findings)
+                FROM wanted_files t
+                JOIN scan_contents c ON c.sha256 = t.sha256 AND c.analysis_key = ?
+                    AND c.name_class = t.name_class
+                LEFT JOIN scan_yara y ON y.sha256 = t.sha256 AND y.rules_key = ?
+                    AND y.place = t.place
+                GROUP BY t.idx
+                """,
+                [self.analysis_key, self.rules_key],
+            ).fetchall()
+            for idx, c_display, records, findings, y_display, y_findings in rows:
+                task, _, with_yara = chunk[int(idx)]
+                if with_yara and self.rules_key and y_findings is None:
+                    continue
+                result = TaskResult(
+                    _records_from_json(records, c_display, task),
+                    _findings_from_json(findings, c_display, task.display),
+                    0,
+                    1,
+                )
+                if with_yara and y_findings is not None:
+                    result.findings.extend(_findings_from_json(y_findings, y_display, task.display))
+                result.spans.append((task.display, 0, len(result.records)))
+                out[task.display] = result
+        return out
+
+    def replay(
+        self, items: Sequence[tuple[FileTask, str, bool]], missed: list[FileTask]
+    ) -> Iterator[TaskResult]:
+        """The cached results of unchanged files, fetched in chunks; a file whose rows went
+        away meanwhile is appended to ``missed`` (to be read)."""
+        for start in range(0, len(items), FETCH_CHUNK):
+            chunk = items[start : start + FETCH_CHUNK]
+            fetched = self.fetch(chunk)
+            missed.extend(t for t, _, _ in chunk if t.display not in fetched)
+            yield from fetched.values()
+
+    # -- what to remember ------------------------------------------------------------------
+    def remember(
+        self,
+        task: FileTask,
+        records: Sequence[FileRecord],
+        findings: Sequence[Finding],
+        *,
+        analysis: bool,
+        yara: bool,
+    ) -> None:
+        """Queue what one file gave (``findings``: the file's and its members'); ``analysis``
+        and ``yara`` say which parts were computed now (and so are new to the cache)."""
+        top = next((r for r in records if r.depth == 0 and r.path == task.display), None)
+        if (
+            top is None  # not read (unreadable, not regular): nothing to remember
+            or not top.sha256
+            or any(f.kind in TRANSIENT_KINDS for f in findings)
+        ):
+            self.forget([task])
+            return
+        if task.ctime_ns >= self.started_ns - RACY_NS:
+            self.forget([task])  # changed too recently to trust (see the module docstring)
+        else:
+            self.pending.identities.append(
+                (
+                    storable(task.path),
+                    task.display,
+                    task.size,
+                    task.mtime_ns,
+                    task.ctime_ns,
+                    task.dev,
+                    task.ino,
+                    top.sha256,
+                )
+            )
+        if analysis:
+            self.pending.contents.append(
+                (
+                    top.sha256,
+                    self.analysis_key,
+                    name_class(task.display),
+                    task.display,
+                    _records_json(records, task.display),
+                    _findings_json([f for f in findings if f.kind not in YARA_KINDS]),
+                )
+            )
+        if yara and self.rules_key:
+            self.pending.yara.append(
+                (
+                    top.sha256,
+                    self.rules_key,
+                    self.place(task),
+                    task.display,
+                    _findings_json([f for f in findings if f.kind in YARA_KINDS]),
+                )
+            )
+
+    def forget(self, tasks: Sequence[FileTask]) -> None:
+        """Tasks that were looked at but gave nothing to remember: their old identity goes."""
+        self.pending.identities.extend((storable(t.path), None, 0, 0, 0, 0, 0, None) for t in tasks)
+
+    def flush(self, run_id: str | None) -> None:
+        """Write what was queued (in the caller's transaction when one is open)."""
+        pending, self.pending = self.pending, _Pending()
+        case = self.case
+        recorded = case.now_naive()
+        if pending.identities:
+            rows = {r[0]: r for r in pending.identities}  # the last word on a path wins
+            ids = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+                {
+                    name: pa.array([r[i] for r in rows.values()], dtype)
+                    for i, (name, dtype) in enumerate(
+                        (
+                            ("path", pa.string()),
+                            ("display", pa.string()),
+                            ("size", pa.int64()),
+                            ("mtime_ns", pa.int64()),
+                            ("ctime_ns", pa.int64()),
+                            ("dev", pa.int64()),
+                            ("ino", pa.int64()),
+                            ("sha256", pa.string()),
+                        )
+                    )
+                }
+            )
+            case.con.execute(
+                "DELETE FROM scan_identities WHERE host = ? AND path IN (SELECT path FROM ids)",
+                [self.host],
+            )
+            case.con.execute(
+                "INSERT INTO scan_identities SELECT ?, path, display, size, mtime_ns, ctime_ns,"
+                " dev, ino, sha256, ?, ? FROM ids WHERE sha256 IS NOT NULL",
+                [self.host, run_id, recorded],
+            )
+        if pending.contents:
+            cols = list(zip(*pending.contents, strict=True))
+            contents = pa.table(
+                {
+                    name: pa.array(list(col), pa.string())
+                    for name, col in zip(
+                        ("sha256", "analysis_key", "name_class", "display", "records", "findings"),
+                        cols,
+                        strict=True,
+                    )
+                }
+            )
+            # --full replaces what was cached; otherwise the first word stays
+            if not self.use:
+                case.con.register("fresh_contents", contents)
+                try:
+                    case.con.execute(
+                        "DELETE FROM scan_contents WHERE analysis_key = ? AND"
+                        " (sha256, name_class) IN (SELECT (sha256, name_class) FROM"
+                        " fresh_contents)",
+                        [self.analysis_key],
+                    )
+                finally:
+                    case.con.unregister("fresh_contents")
+            case.insert_new(
+                "scan_contents",
+                "SELECT sha256, analysis_key, name_class, display, records, findings,"
+                " ?::TIMESTAMP FROM rows",
+                [recorded],
+                inputs={"rows": contents},
+            )
+        if pending.yara:
+            cols = list(zip(*pending.yara, strict=True))
+            yara = pa.table(
+                {
+                    name: pa.array(list(col), pa.string())
+                    for name, col in zip(
+                        ("sha256", "rules_key", "place", "display", "findings"),
+                        cols,
+                        strict=True,
+                    )
+                }
+            )
+            if not self.use:
+                case.con.register("fresh_yara", yara)
+                try:
+                    case.con.execute(
+                        "DELETE FROM scan_yara WHERE (sha256, rules_key, place) IN"
+                        " (SELECT (sha256, rules_key, place) FROM fresh_yara)"
+                    )
+                finally:
+                    case.con.unregister("fresh_yara")
+            case.insert_new(
+                "scan_yara",
+                "SELECT sha256, rules_key, place, display, findings, ?::TIMESTAMP FROM rows",
+                [recorded],
+                inputs={"rows": yara},
+            )
+
+    # -- what disappeared ------------------------------------------------------------------
+    def disappeared(self, roots: Sequence[str], seen: Sequence[FileTask]) -> list[str]:
+        """Display paths of files remembered under ``roots`` (real paths of the scanned
+        inputs) that this scan did not see; they are forgotten. Call after a complete walk."""
+        if not roots:
+            return []
+        frame = pa.table({"root": pa.array(list(roots), pa.string())})  # noqa: F841
+        walked = pa.table({"path": pa.array([storable(t.path) for t in seen], pa.string())})  # noqa: F841
+        rows = self.case.con.execute(
+            """
+            SELECT i.path, i.display FROM scan_identities i
+            WHERE i.host = ?
+              AND EXISTS (SELECT 1 FROM frame r
+                          WHERE i.path = r.root OR starts_with(i.path, r.root || ?))
+              AND NOT EXISTS (SELECT 1 FROM walked w WHERE w.path = i.path)
+            ORDER BY i.display
+            """,
+            [self.host, os.sep],
+        ).fetchall()
+        if rows:
+            gone = pa.table({"path": pa.array([str(r[0]) for r in rows], pa.string())})  # noqa: F841
+            self.case.con.execute(
+                "DELETE FROM scan_identities WHERE host = ? AND path IN (SELECT path FROM gone)",
+                [self.host],
+            )
+        return [str(r[1]) for r in rows]
+
+
+def known_identities(case: Case, host: str, tasks: Sequence[FileTask]) -> dict[int, str]:
+    """Task index -> SHA-256 of the files whose identity is unchanged since they were last
+    read on ``host`` (one query; :meth:`ScanCache.unchanged` also checks the results)."""
+    if not tasks:
+        return {}
+    walked_files = _identity_table(tasks)  # noqa: F841  (read by DuckDB's replacement scan)
+    rows = case.con.execute(
+        f"SELECT t.idx, i.sha256 FROM walked_files t JOIN scan_identities i ON {_SAME_IDENTITY}",  # noqa: S608
+        [host],
+    ).fetchall()
+    return {int(idx): str(sha) for idx, sha in rows}
+
+
+_SAME_IDENTITY = (
+    "i.host = ? AND i.path = t.path AND i.size = t.size AND i.mtime_ns = t.mtime_ns"
+    " AND i.ctime_ns = t.ctime_ns AND i.dev = t.dev AND i.ino = t.ino"
+)
+
+
+def _identity_table(tasks: Sequence[FileTask], **extra: pa.Array) -> pa.Table:
+    return pa.table(
+        {
+            "idx": pa.array(range(len(tasks)), pa.int64()),
+            "path": pa.array([storable(t.path) for t in tasks], pa.string()),
+            "size": pa.array([t.size for t in tasks], pa.int64()),
+            "mtime_ns": pa.array([t.mtime_ns for t in tasks], pa.int64()),
+            "ctime_ns": pa.array([t.ctime_ns for t in tasks], pa.int64()),
+            "dev": pa.array([t.dev for t in tasks], pa.int64()),
+            "ino": pa.array([t.ino for t in tasks], pa.int64()),
+            **extra,
+        }
+    )
