@@ -26,7 +26,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from enum import StrEnum
 from os import PathLike
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from taintline.kinds import error_finding
 from taintline.model import Finding, Severity
@@ -181,7 +181,8 @@ def hash_stream(
 
 @dataclass(frozen=True, slots=True)
 class HashedFile:
-    """What the matcher needs of a scanned file."""
+    """What the matcher needs of a scanned file (any object with these attributes will do:
+    the scan passes its records as they are, see :class:`Hashed`)."""
 
     path: str
     md5: str
@@ -190,10 +191,25 @@ class HashedFile:
     size: int
 
 
+class Hashed(Protocol):
+    """A file as :func:`match_hashes` reads it (a :class:`HashedFile`, a scan record)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def md5(self) -> str: ...
+    @property
+    def sha1(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+
+
 _LABELS = {"sha256": "SHA-256", "sha1": "SHA-1", "md5": "MD5"}
 
 
-def match_hashes(case: Case, files: Sequence[HashedFile]) -> list[Finding]:
+def match_hashes(case: Case, files: Sequence[Hashed]) -> list[Finding]:
     """``ioc.hash`` findings (critical) for files whose MD5, SHA-1 or SHA-256 is a hash
     indicator in ``case``; one finding per file naming every indicator and its sources.
 

@@ -96,7 +96,8 @@ def unsafe_member_name(name: str) -> bool:
     text = name.replace("\\", "/")
     if text.startswith("/") or (len(text) >= 2 and text[1] == ":" and text[0].isalpha()):
         return True
-    return any(part == ".." for part in text.split("/"))
+    # ".." as a whole part implies ".." somewhere in the text: most names have none
+    return ".." in text and any(part == ".." for part in text.split("/"))
 
 
 def clean_name(name: str) -> str:

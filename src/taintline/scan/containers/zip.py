@@ -9,6 +9,8 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 
+import deflate
+
 from taintline.kinds import error_finding
 from taintline.limits import MiB
 from taintline.model import Finding
@@ -87,8 +89,6 @@ def _zip_member_fast(data: bytes, info: zipfile.ZipInfo, budget: Budget) -> byte
     ``None``, and the member takes zipfile's streaming path, which reports the problem exactly
     as before.
     """
-    import deflate
-
     size, compressed = info.file_size, info.compress_size
     limits = budget.limits
     if (
