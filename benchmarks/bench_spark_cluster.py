@@ -142,7 +142,12 @@ def bench_cascade_on(master: str, edges_n: int, folder: Path) -> None:
     ]
     settings = SparkSettings(
         master=master,
-        conf={"spark.sql.shuffle.partitions": str(4 * CORES), "spark.executor.memory": "3g"},
+        conf={
+            "spark.sql.shuffle.partitions": str(4 * CORES),
+            "spark.executor.memory": "3g",
+            # The explanation loop holds one checkpointed frame per depth on the driver.
+            "spark.driver.memory": "4g",
+        },
     )
     t = time.perf_counter()
     with Case(folder / "case.duckdb") as case, session_scope("bench-cascade", settings) as spark:

@@ -55,10 +55,7 @@ LONG = 520
 MARKER = "Long file:"
 #: Files that grew past LONG while the architecture step landed; each is to be split or given
 #: a "Long file:" reason by its stage's owner (listed in issue 10's closing note).
-KNOWN_LONG = {
-    "taintline/intel/csvtext.py",
-    "taintline/intel/store.py",
-}
+KNOWN_LONG = {}
 
 
 def _modules() -> dict[str, Path]:
