@@ -70,7 +70,8 @@ def yara_baseline(tree: Path, rules: Path, folder: Path) -> float | None:
     if not shutil.which("yara") or not shutil.which("yarac"):
         return None
     compiled = folder / "rules.yarc"
-    defines = [f"-d{name}=" for name in ("filename", "filepath", "extension", "filetype", "owner")]
+    externals = ("filename", "filepath", "extension", "filetype", "owner")
+    defines = [arg for name in externals for arg in ("-d", f"{name}=")]
     subprocess.run(["yarac", *defines, str(rules), str(compiled)], check=True)
     started = time.perf_counter()
     subprocess.run(

@@ -411,7 +411,11 @@ class Case:
         return self._insert_indicator_arrow(table, self.now_naive())
 
     def _insert_indicator_batch(self, batch: Sequence[Indicator], added_at: datetime | None) -> int:
-        table = pa.table(
+        return self._insert_indicator_arrow(self._indicator_table(batch), added_at)
+
+    @staticmethod
+    def _indicator_table(batch: Sequence[Indicator]) -> pa.Table:
+        return pa.table(
             {
                 "type": pa.array([str(i.type) for i in batch], pa.string()),
                 "value": pa.array([i.value for i in batch], pa.string()),
@@ -427,7 +431,6 @@ class Case:
                 ),
             }
         )
-        return self._insert_indicator_arrow(table, added_at)
 
     _INDICATOR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
         ("type", pa.string()),
@@ -444,10 +447,20 @@ class Case:
 
     def add_indicator_tables(self, tables: Sequence[pa.Table]) -> int:
         """Several reader tables (any subset of the columns) stored in one statement."""
-        if not tables:
-            return 0
+        return self.store_indicators((), tables)[0]
+
+    def store_indicators(
+        self, indicators: Sequence[Indicator], tables: Sequence[pa.Table]
+    ) -> tuple[int, int]:
+        """Statements as records and as reader tables (any subset of the columns), stored in
+        one statement in the caller's transaction; returns (new (type, value, source)
+        statements, new (type, value) indicators)."""
         batches = [self._indicator_columns(t) for t in tables]
-        return self._insert_indicator_arrow(pa.concat_tables(batches), self.now_naive())
+        if indicators:
+            batches.append(self._indicator_table(indicators))
+        if not batches:
+            return 0, 0
+        return self._insert_indicators_counted(pa.concat_tables(batches), self.now_naive())
 
     def _indicator_columns(self, table: pa.Table) -> pa.Table:
         columns = {}
@@ -459,32 +472,131 @@ class Case:
                 columns[name] = pa.nulls(table.num_rows, dtype)
         return pa.table(columns)
 
-    #: Bytes of Arrow data per INSERT statement: bounds DuckDB's working memory (duplicate
-    #: removal) on million-row intel files; duplicates across slices meet the NOT EXISTS
-    #: check (whose cost grows with the number of slices, hence not too small).
-    INSERT_SLICE_BYTES = 64 << 20
+    def store_indicator_groups(
+        self, groups: Sequence[tuple[Sequence[Indicator], Sequence[pa.Table]]]
+    ) -> list[tuple[int, int]]:
+        """Several small files' statements in one INSERT (caller's transaction); returns
+        per file (new statements, new indicators), counted as storing the files one after
+        the other would: a statement or an indicator is new for the first file that states
+        it. One query fetches what the case already holds of these indicators; the rest is
+        set arithmetic here (cheaper than three statements per file when files are small)."""
+        tables: list[pa.Table] = []
+        owners: list[int] = []
+        for number, (indicators, readers) in enumerate(groups):
+            parts = [self._indicator_columns(t) for t in readers]
+            if indicators:
+                parts.append(self._indicator_table(indicators))
+            for part in parts:
+                tables.append(part)
+                owners.extend([number] * part.num_rows)
+        counts = [(0, 0)] * len(groups)
+        if not tables:
+            return counts
+        full = pa.concat_tables(tables)
+        con = self.con
+        con.register("_ind_group", full)
+        try:
+            held = con.execute(
+                "SELECT s.type, s.value, s.source FROM indicator_sources s"
+                " SEMI JOIN _ind_group b ON s.type = b.type AND s.value = b.value"
+            ).fetchall()
+            keys: set[tuple[str, str, str]] = {(t, v, src) for t, v, src in held}
+            pairs: set[tuple[str, str]] = {(t, v) for t, v, _ in held}
+            new = [0] * len(groups)
+            new_pairs = [0] * len(groups)
+            keep: list[int] = []
+            columns = zip(
+                full.column("type").to_pylist(),
+                full.column("value").to_pylist(),
+                full.column("source").to_pylist(),
+                strict=True,
+            )
+            for row, (kind, value, source) in enumerate(columns):
+                if (kind, value, source) in keys:
+                    continue
+                keys.add((kind, value, source))
+                keep.append(row)
+                new[owners[row]] += 1
+                if (kind, value) not in pairs:
+                    pairs.add((kind, value))
+                    new_pairs[owners[row]] += 1
+        finally:
+            con.unregister("_ind_group")
+        if keep:
+            con.register("_ind_keep", full.take(pa.array(keep, pa.int64())))
+            try:
+                _one(
+                    con,
+                    "INSERT INTO indicator_sources SELECT type, value, source, campaign,"
+                    " confidence, valid_from, valid_until, description, labels, context::JSON,"
+                    " ? FROM _ind_keep",
+                    [self.now_naive()],
+                )
+            finally:
+                con.unregister("_ind_keep")
+        return list(zip(new, new_pairs, strict=True))
 
     def _insert_indicator_arrow(self, table: pa.Table, added_at: datetime | None) -> int:
-        full = self._indicator_columns(table)
-        before = self._count("indicator_sources")
-        row_bytes = max(1, full.nbytes // max(1, full.num_rows))
-        step = max(50_000, self.INSERT_SLICE_BYTES // row_bytes)
-        for offset in range(0, full.num_rows, step):
-            batch = full.slice(offset, step)  # noqa: F841  (read by DuckDB's replacement scan)
-            self.con.execute(
-                """
-                INSERT INTO indicator_sources
-                SELECT b.type, b.value, b.source, b.campaign, b.confidence, b.valid_from,
-                       b.valid_until, b.description, b.labels, b.context::JSON, ?
-                FROM (SELECT DISTINCT ON (type, value, source) * FROM batch) AS b
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM indicator_sources s
-                    WHERE s.type = b.type AND s.value = b.value AND s.source = b.source
+        return self._insert_indicators_counted(self._indicator_columns(table), added_at)[0]
+
+    def _insert_indicators_counted(
+        self, full: pa.Table, added_at: datetime | None
+    ) -> tuple[int, int]:
+        """Insert the statements of ``full`` the case does not hold yet (each
+        ``(type, value, source)`` once); returns (rows inserted, new ``(type, value)``).
+
+        One INSERT, no per-row index: duplicates inside the batch are found by grouping a
+        64-bit hash of the key (cheap), and only rows whose hash repeats (real duplicates
+        and rare collisions) go through an exact ``DISTINCT ON``; the case's rows are
+        anti-joined only when it holds any. (Slicing the batch and anti-joining each slice,
+        as before, cost more than the insert itself on a million-row list.)"""
+        con = self.con
+        con.register("_ind_new", full)
+        try:
+            held = bool(_one(con, "SELECT EXISTS (SELECT 1 FROM indicator_sources)"))
+            key = "hash(type, value, source)"
+            repeats = _one(
+                con,
+                f"SELECT count(*) FROM (SELECT {key} AS k FROM _ind_new GROUP BY k"  # noqa: S608
+                " HAVING count(*) > 1)",
+            )
+            rows = "_ind_new"
+            if repeats:
+                _x(
+                    con,
+                    f"CREATE OR REPLACE TEMP TABLE _ind_rep AS SELECT {key} AS k FROM _ind_new"  # noqa: S608
+                    " GROUP BY k HAVING count(*) > 1",
                 )
-                """,
+                rows = (
+                    f"(SELECT * FROM _ind_new WHERE {key} NOT IN (SELECT k FROM _ind_rep)"  # noqa: S608
+                    " UNION ALL SELECT DISTINCT ON (type, value, source) * FROM _ind_new"
+                    f" WHERE {key} IN (SELECT k FROM _ind_rep))"
+                )
+            if held:
+                fresh = (
+                    f"(SELECT * FROM {rows} AS b WHERE NOT EXISTS (SELECT 1 FROM"  # noqa: S608
+                    " indicator_sources s WHERE s.type = b.type AND s.value = b.value"
+                    " AND s.source = b.source))"
+                )
+                new_keys = (
+                    f"(SELECT type, value FROM {fresh} AS b WHERE NOT EXISTS (SELECT 1 FROM"  # noqa: S608
+                    " indicator_sources s WHERE s.type = b.type AND s.value = b.value))"
+                )
+            else:
+                fresh, new_keys = rows, f"(SELECT type, value FROM {rows})"  # noqa: S608
+            new_indicators = _distinct_pairs(con, new_keys)
+            inserted = _one(
+                con,
+                "INSERT INTO indicator_sources"  # noqa: S608  (constant SQL pieces)
+                " SELECT b.type, b.value, b.source, b.campaign, b.confidence, b.valid_from,"
+                " b.valid_until, b.description, b.labels, b.context::JSON, ?"
+                f" FROM {fresh} AS b",
                 [added_at],
             )
-        return self._count("indicator_sources") - before
+        finally:
+            con.unregister("_ind_new")
+            _x(con, "DROP TABLE IF EXISTS _ind_rep")
+        return inserted, new_indicators
 
     def _count(self, table: str) -> int:
         # fetchall: a half-read result would block the next statement on this connection
@@ -726,3 +838,26 @@ class Case:
             )
             for r in self.con.execute(sql, params).fetchall()
         ]
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> int:
+    """The single number a statement returns (fully fetched, so the next one may run)."""
+    rows = con.execute(sql, list(params)).fetchall()
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def _x(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    con.execute(sql).fetchall()
+
+
+def _distinct_pairs(con: duckdb.DuckDBPyConnection, rows: str) -> int:
+    """``count(DISTINCT (type, value))`` of ``rows``, exact, at the cost of grouping one
+    64-bit hash: pairs whose hash is unique are counted as they are, only the few in
+    repeated hash groups are compared as text."""
+    return _one(
+        con,
+        f"WITH c AS (SELECT type, value, hash(type, value) AS k FROM {rows}),"  # noqa: S608
+        " g AS (SELECT k, count(*) AS n FROM c GROUP BY k)"
+        " SELECT (SELECT count(*) FROM g WHERE n = 1) + (SELECT count(*) FROM"
+        " (SELECT DISTINCT type, value FROM c WHERE k IN (SELECT k FROM g WHERE n > 1)))",
+    )

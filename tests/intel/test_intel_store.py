@@ -12,6 +12,7 @@ from taintline.case import Case
 from taintline.intel import csvtext, store
 from taintline.intel.store import ensure_intel, ingest
 from taintline.limits import IntelLimits
+from taintline.model import Indicator, IndicatorType
 
 SHA = "fad482ded2e25ce9e1dd3d3ecc3227af714bdfbbde04347dbc1b21d6a3670405"
 
@@ -58,16 +59,24 @@ def test_duplicates_within_one_file(case: Case, write: Callable[[str, str], Path
     assert report.new == 1 and report.duplicates == 2
 
 
-def test_duplicates_across_insert_slices(
-    case: Case, write: Callable[[str, str], Path], monkeypatch: pytest.MonkeyPatch
+def test_duplicates_far_apart_and_across_sources(
+    case: Case, write: Callable[[str, str], Path]
 ) -> None:
-    """Big files are inserted in slices; a value repeated far apart is still one row."""
-    monkeypatch.setattr(Case, "INSERT_SLICE_BYTES", 1)  # the 50,000-row floor applies
+    """A value repeated far apart in a big file (other chunks, other Arrow tables) is still
+    one row; new statements and new indicators are counted exactly, in an empty case and in
+    one that already holds some of them."""
     values = [f"h{i}.example.com" for i in range(60_000)]
     path = write("many.txt", "\n".join([*values, values[0], values[59_999].upper()]) + "\n")
     report = ingest(case, [path])
     assert report.new == 60_000 and report.duplicates == 2
+    assert report.new_indicators == 60_000
     assert case.indicator_count() == 60_000
+    rows = ["value,source", "h1.example.com,A", "h1.example.com,B", "h1.example.com,A"]
+    rows += ["fresh.example,A", "fresh.example,B", "h2.example.com,many.txt"]
+    report = ingest(case, [write("sources.csv", "\n".join(rows) + "\n")])
+    assert (report.new, report.new_indicators, report.duplicates) == (4, 1, 2)
+    assert case.indicator_statements("domain", "h1.example.com")[0].source == "A"
+    assert case.indicator_count() == 60_001
 
 
 def test_source_override(case: Case, write: Callable[[str, str], Path]) -> None:
@@ -154,3 +163,75 @@ def test_ensure_intel_loads_pack_once(case: Case) -> None:
     assert count > 100
     assert ensure_intel(case) is False
     assert case.indicator_count() == count
+
+
+def _folder_of_small_files(folder: Path) -> Path:
+    """Small files that share statements, indicators and end-of-life keys."""
+    from datetime import date
+
+    from tests.builders import endoflife as eol
+
+    folder.mkdir()
+    (folder / "a.txt").write_text("evil.com\n1.2.3.4\nshared.example\n")
+    (folder / "b.csv").write_text(
+        "value,source\nshared.example,A\nshared.example,B\nevil.com,a.txt\n"
+    )
+    (folder / "c.txt").write_text("evil.com\nnew.example\n")
+    for name, cycles in (("alpha", ("1", "2")), ("beta", ("1",)), ("alpha-again", ("2", "3"))):
+        product = eol.Product(
+            "alpha" if name.startswith("alpha") else name,
+            name.title(),
+            tuple(
+                eol.Cycle(c, release=date(2020, 1, int(c)), eol=date(2022, 1, int(c)))
+                for c in cycles
+            ),
+        )
+        (folder / f"{name}.md").write_text(eol.product_markdown(product))
+    return folder
+
+
+@pytest.mark.parametrize("broken_group", [False, True], ids=["grouped", "group-fails"])
+def test_small_files_stored_together_count_as_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken_group: bool
+) -> None:
+    """Small files share one transaction and one INSERT per table; the per-file counts and
+    the case's contents are those of storing them one after the other (GROUP_FILES = 1);
+    when the grouped store fails, each file is stored on its own."""
+    folder = _folder_of_small_files(tmp_path / "feeds")
+
+    def run(name: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        with Case(tmp_path / f"{name}.duckdb") as case:
+            case.add_indicators([Indicator(IndicatorType.DOMAIN, "evil.com", "a.txt")])
+            report = ingest(case, [folder])
+            per_file = [
+                (Path(f.path).name, f.new, f.duplicates, f.new_indicators, f.eol_records, f.failed)
+                for f in report.files
+            ]
+            rows = case.con.execute(
+                "SELECT type, value, source FROM indicator_sources UNION ALL"
+                " SELECT product, cycle, source FROM eol_cycles ORDER BY ALL"
+            ).fetchall()
+        return per_file, rows
+
+    monkeypatch.setattr(store, "GROUP_FILES", 1)
+    expected = run("one-by-one")
+    monkeypatch.setattr(store, "GROUP_FILES", 64)
+    one_by_one = store._store_one
+    alone: list[str] = []
+
+    def store_one(case: Case, file_report: store.FileReport, result: object) -> None:
+        alone.append(Path(file_report.path).name)
+        one_by_one(case, file_report, result)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "_store_one", store_one)
+    if broken_group:
+
+        def fail(*args: object) -> None:
+            raise RuntimeError("store failed")
+
+        monkeypatch.setattr(Case, "store_indicator_groups", fail)
+    assert run("grouped") == expected
+    assert len(alone) == (6 if broken_group else 0)  # grouped, or each file on its own
+    names = [row[0] for row in expected[0]]
+    assert names == sorted(names) and len(names) == 6
+    assert {row[0]: row[1:5] for row in expected[0]}["b.csv"] == (2, 1, 0, 0)

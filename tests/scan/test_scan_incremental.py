@@ -126,6 +126,7 @@ def test_rescan_of_an_unchanged_tree_reads_no_file(
         assert len(opened(root)) == before  # not one file opened
         assert again.unchanged == again.files == 10 and again.bytes_read == 0
         assert again.reuse_summary() == "10 of 10 files unchanged, 0 read"
+        assert first.rules == 1 and again.rules == 0  # nothing to read: rules not compiled
         assert _view(again) == _view(first)
         kinds = {f.kind for f in again.findings}
         assert {"yara", "pe.unsigned", "image.trailing-data"} <= kinds

@@ -231,7 +231,10 @@ CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def _clean(text: str) -> str:
-    """Drop zero-width and bidi marks (one scan of the chunk when there are none)."""
+    """Drop zero-width and bidi marks (one scan of the chunk when there are none; none at
+    all for ASCII text, which ``str.isascii`` knows without a scan)."""
+    if text.isascii():
+        return text
     return INVISIBLE.sub("", text) if INVISIBLE.search(text) else text
 
 
@@ -290,10 +293,13 @@ def _lines(
     # Only spaces are trimmed on the left: a leading tab is an empty first cell of a TSV row.
     lines = pc.utf8_ltrim(pc.utf8_rtrim_whitespace(raw_lines.cast(pa.string())), " ")
     numbers = pa.array(np.arange(first_line, first_line + len(lines), dtype=np.int64))
-    keep = pc.and_(
-        pc.greater(pc.binary_length(lines), 0),
-        pc.invert(pc.match_substring_regex(lines, r"^\s*(?:#|//)")),
-    )
+    # A comment starts with "#" or "//", after optional white space: the regex runs only
+    # when some line starts with white space the trim above left (a tab, \f, \r).
+    comment = pc.or_(pc.starts_with(lines, "#"), pc.starts_with(lines, "//"))
+    indented = pc.or_(pc.starts_with(lines, "\t"), pc.starts_with(lines, "\r"))
+    if pc.any(pc.or_(indented, pc.starts_with(lines, "\f"))).as_py():
+        comment = pc.or_(comment, pc.match_substring_regex(lines, r"^\s*(?:#|//)"))
+    keep = pc.and_(pc.greater(pc.binary_length(lines), 0), pc.invert(comment))
     too_long = pc.greater(pc.binary_length(lines), limits.max_line_bytes)
     if pc.any(too_long).as_py():
         for number in pc.filter(numbers, too_long).to_pylist():

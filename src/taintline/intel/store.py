@@ -1,9 +1,14 @@
 """Intel in the case: ingesting files, and what other stages read back.
 
 ``ingest`` reads each file with the reader its content calls for and stores what it states
-in **one transaction per file**: a file that fails (truncated JSON, a YARA syntax error, over
-the size limit) adds nothing, and a failure while storing rolls that file back. A single bad
-value inside an otherwise good file is a Problem and the rest of the file is kept.
+in **one transaction per file** (small files in groups of :data:`GROUP_FILES`, counted per
+file as one by one, each stored alone again if the group fails): a file that fails
+(truncated JSON, a YARA syntax error, over the size limit) adds nothing, and a failure while
+storing rolls that file back. A single bad value inside an otherwise good file is a Problem
+and the rest of the file is kept.
+
+Long file: the ingest loop, the per-file and grouped stores and the read-back queries share
+the FileReport accounting; split apart, each would re-derive it.
 
 Other stages call :func:`load_yara_sources`, :func:`eol_map` and :func:`ensure_intel`.
 """
@@ -325,14 +330,12 @@ def store_result(case: Case, result: ReadResult) -> tuple[int, int, int, int]:
     """Write one file's result in the caller's transaction.
 
     Returns (new statements, new indicators, yara sources stored, eol records stored)."""
-    before = case.indicator_count()
-    new = case.add_indicators(result.indicators) if result.indicators else 0
-    new += case.add_indicator_tables(result.tables)
+    new, new_indicators = case.store_indicators(result.indicators, result.tables)
     yara = sum(_store_yara(case, y) for y in result.yara)
     eol = _store_eol(case, result.eol) if result.eol else 0
     if result.eol_products:
         _store_eol_products(case, result.eol_products)
-    return new, case.indicator_count() - before, yara, eol
+    return new, new_indicators, yara, eol
 
 
 def store_context(case: Case, statements: Sequence[Indicator]) -> int:
@@ -409,9 +412,10 @@ def _store_yara(case: Case, source: YaraSource) -> int:
     return 1
 
 
-def _store_eol(case: Case, records: Sequence[EolRecord]) -> int:
-    """One statement over an Arrow table (``executemany`` costs a statement per row)."""
-    before = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone()
+def _store_eol(case: Case, records: Sequence[EolRecord], *, count: bool = True) -> int:
+    """One statement over an Arrow table (``executemany`` costs a statement per row);
+    returns how many records were new (0 without ``count``)."""
+    before = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone() if count else None
     rows = list({(r.product, r.cycle, r.source): r for r in records}.values())
     new_rows = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
         {
@@ -442,6 +446,8 @@ def _store_eol(case: Case, records: Sequence[EolRecord]) -> int:
         " lts = excluded.lts, origin = excluded.origin",
         [case.now_naive()],
     )
+    if not count:
+        return 0
     after = case.con.execute("SELECT count(*) FROM eol_cycles").fetchone()
     return int(after[0] if after else 0) - int(before[0] if before else 0)
 
@@ -478,12 +484,27 @@ def ingest(
     on_file: Callable[[FileReport], None] | None = None,
     display: Callable[[Path], str] = str,
 ) -> IngestReport:
-    """Read and store intel files, one transaction per file. ``source`` overrides the
+    """Read and store intel files, one transaction per file (or per group of small files).
+    ``source`` overrides the
     source name every statement is attributed to (default: what the file says, else its name).
     ``display`` names a file in reports and problems (packs show ``pack/file``)."""
     limits = limits or IntelLimits()
     files, left_out = expand_paths(Path(p) for p in paths)
     report = IngestReport(left_out=left_out)
+    group: list[tuple[FileReport, ReadResult]] = []
+
+    def done(file_report: FileReport) -> None:
+        report.files.append(file_report)
+        if on_file is not None:
+            on_file(file_report)
+
+    def flush() -> None:
+        if group:
+            _store_group(case, group)
+            for file_report, _ in group:
+                done(file_report)
+            group.clear()
+
     for path in files:
         result = read_file(Path(path), limits, fmt=fmt)
         # Give Arrow's freed scratch memory (batches, concatenations) back before DuckDB
@@ -512,24 +533,96 @@ def ingest(
             file_report.failure = _nothing_read(result)
         else:
             file_report.read_by_type = _count_types(result)
-            try:
-                with case.transaction():
-                    new, new_indicators, yara, eol = store_result(case, result)
-                    file_report.context_only = store_context(case, result.context_only)
-            except Exception as exc:  # one file's store failure never ends the batch
-                file_report.failed = True
-                file_report.failure = f"could not store (nothing from this file kept): {exc}"
-                file_report.problems.append(Problem(shown, file_report.failure))
-            else:
-                file_report.new = new
-                file_report.duplicates = file_report.read_total - new
-                file_report.new_indicators = new_indicators
-                file_report.yara_rules = sum(len(y.rules) for y in result.yara) if yara else 0
-                file_report.eol_records = eol
-        report.files.append(file_report)
-        if on_file is not None:
-            on_file(file_report)
+            if _groupable(result):
+                group.append((file_report, result))
+                if len(group) >= GROUP_FILES:
+                    flush()
+                continue
+            flush()
+            _store_one(case, file_report, result)
+        flush()
+        done(file_report)
+    flush()
     return report
+
+
+#: Small files (an endoflife.date product page, a short IOC list) are stored this many at a
+#: time, in one transaction and one INSERT per table; a failure while storing a group
+#: stores its files again one transaction each, so one bad file still adds nothing alone.
+GROUP_FILES = 64
+#: A file is small when it states at most this many indicators and end-of-life records.
+GROUP_MAX_ROWS = 5_000
+
+
+def _groupable(result: ReadResult) -> bool:
+    rows = result.statement_count + len(result.eol) + len(result.eol_products)
+    return rows <= GROUP_MAX_ROWS and not (result.yara or result.context_only)
+
+
+def _store_one(case: Case, file_report: FileReport, result: ReadResult) -> None:
+    """One file in its own transaction; a store failure fails that file only."""
+    try:
+        with case.transaction():
+            new, new_indicators, yara, eol = store_result(case, result)
+            file_report.context_only = store_context(case, result.context_only)
+    except Exception as exc:  # one file's store failure never ends the batch
+        file_report.failed = True
+        file_report.failure = f"could not store (nothing from this file kept): {exc}"
+        file_report.problems.append(Problem(file_report.path, file_report.failure))
+    else:
+        _counted(file_report, new, new_indicators, eol)
+        file_report.yara_rules = sum(len(y.rules) for y in result.yara) if yara else 0
+
+
+def _counted(file_report: FileReport, new: int, new_indicators: int, eol: int) -> None:
+    file_report.new = new
+    file_report.duplicates = file_report.read_total - new
+    file_report.new_indicators = new_indicators
+    file_report.eol_records = eol
+
+
+def _store_group(case: Case, group: Sequence[tuple[FileReport, ReadResult]]) -> None:
+    """Small files stored together, counted per file as one after the other would be."""
+    if len(group) == 1:
+        _store_one(case, *group[0])
+        return
+    try:
+        with case.transaction():
+            counts = case.store_indicator_groups([(r.indicators, r.tables) for _, r in group])
+            eol_new = _store_eol_group(case, [r.eol for _, r in group])
+            products = [p for _, r in group for p in r.eol_products]
+            if products:
+                _store_eol_products(case, products)
+    except Exception:  # store them one by one: the file at fault fails alone
+        for file_report, result in group:
+            _store_one(case, file_report, result)
+        return
+    for (file_report, _), (new, new_indicators), eol in zip(group, counts, eol_new, strict=True):
+        _counted(file_report, new, new_indicators, eol)
+
+
+def _store_eol_group(case: Case, groups: Sequence[Sequence[EolRecord]]) -> list[int]:
+    """End-of-life records of several files in one statement; per file, the records new to
+    the case (a key is new for the first file that states it; the last file's values win,
+    as storing them one after the other would)."""
+    records = [r for g in groups for r in g]
+    if not records:
+        return [0] * len(groups)
+    products = sorted({r.product for r in records})
+    held = {
+        (p, c, s)
+        for p, c, s in case.con.execute(
+            "SELECT product, cycle, source FROM eol_cycles WHERE list_contains(?, product)",
+            [products],
+        ).fetchall()
+    }
+    counts = []
+    for g in groups:
+        fresh = {(r.product, r.cycle, r.source) for r in g} - held
+        held |= fresh
+        counts.append(len(fresh))
+    _store_eol(case, records, count=False)
+    return counts
 
 
 # -- packs -------------------------------------------------------------------------------

@@ -80,8 +80,13 @@ def _records_json(records: Sequence[FileRecord], display: str) -> str:
 def _records_from_json(text: str, old: str, task: FileTask) -> list[FileRecord]:
     records: list[FileRecord] = []
     for suffix, name, size, md5, sha1, sha256, ftype, depth, facts_json in orjson.loads(text):
-        if depth == 0:
-            name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
+        if depth == 0:  # as the worker names it (without building a path per file)
+            tail = task.display.replace("\\", "/").rpartition("/")[2]
+            name = (
+                tail
+                if tail and tail not in (".", "..")
+                else PurePosixPath(task.display.replace("\\", "/")).name or task.display
+            )
         moved = {k: rebase_text(v, old, task.display) for k, v in facts_json.items()}
         records.append(
             FileRecord(
@@ -144,10 +149,17 @@ class ScanCache:
         self.use = use
         self.started_ns = time.time_ns() if started_ns is None else started_ns
         self.pending = _Pending()
+        self._places: dict[tuple[str, str], str] = {}
 
     # -- keys ----------------------------------------------------------------------------------
     def place(self, task: FileTask) -> str:
-        return yara_place(self.externals, task.display, task.owner)
+        if not self.externals:
+            return ""
+        key = (task.display, task.owner)
+        found = self._places.get(key)
+        if found is None:
+            found = self._places[key] = yara_place(True, task.display, task.owner)
+        return found
 
     def worker_config(self) -> ReuseConfig:
         """The contents (and YARA results) a worker may take from the cache after hashing."""

@@ -36,14 +36,21 @@ from taintline.case import Case
 from taintline.errors import Problem, TaintlineError
 from taintline.kinds import error_finding
 from taintline.limits import MiB, ScanLimits
-from taintline.model import Finding, IndicatorType
+from taintline.model import Finding
 from taintline.scan import rules as rules_mod
 from taintline.scan import store
 from taintline.scan.cache import ScanCache, known_identities
+from taintline.scan.context import build_context, ensure_intel
 from taintline.scan.hashes import ALL_HASHES, HashType, unchecked_hash_findings
 from taintline.scan.incremental import complete, input_roots
-from taintline.scan.interface import AnalysisContext, FileRecord, TaskResult
-from taintline.scan.reuse import ReuseConfig, analysis_key, rules_key, rules_read_externals
+from taintline.scan.interface import FileRecord, TaskResult
+from taintline.scan.reuse import (
+    ReuseConfig,
+    analysis_key,
+    rules_key,
+    rules_read_externals,
+    yara_version,
+)
 from taintline.scan.walk import FileTask, walk_inputs
 from taintline.scan.worker import (
     Worker,
@@ -107,6 +114,7 @@ class ScanResult:
     members: int = 0
     bytes_read: int = 0
     seconds: float = 0.0
+    #: rules compiled (0 when no file had to be read: an unchanged tree needs no rules)
     rules: int = 0
     problems: tuple[Problem, ...] = ()
     interrupted: bool = False
@@ -136,42 +144,6 @@ class ScanProgress(Protocol):
     def start(self, total_files: int, total_bytes: int) -> None: ...
 
     def advance(self, files: int, members: int, nbytes: int) -> None: ...
-
-
-# -- analysis context ----------------------------------------------------------------------
-
-
-def _normal_serial(value: str) -> str:
-    text = value.strip().lower().replace(":", "").replace(" ", "").replace("-", "")
-    if text.startswith("0x"):
-        text = text[2:]
-    return text.lstrip("0") or "0"
-
-
-def build_context(case: Case, ca_bundle: Path | None = None) -> AnalysisContext:
-    """What the analysers may know from the case, loaded once per scan."""
-    from taintline.intel.store import eol_map
-
-    eol = {str(k).lower(): str(v) for k, v in eol_map(case).items()}
-    signers = frozenset(i.value.lower() for i in case.indicators(types=[IndicatorType.SIGNER]))
-    serials = frozenset(
-        _normal_serial(i.value) for i in case.indicators(types=[IndicatorType.CERT_SERIAL])
-    )
-    # Microsoft's and Apple's code-signing roots are always trusted (scan/trust.py); a
-    # --ca-bundle adds a private PKI's roots to them
-    trust = ca_bundle.read_bytes() if ca_bundle is not None else None
-    return AnalysisContext(eol=eol, signers=signers, cert_serials=serials, trust_store_pem=trust)
-
-
-def _ensure_intel(case: Case) -> Problem | None:
-    """Load the shipped campaign pack into an empty case; a failure is a warning, not fatal."""
-    from taintline.intel.store import ensure_intel
-
-    try:
-        ensure_intel(case)
-    except TaintlineError as exc:
-        return Problem("intel", f"campaign intel not loaded: {exc.diagnostics()}")
-    return None
 
 
 # -- the parent side -------------------------------------------------------------------------
@@ -242,20 +214,23 @@ def _scan(
 ) -> ScanResult:
     when = case.now().replace(microsecond=0)
     problems: list[Problem] = []
-    if options.ensure_intel and (problem := _ensure_intel(case)) is not None:
+    if options.ensure_intel and (problem := ensure_intel(case)) is not None:
         problems.append(problem)
-    compiled: rules_mod.CompiledRules | None = None
-    rule_texts: list[str] = []
+    sources: list[rules_mod.RuleSource] = []
+    user: list[rules_mod.RuleSource] = []
     if options.use_rules:
         sources = [*rules_mod.case_rule_sources(case)]
         user = rules_mod.read_rule_files(list(options.rule_files))
-        compiled = rules_mod.compile_rules([*sources, *user], strict=tuple(s.origin for s in user))
-        problems.extend(compiled.problems)
-        rule_texts = [s.text for s in (*sources, *user)]
-    rules_data = compiled.data if compiled else None
+    compiled: rules_mod.CompiledRules | None = None
     context = build_context(case, options.ca_bundle)
     hashes = frozenset({HashType.SHA256, *options.hashes})
-    reuse = ReuseConfig(rules_key(rules_data, options.limits), rules_read_externals(rule_texts))
+    # the rules are keyed by their text (and yara-x's version): a re-scan that needs to read
+    # nothing does not even compile them
+    texts = [(s.namespace, s.origin, s.text) for s in (*sources, *user)]
+    reuse = ReuseConfig(
+        rules_key(texts, yara_version(), options.limits),
+        rules_read_externals(t for _, _, t in texts),
+    )
     cache: ScanCache | None = None
     unchanged: dict[int, str] = {}
     if options.record:
@@ -264,15 +239,31 @@ def _scan(
         reuse = cache.worker_config()
         unchanged = cache.unchanged(tasks)
     to_read = [t for i, t in enumerate(tasks) if i not in unchanged]
-    config = WorkerConfig(rules_data, options.limits, context, hashes, reuse)
+    configs: list[WorkerConfig] = []
+
+    def config() -> WorkerConfig:
+        """The workers' configuration, the rules compiled on first need."""
+        nonlocal compiled
+        if not configs:
+            if sources or user:
+                compiled = rules_mod.compile_rules(
+                    [*sources, *user], strict=tuple(s.origin for s in user)
+                )
+                problems.extend(compiled.problems)
+            rules_data = compiled.data if compiled else None
+            configs.append(WorkerConfig(rules_data, options.limits, context, hashes, reuse))
+        return configs[0]
+
+    if to_read:
+        config()  # before the run starts: rules that do not compile are a usage error
     workers = (os.cpu_count() or 1) if options.workers is None else options.workers
     started_pool: _WorkerPool | None = None  # started here (not by scan_paths): stopped here
-    if pool is not None:
-        pool.configure(config)
 
     run_id = case.start_run("scan " + " ".join(str(p) for p in paths)) if options.record else None
     recorder = store.Recorder(case if options.record else None, run_id, host, when, cache)
     result = ScanResult(run_id, recorder.findings, rules=compiled.count if compiled else 0)
+    if pool is not None:  # started by scan_paths: some files are read for sure
+        pool.configure(config())
 
     recorder.add([], [*walk_findings, *unchecked_hash_findings(case, paths, hashes)])
     if progress is not None:
@@ -314,14 +305,14 @@ def _scan(
                 collect(res, from_cache=True)
         if pool is None and workers > 0 and to_read:
             pool = started_pool = _WorkerPool(min(workers, len(_batches(to_read))))
-            pool.configure(config)
+            pool.configure(config())
         if pool is not None and to_read:
             # largest first: the last batches are the small files, so no worker idles long at
             # the end while another still scans a big one
             batches = _batches(sorted(to_read, key=lambda t: t.size, reverse=True))
             _run_pool(pool, batches, collect, recorder)
         elif to_read:  # --workers 0: in this process, in walk order
-            worker = Worker(config, hash_threads=(os.cpu_count() or 1) > 1)
+            worker = Worker(config(), hash_threads=(os.cpu_count() or 1) > 1)
             try:
                 for batch in _batches(to_read):
                     collect(worker.run_batch(batch))
@@ -343,6 +334,7 @@ def _scan(
         raise
     finally:
         recorder.flush()
+        result.rules = compiled.count if compiled else 0
         if started_pool is not None:
             started_pool.shutdown()
         result.seconds = time.monotonic() - started

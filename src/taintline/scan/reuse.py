@@ -6,7 +6,8 @@ about one content (SHA-256) by what could change it:
 * the **analysis key**: :data:`ANALYSER_VERSION`, the scan limits (they decide which members
   are opened), the hash types computed (``--hashes``) and the analysis context (end-of-life data, signer and serial indicators, extra
   trust roots: analysers judge with them);
-* the **rules key**: the digest of the compiled, serialised YARA rule set and the timeout; when
+* the **rules key**: the digest of the YARA rule sources (in order), yara-x's version and the
+  timeout; when
   a rule source names one of the external variables (``filename``, ``filepath``, ...), the
   file's display path and owner are part of the key too, since the rules then see them.
 
@@ -86,11 +87,24 @@ def analysis_key(context: AnalysisContext, limits: ScanLimits, hashes: Iterable[
     return _digest(str(ANALYSER_VERSION), ctx, bounds, ",".join(sorted(str(h) for h in hashes)))
 
 
-def rules_key(rules: bytes | None, limits: ScanLimits) -> str:
-    """The digest of the compiled rule set (``''``: no rules, nothing to cache)."""
-    if rules is None:
+def rules_key(sources: Sequence[tuple[str, str, str]], compiler: str, limits: ScanLimits) -> str:
+    """The key of a rule set: its sources (namespace, origin, text, in order), the compiler's
+    version and the YARA timeout (``''``: no rules, nothing to cache). Keyed by text, not by
+    the compiled bytes, so a scan that needs to read nothing need not compile the rules."""
+    if not sources:
         return ""
-    return _digest(rules, str(limits.yara_timeout_s))
+    parts = [part for source in sources for part in source]
+    return _digest(compiler, str(limits.yara_timeout_s), *parts)
+
+
+def yara_version() -> str:
+    """The installed yara-x's version (compiled rules may differ between versions)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("yara-x")
+    except PackageNotFoundError:  # pragma: no cover - yara-x is a dependency
+        return "unknown"
 
 
 def rules_read_externals(sources: Iterable[str]) -> bool:

@@ -206,6 +206,11 @@ def _superblob(code: bytes, identifier: str, developer: DeveloperId | None, flag
     return struct.pack(">III", 0xFADE0CC0, index_len + len(body), len(blobs)) + index + body
 
 
+#: Bytes reserved beyond the measured signature (a DER ECDSA signature varies by up to 2-3
+#: bytes between signings; the CMS lengths in its headers by as much again).
+SIGNATURE_SLACK = 64
+
+
 def thin(
     *,
     cpu: int = CPU_ARM64,
@@ -263,10 +268,15 @@ def thin(
         image = header + body_cmds
         image = image.ljust(0x800, b"\0") + code
         return image.ljust(text_size, b"\0")
-    # placeholder signature size: compute twice (the blob covers the bytes before it)
+    # The blob covers the bytes before it, which hold its size (LC_CODE_SIGNATURE, the
+    # __LINKEDIT segment): measure it once, then sign for good with room to spare, as
+    # codesign does. An ECDSA signature's DER length varies by a few bytes from one signing to
+    # the next, so the second blob may be longer than the first: without the slack it
+    # overflowed its declared size about 1 time in 12 (the analyser rightly called that
+    # "blob truncated" / "CMS does not parse").
     sig_len = 0
     blob = b""
-    for _ in range(2):
+    for attempt in range(2):
         linkedit = _segment("__LINKEDIT", 0x100000000 + text_size, PAGE, sig_off, sig_len)
         lc_sig = struct.pack("<IIII", LC_CODE_SIGNATURE, 16, sig_off, sig_len)
         image = header + body_cmds + linkedit + lc_sig
@@ -278,7 +288,10 @@ def thin(
             dev = make_developer_id()
             developer = dev
         blob = _superblob(image, identifier, dev, cs_flags)
-        sig_len = (len(blob) + 15) // 16 * 16
+        if attempt == 0:
+            sig_len = (len(blob) + SIGNATURE_SLACK + 15) // 16 * 16
+    if len(blob) > sig_len:  # cannot happen with the slack; never emit a cut signature
+        raise AssertionError(f"code signature of {len(blob)} bytes over its {sig_len}-byte room")
     return image + blob.ljust(sig_len, b"\0")
 
 
