@@ -207,7 +207,7 @@ def _load() -> str:
 
 def hash_costs() -> None:
     """MB/s of each hash on one core (CPU time), large buffers and 4 KiB ones."""
-    data = random.Random(1).randbytes(256 * 1024 * 1024)
+    data = os.urandom(256 * 1024 * 1024)
     small = [random.Random(i).randbytes(4096) for i in range(20_000)]
     print(f"hash costs on one core (CPU time; load average {_load()}):")
     total_large = total_small = 0.0
