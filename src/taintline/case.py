@@ -108,14 +108,15 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def _naive(value: datetime | None) -> datetime | None:
-    """DuckDB ``TIMESTAMP`` columns hold naive UTC."""
+def naive_utc(value: datetime | None) -> datetime | None:
+    """A time as DuckDB's ``TIMESTAMP`` columns hold it: naive UTC (naive input is UTC)."""
     if value is None:
         return None
     return utc(value).replace(tzinfo=None)
 
 
-def _aware(value: datetime | None) -> datetime | None:
+def aware_utc(value: datetime | None) -> datetime | None:
+    """A stored naive-UTC time as an aware UTC time."""
     if value is None:
         return None
     return value.replace(tzinfo=UTC)
@@ -134,7 +135,7 @@ def finding_from_row(r: Sequence[Any]) -> Finding:
         message=r[3],
         source=FindingSource(r[4]),
         host=r[5],
-        time=_aware(r[6]),
+        time=aware_utc(r[6]),
         evidence=orjson.loads(r[7]) if r[7] else {},
         indicators=tuple(r[8] or ()),
     )
@@ -156,8 +157,8 @@ def indicator_from_row(r: Sequence[Any]) -> Indicator:
         source=r[2],
         campaign=r[3],
         confidence=r[4],
-        valid_from=_aware(r[5]),
-        valid_until=_aware(r[6]),
+        valid_from=aware_utc(r[5]),
+        valid_until=aware_utc(r[6]),
         description=r[7],
         labels=tuple(r[8] or ()),
         context=orjson.loads(r[9]) if r[9] else {},
@@ -422,8 +423,12 @@ class Case:
                 "source": pa.array([i.source for i in batch], pa.string()),
                 "campaign": pa.array([i.campaign for i in batch], pa.string()),
                 "confidence": pa.array([i.confidence for i in batch], pa.int32()),
-                "valid_from": pa.array([_naive(i.valid_from) for i in batch], pa.timestamp("us")),
-                "valid_until": pa.array([_naive(i.valid_until) for i in batch], pa.timestamp("us")),
+                "valid_from": pa.array(
+                    [naive_utc(i.valid_from) for i in batch], pa.timestamp("us")
+                ),
+                "valid_until": pa.array(
+                    [naive_utc(i.valid_until) for i in batch], pa.timestamp("us")
+                ),
                 "description": pa.array([i.description for i in batch], pa.string()),
                 "labels": pa.array([list(i.labels) for i in batch], pa.list_(pa.string())),
                 "context": pa.array(
@@ -649,8 +654,8 @@ class Case:
                 sources=tuple(r[2]),
                 campaign=r[3],
                 confidence=r[4],
-                valid_from=_aware(r[5]),
-                valid_until=_aware(r[6]),
+                valid_from=aware_utc(r[5]),
+                valid_until=aware_utc(r[6]),
                 description=r[7],
             )
             for r in self.con.execute(sql, params).fetchall()
@@ -687,7 +692,7 @@ class Case:
                 "message": pa.array([f.message for _, f in rows], pa.string()),
                 "source": pa.array([str(f.source) for _, f in rows], pa.string()),
                 "host": pa.array([f.host for _, f in rows], pa.string()),
-                "time": pa.array([_naive(f.time) for _, f in rows], pa.timestamp("us")),
+                "time": pa.array([naive_utc(f.time) for _, f in rows], pa.timestamp("us")),
                 "evidence": pa.array([_json(dict(f.evidence)) for _, f in rows], pa.string()),
                 "indicators": pa.array(
                     [list(f.indicators) for _, f in rows], pa.list_(pa.string())
@@ -784,10 +789,14 @@ class Case:
                 "src_key": pa.array([e.src.key for e in items], pa.string()),
                 "dst_kind": pa.array([str(e.dst.kind) for e in items], pa.string()),
                 "dst_key": pa.array([e.dst.key for e in items], pa.string()),
-                "valid_from": pa.array([_naive(e.valid_from) for e in items], pa.timestamp("us")),
-                "valid_until": pa.array([_naive(e.valid_until) for e in items], pa.timestamp("us")),
+                "valid_from": pa.array(
+                    [naive_utc(e.valid_from) for e in items], pa.timestamp("us")
+                ),
+                "valid_until": pa.array(
+                    [naive_utc(e.valid_until) for e in items], pa.timestamp("us")
+                ),
                 "recorded_at": pa.array(
-                    [_naive(e.recorded_at) or recorded for e in items], pa.timestamp("us")
+                    [naive_utc(e.recorded_at) or recorded for e in items], pa.timestamp("us")
                 ),
                 "source": pa.array([e.source for e in items], pa.string()),
                 "confidence": pa.array([float(e.confidence) for e in items], pa.float64()),
@@ -829,9 +838,9 @@ class Case:
                 kind=EdgeKind(r[0]),
                 src=NodeRef(NodeKind(r[1]), r[2]),
                 dst=NodeRef(NodeKind(r[3]), r[4]),
-                valid_from=_aware(r[5]),
-                valid_until=_aware(r[6]),
-                recorded_at=_aware(r[7]),
+                valid_from=aware_utc(r[5]),
+                valid_until=aware_utc(r[6]),
+                recorded_at=aware_utc(r[7]),
                 source=r[8],
                 confidence=float(r[9]),
                 attrs=orjson.loads(r[10]) if r[10] else {},

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from taintline.case import aware_utc
 from taintline.eol.match import Matches
 from taintline.model import Finding, FindingSource, Severity
 
@@ -145,10 +146,6 @@ def _day(value: datetime | None) -> str | None:
     return value.replace(tzinfo=UTC).date().isoformat() if value else None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=UTC) if value else None
-
-
 def finding_count(matches: Matches) -> int:
     """How many findings :func:`findings` would make (counted in DuckDB, none built)."""
     row = matches.con.execute(
@@ -226,9 +223,9 @@ def _finding(r: dict[str, Any], as_of: date) -> Finding:
     if end is not None:
         evidence["days_since_end"] = (as_of - end).days
         start = datetime(end.year, end.month, end.day, tzinfo=UTC)
-        time = max(start, _aware(installed) or start)
+        time = max(start, aware_utc(installed) or start)
     else:
-        time = _aware(installed)
+        time = aware_utc(installed)
     subject = r["node"] if r["host"] else f"release:{r['container']}!/{r['node']}"
     return Finding(
         kind=kind,

@@ -19,7 +19,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from taintline.case import Case
+from taintline.case import Case, aware_utc
 from taintline.errors import UsageError
 from taintline.graph.cascade import (
     ALWAYS,
@@ -401,10 +401,6 @@ class Fact:
     confidence: float
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else value.replace(tzinfo=UTC)
-
-
 def reached_nodes(case: Case, run_id: str, limit: int | None = None) -> list[Reached]:
     sql = (
         "SELECT kind, key, time, confidence, hops, is_root FROM cascade_reached"
@@ -413,7 +409,7 @@ def reached_nodes(case: Case, run_id: str, limit: int | None = None) -> list[Rea
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return [
-        Reached(NodeRef(NodeKind(r[0]), r[1]), _aware(r[2]), float(r[3]), int(r[4]), bool(r[5]))
+        Reached(NodeRef(NodeKind(r[0]), r[1]), aware_utc(r[2]), float(r[3]), int(r[4]), bool(r[5]))
         for r in case.con.execute(sql, [run_id]).fetchall()
     ]
 
@@ -445,13 +441,13 @@ def explain_path(case: Case, run_id: str, ref: NodeRef) -> list[Fact] | None:
                 edge_kind=row[5],
                 edge_src=NodeRef(NodeKind(row[6]), row[7]),
                 edge_dst=NodeRef(NodeKind(row[8]), row[9]),
-                valid_from=_aware(row[10]),
-                valid_until=_aware(row[11]),
-                recorded_at=_aware(row[12]),
+                valid_from=aware_utc(row[10]),
+                valid_until=aware_utc(row[11]),
+                recorded_at=aware_utc(row[12]),
                 source=row[13],
                 frm=parent,
                 to=current,
-                to_time=_aware(row[0]),
+                to_time=aware_utc(row[0]),
                 confidence=float(row[1]),
             )
         )
@@ -469,7 +465,7 @@ def root_of(case: Case, run_id: str, ref: NodeRef) -> tuple[NodeRef, datetime | 
         "SELECT time FROM cascade_reached WHERE run_id = ? AND kind = ? AND key = ?",
         [run_id, str(start.kind), start.key],
     ).fetchone()
-    return start, _aware(row[0]) if row else None
+    return start, aware_utc(row[0]) if row else None
 
 
 def report_rows(

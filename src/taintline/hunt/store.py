@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import pyarrow as pa
 
-from taintline.case import Case
+from taintline.case import Case, naive_utc
 from taintline.hunt.certs import NO_HOST
 from taintline.hunt.model import FileStats, Sighting
 from taintline.hunt.sightings import findings, to_edge
-from taintline.model import Node, NodeKind, utc
-
-
-def _naive(value: datetime | None) -> datetime | None:
-    return None if value is None else utc(value).replace(tzinfo=None)
+from taintline.model import Node, NodeKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +41,10 @@ def save(
             "host": pa.array([s.host for s in sightings], pa.string()),
             "indicator_type": pa.array([str(s.indicator_type) for s in sightings], pa.string()),
             "indicator_value": pa.array([s.indicator_value for s in sightings], pa.string()),
-            "first_seen": pa.array([_naive(s.first_seen) for s in sightings], pa.timestamp("us")),
-            "last_seen": pa.array([_naive(s.last_seen) for s in sightings], pa.timestamp("us")),
+            "first_seen": pa.array(
+                [naive_utc(s.first_seen) for s in sightings], pa.timestamp("us")
+            ),
+            "last_seen": pa.array([naive_utc(s.last_seen) for s in sightings], pa.timestamp("us")),
             "count": pa.array([s.count for s in sightings], pa.int64()),
             "sources": pa.array([list(s.sources) for s in sightings], pa.list_(pa.string())),
             "campaign": pa.array([s.campaign for s in sightings], pa.string()),

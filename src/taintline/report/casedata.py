@@ -24,7 +24,7 @@ import duckdb
 import orjson
 
 from taintline import __version__
-from taintline.case import FINDING_COLUMNS, Case, finding_from_row
+from taintline.case import FINDING_COLUMNS, Case, aware_utc, finding_from_row
 from taintline.errors import UsageError
 from taintline.model import Finding, FindingSource, Severity, iso
 
@@ -49,10 +49,6 @@ _SEV_RANK_SQL = (
     "CASE severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2"
     " WHEN 'low' THEN 1 ELSE 0 END"
 )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else value.replace(tzinfo=UTC)
 
 
 def _short(ref: str, width: int = 40) -> str:
@@ -401,9 +397,9 @@ def _pic_nodes(rows: Sequence[tuple[Any, ...]]) -> tuple[PicNode, ...]:
                 edge_kind=str(r[9] or ""),
                 src=f"{r[10]}:{r[11]}",
                 dst=f"{r[12]}:{r[13]}",
-                valid_from=_aware(r[14]),
-                valid_until=_aware(r[15]),
-                recorded_at=_aware(r[16]),
+                valid_from=aware_utc(r[14]),
+                valid_until=aware_utc(r[15]),
+                recorded_at=aware_utc(r[16]),
                 source=str(r[17] or ""),
                 rule=str(r[8] or ""),
             )
@@ -412,7 +408,7 @@ def _pic_nodes(rows: Sequence[tuple[Any, ...]]) -> tuple[PicNode, ...]:
                 index=i,
                 kind=str(r[0]),
                 key=str(r[1]),
-                time=_aware(r[2]),
+                time=aware_utc(r[2]),
                 confidence=float(r[3]),
                 hops=int(r[4]),
                 is_root=bool(r[5]),
@@ -448,7 +444,7 @@ def _cascade_view(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData)
     if total <= MAX_DRAWN:
         return CascadeView(
             run_id=run_id,
-            started=_aware(meta[0]) if meta else None,
+            started=aware_utc(meta[0]) if meta else None,
             seeds=seeds,
             total=total,
             by_kind=tuple(by_kind),
@@ -471,7 +467,7 @@ def _cascade_view(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData)
             " GROUP BY kind, b ORDER BY kind, b",
             [run_id],
         ).fetchall():
-            begin = _aware(
+            begin = aware_utc(
                 datetime.combine(start, datetime.min.time())
                 if not isinstance(start, datetime)
                 else start
@@ -512,7 +508,7 @@ def _cascade_view(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData)
     )
     return CascadeView(
         run_id=run_id,
-        started=_aware(meta[0]) if meta else None,
+        started=aware_utc(meta[0]) if meta else None,
         seeds=seeds,
         total=total,
         by_kind=tuple(by_kind),
@@ -554,7 +550,7 @@ def _recipients(con: duckdb.DuckDBPyConnection, run_id: str, data: ReportData) -
         [run_id, MAX_ROWS],
     ).fetchall()
     data.recipients = [
-        Recipient(str(r[0]), _aware(r[1]), tuple(r[2] or ()), tuple(r[3] or ())) for r in rows
+        Recipient(str(r[0]), aware_utc(r[1]), tuple(r[2] or ()), tuple(r[3] or ())) for r in rows
     ]
     data.recipients_total = int(rows[0][4]) if rows else 0
     if data.recipients_total > len(rows):
@@ -589,7 +585,9 @@ def _contacts(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
         [MAX_CONTACTS],
     ).fetchall()
     data.contacts = [
-        Contact(str(r[0]), str(r[1]), _aware(r[2]), _aware(r[3]), int(r[4]), tuple(r[5] or ()))
+        Contact(
+            str(r[0]), str(r[1]), aware_utc(r[2]), aware_utc(r[3]), int(r[4]), tuple(r[5] or ())
+        )
         for r in rows
     ]
     data.contacts_total = int(rows[0][6]) if rows else 0
