@@ -26,6 +26,7 @@ from taintline.errors import InputError
 from taintline.graph.cascade import ALWAYS, NEVER
 from taintline.graph.rules import DEFAULT_RULES, Behaviour, Direction, Rule
 from taintline.graph.sparkengine import (
+    by_source,
     explain_depths,
     explaining_arcs,
     propagate,
@@ -171,11 +172,11 @@ def run_parquet_cascade(
     started = time.monotonic()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     say("reading the edge table")
-    # The arcs are compiled twice from the table (a read is cheaper than holding every
-    # column of every arc in the executors' memory): narrow for the rounds, whole for the
-    # final choice of the explaining facts.
+    # The table is read twice: the arcs' narrow columns are held for the rounds; the whole
+    # rows are read again for the final choice of the explaining facts (a read is cheaper
+    # than holding every column of every arc in the executors' memory).
     arcs = compile_arcs_df(read_edges(spark, edges_uri), rules)
-    narrow = arcs.select("frm", "to", "lo", "hi", "factor")
+    narrow = by_source(arcs)
     seed_rows: dict[str, int] = {}
     for s in seeds:
         node = f"{s.ref.kind}:{s.ref.key if str(s.ref.kind) == 'build' else s.ref.key.lower()}"
@@ -183,13 +184,9 @@ def run_parquet_cascade(
         seed_rows[node] = min(t, seed_rows.get(node, t))
     # Seeds that are not in the graph are reported, not silently dropped (one small job).
     names = list(seed_rows)
+    ends = F.explode(F.array("frm", "to")).alias("node")
     present = {
-        r["node"]
-        for r in narrow.select(F.col("frm").alias("node"))
-        .where(F.col("node").isin(names))
-        .union(narrow.select(F.col("to").alias("node")).where(F.col("node").isin(names)))
-        .distinct()
-        .collect()
+        r["node"] for r in narrow.select(ends).where(F.col("node").isin(names)).distinct().collect()
     }
     missing = [n for n in names if n not in present]
     schema = T.StructType([T.StructField("node", T.StringType()), T.StructField("t", T.LongType())])

@@ -71,6 +71,19 @@ def shuffle_partitions(df: DataFrame) -> int:
     return int(df.sparkSession.conf.get("spark.sql.shuffle.partitions") or 200)
 
 
+def by_source(arcs: DataFrame, *keep: str) -> DataFrame:
+    """The arcs' columns the rounds need (``frm``, ``to``, ``lo``, ``hi``, ``factor``, and
+    ``keep``),
+    hash-partitioned by source and checkpointed once: a round that joins them with a frontier
+    shuffles the frontier only, and every later use reads them from the executors' memory."""
+    n = shuffle_partitions(arcs)
+    return (
+        arcs.select("frm", "to", "lo", "hi", "factor", *keep)
+        .repartition(n, "frm")
+        .localCheckpoint()
+    )
+
+
 def propagate(
     arrival: DataFrame, arcs: DataFrame, on_round: Callable[[int], None] | None = None
 ) -> tuple[DataFrame, int]:
@@ -80,13 +93,12 @@ def propagate(
     whose time improved in the previous one. Returns the arrival times and the rounds run.
     Node ids may be any type (integers here, ``kind:key`` strings in the Parquet cascade).
 
-    The arcs are hash-partitioned by source and checkpointed once, so a round shuffles its
-    frontier, never the arcs; every frame a round keeps is checkpointed, so no round's plan
-    grows with the rounds before it."""
+    ``arcs`` come from :func:`by_source`, so a round shuffles its frontier, never the arcs;
+    every frame a round keeps is checkpointed, so no round's plan grows with the rounds
+    before it."""
     from pyspark.sql import functions as F
 
-    n = shuffle_partitions(arcs)
-    edges = arcs.select("frm", "to", "lo", "hi").repartition(n, "frm").localCheckpoint()
+    edges = arcs
     frontier = arrival
     rounds = 0
     for rounds in range(1, MAX_ROUNDS):
@@ -264,7 +276,7 @@ def propagate_spark(
     spark = spark or spark_session()
     seeds = np.asarray(seeds, np.int64)
     seed_times = np.asarray(seed_times, np.int64)
-    arcs_df = _arcs_df(spark, arcs).localCheckpoint()
+    arcs_df = by_source(_arcs_df(spark, arcs), "arc")
     arrival, arrival_df = earliest_arrival_spark(spark, arcs_df, n_nodes, seeds, seed_times)
     roots = roots_of(arrival, seeds, seed_times)
     parent, hops, conf = explain_spark(spark, arcs_df, n_nodes, arrival_df, roots)
