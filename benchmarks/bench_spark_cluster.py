@@ -145,7 +145,7 @@ def bench_cascade_on(master: str, edges_n: int, folder: Path) -> None:
         conf={
             "spark.sql.shuffle.partitions": str(4 * CORES),
             "spark.executor.memory": "3g",
-            # The explanation loop holds one checkpointed frame per depth on the driver.
+            # The reached rows come home once, to be stored in the case.
             "spark.driver.memory": "4g",
         },
     )
