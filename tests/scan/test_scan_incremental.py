@@ -100,9 +100,9 @@ def analysed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     real = Worker._analyse
 
-    def counting(self: Worker, item: Any) -> Any:
+    def counting(self: Worker, item: Any, *args: Any) -> Any:
         seen.append(item.path)
-        return real(self, item)
+        return real(self, item, *args)
 
     monkeypatch.setattr(Worker, "_analyse", counting)
     return seen

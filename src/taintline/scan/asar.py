@@ -18,9 +18,12 @@ import posixpath
 from dataclasses import dataclass
 
 from taintline.model import Finding, Severity
-from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.scan.interface import AnalysisContext, AnalysisResult, AppliesTo, FileItem
 
 NAME = "asar"
+#: applies() needs a Chromium Pickle header, whose first byte is 4 (see
+#: :class:`~taintline.scan.interface.AppliesTo`)
+APPLIES_TO = AppliesTo(first_bytes=frozenset({b"\x04"}))
 MAX_REPORTED = 50
 MAX_NODES = 200_000
 

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING
 
 from taintline.model import Finding, Severity
 from taintline.scan import lieflazy, magic
-from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.scan.interface import AnalysisContext, AnalysisResult, AppliesTo, FileItem
 from taintline.scan.measure import entropy, preview
 
 if TYPE_CHECKING:
     import lief
 
 NAME = "elf"
+#: applies() needs an ``ELF`` (see :class:`~taintline.scan.interface.AppliesTo`)
+APPLIES_TO = AppliesTo(kinds=frozenset({magic.FileType.ELF}))
 
 
 @dataclass(frozen=True, slots=True)

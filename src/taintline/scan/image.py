@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from taintline.model import Finding, Severity
 from taintline.scan import magic
-from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.scan.interface import AnalysisContext, AnalysisResult, AppliesTo, FileItem
 from taintline.scan.measure import base64_info, entropy, preview
 
 NAME = "image"
@@ -82,6 +82,8 @@ FORMATS = {
     magic.FileType.ICO: "ico",
     magic.FileType.CUR: "ico",
 }
+#: applies() needs one of the image types (see :class:`~taintline.scan.interface.AppliesTo`)
+APPLIES_TO = AppliesTo(kinds=frozenset(FORMATS))
 
 
 def sniff(data: bytes) -> str | None:

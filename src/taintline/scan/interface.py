@@ -76,6 +76,29 @@ class AnalysisResult:
     findings: tuple[Finding, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class AppliesTo:
+    """What an analyser's ``applies`` can say yes to, declared by the analyser module as
+    ``APPLIES_TO`` (optional: an analyser without it is asked about every buffer). The worker
+    does not ask an analyser about a buffer its declaration rules out; the declaration must
+    never rule out a buffer ``applies`` accepts (``tests/scan/test_scan_fastpaths.py`` holds
+    every declaration against ``applies`` on files of every type).
+
+    ``applies(item)`` implies: (``kinds`` is ``None``, or ``item.kind()`` is in ``kinds``, or
+    ``item.name`` is in ``names``) and (``first_bytes`` is ``None`` or ``item.data[:1]`` is in
+    ``first_bytes``).
+    """
+
+    kinds: frozenset[FileType | None] | None = None
+    names: frozenset[str] = frozenset()
+    first_bytes: frozenset[bytes] | None = None
+
+    def admits(self, kind: FileType | None, name: str, first: bytes) -> bool:
+        return (self.kinds is None or kind in self.kinds or name in self.names) and (
+            self.first_bytes is None or first in self.first_bytes
+        )
+
+
 class Analyser(Protocol):
     """One format. Implementations are modules exposing these three names."""
 

@@ -27,9 +27,11 @@ from cryptography import x509
 from taintline.model import Finding, Severity
 from taintline.scan import lieflazy, magic, trust
 from taintline.scan.cms import certificates, quiet_text, signer_cert, verify_signer
-from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.scan.interface import AnalysisContext, AnalysisResult, AppliesTo, FileItem
 
 NAME = "macho"
+#: applies() needs a ``MACHO`` (see :class:`~taintline.scan.interface.AppliesTo`)
+APPLIES_TO = AppliesTo(kinds=frozenset({magic.FileType.MACHO}))
 
 MAGICS = magic.MACHO_MAGICS
 FAT_MAGICS = (magic.FAT_MAGIC, magic.FAT_MAGIC_64)

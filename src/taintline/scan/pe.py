@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING
 from taintline.model import Finding, Severity, parse_time
 from taintline.scan import lieflazy, magic
 from taintline.scan.authenticode import AuthenticodeFacts, analyse_signature, verdict_findings
-from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.scan.interface import AnalysisContext, AnalysisResult, AppliesTo, FileItem
 from taintline.scan.measure import entropy
 
 if TYPE_CHECKING:
     import lief
 
 NAME = "pe"
+#: applies() needs an ``EXE`` (see :class:`~taintline.scan.interface.AppliesTo`)
+APPLIES_TO = AppliesTo(kinds=frozenset({magic.FileType.EXE}))
 
 VERSION_KEYS = (
     "CompanyName",

@@ -11,9 +11,12 @@ from __future__ import annotations
 import plistlib
 from dataclasses import dataclass
 
-from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.scan.interface import AnalysisContext, AnalysisResult, AppliesTo, FileItem
 
 NAME = "plist"
+#: applies() needs the name ``Info.plist``, whatever the type (see
+#: :class:`~taintline.scan.interface.AppliesTo`)
+APPLIES_TO = AppliesTo(kinds=frozenset(), names=frozenset({"Info.plist"}))
 MAX_PLIST = 4 * 1024 * 1024
 
 

@@ -22,9 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from taintline.scan import magic
-from taintline.scan.interface import AnalysisContext, AnalysisResult, FileItem
+from taintline.scan.interface import AnalysisContext, AnalysisResult, AppliesTo, FileItem
 
 NAME = "release"
+#: applies() needs a native binary or an ``Info.plist`` (see
+#: :class:`~taintline.scan.interface.AppliesTo`)
+APPLIES_TO = AppliesTo(
+    kinds=frozenset({magic.FileType.EXE, magic.FileType.ELF, magic.FileType.MACHO}),
+    names=frozenset({"Info.plist"}),
+)
 
 MAX_PLIST = 1024 * 1024
 

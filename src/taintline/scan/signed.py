@@ -30,13 +30,22 @@ from typing import Any
 
 from taintline.model import Finding, Severity
 from taintline.scan.authenticode import AuthenticodeFacts, judge_pkcs7, verdict_findings
-from taintline.scan.interface import AnalysisContext, AnalysisResult, BundleMember, FileItem
+from taintline.scan.interface import (
+    AnalysisContext,
+    AnalysisResult,
+    AppliesTo,
+    BundleMember,
+    FileItem,
+)
 
 NAME = "signed"
 
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 P7X_MAGIC = b"PKCX"
 _CTL_OID_DER = bytes.fromhex("06092b0601040182370a01")  # 1.3.6.1.4.1.311.10.1
+#: applies() needs an OLE or PKCX header or a DER SEQUENCE (0x30) (see
+#: :class:`~taintline.scan.interface.AppliesTo`)
+APPLIES_TO = AppliesTo(first_bytes=frozenset({OLE_MAGIC[:1], P7X_MAGIC[:1], b"\x30"}))
 DIGITAL_SIGNATURE = "\x05DigitalSignature"
 DIGITAL_SIGNATURE_EX = "\x05MsiDigitalSignatureEx"
 MAX_SIGNATURE = 16 * 1024 * 1024
