@@ -39,7 +39,6 @@ from taintline.compressed import (
 )
 from taintline.errors import Problem, UsageError
 from taintline.intel.interface import EolProduct, EolRecord, ReadResult, YaraSource
-from taintline.intel.readers import SNIFF_BYTES, detect, reader_named
 from taintline.limits import IntelLimits
 from taintline.model import Indicator
 
@@ -147,6 +146,10 @@ def read_file(path: Path, limits: IntelLimits, *, fmt: str | None = None) -> Rea
 
 
 def _read_plain(path: Path, limits: IntelLimits, fmt: str | None) -> ReadResult:
+    # the readers (STIX, CSV, Markdown parsers) are imported when a file is read: a scan
+    # only needs this module's case queries (eol_map), not their start-up time
+    from taintline.intel.readers import SNIFF_BYTES, detect, reader_named
+
     item = str(path)
     try:
         size = path.stat().st_size

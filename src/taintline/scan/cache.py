@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -116,8 +116,20 @@ def _findings_json(findings: Sequence[Finding]) -> str:
     return orjson.dumps(rows, default=str).decode()
 
 
-def _findings_from_json(text: str, old: str, new: str) -> list[Finding]:
+def findings_from_json(text: str, old: str, new: str) -> list[Finding]:
+    """Cached findings (JSON), computed for the file at ``old``, moved to ``new``."""
     return rebase([finding_from_dict(d) for d in orjson.loads(text)], old, new)
+
+
+class Unchanged(NamedTuple):
+    """A file whose identity is unchanged: its content, and where the case recorded it (the
+    display path, the run whose ``file_facts`` rows hold its records, under which analysis
+    key; see :mod:`taintline.scan.carry`)."""
+
+    sha256: str
+    display: str | None
+    run_id: str | None
+    analysis_key: str | None
 
 
 @dataclass(slots=True)
@@ -125,6 +137,8 @@ class _Pending:
     identities: list[tuple[Any, ...]] = field(default_factory=list)
     contents: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
     yara: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    #: unchanged files replayed from the cache: (real path, display) now recorded by this run
+    adopted: list[tuple[str, str]] = field(default_factory=list)
 
 
 class ScanCache:
@@ -183,9 +197,9 @@ class ScanCache:
         )
 
     # -- what need not be read -------------------------------------------------------------
-    def unchanged(self, tasks: Sequence[FileTask]) -> dict[int, str]:
-        """Task index -> SHA-256 for the files whose identity is unchanged since the last
-        scan and whose analysis and YARA results the case holds: nothing of them is read."""
+    def unchanged(self, tasks: Sequence[FileTask]) -> dict[int, Unchanged]:
+        """Task index -> what the case knows of the files whose identity is unchanged since
+        the last scan and whose analysis and YARA results it holds: nothing of them is read."""
         if not self.use or not tasks:
             return {}
         walked_files = _identity_table(  # noqa: F841  (read by DuckDB's replacement scan)
@@ -200,7 +214,7 @@ class ScanCache:
         )
         rows = self.case.con.execute(
             f"""
-            SELECT DISTINCT t.idx, i.sha256 FROM walked_files t
+            SELECT DISTINCT t.idx, i.sha256, i.display, i.run_id, i.analysis_key FROM walked_files t
             JOIN scan_identities i ON {_SAME_IDENTITY}
             JOIN scan_contents c ON c.sha256 = i.sha256 AND c.analysis_key = ?
                 AND c.name_class = t.name_class
@@ -208,7 +222,10 @@ class ScanCache:
             """,  # noqa: S608  (a constant join)
             [self.host, self.analysis_key, *([self.rules_key] if self.rules_key else [])],
         ).fetchall()
-        return {int(idx): str(sha) for idx, sha in rows}
+        return {
+            int(idx): Unchanged(str(sha), display, run, akey)
+            for idx, sha, display, run, akey in rows
+        }
 
     def fetch(self, wanted: Sequence[tuple[FileTask, str, bool]]) -> dict[str, TaskResult]:
         """The cached results of ``(task, sha256, with YARA)``, by display path; tasks whose
@@ -243,12 +260,12 @@ class ScanCache:
                     continue
                 result = TaskResult(
                     _records_from_json(records, c_display, task),
-                    _findings_from_json(findings, c_display, task.display),
+                    findings_from_json(findings, c_display, task.display),
                     0,
                     1,
                 )
                 if with_yara and y_findings is not None:
-                    result.findings.extend(_findings_from_json(y_findings, y_display, task.display))
+                    result.findings.extend(findings_from_json(y_findings, y_display, task.display))
                 result.spans.append((task.display, 0, len(result.records)))
                 out[task.display] = result
         return out
@@ -262,6 +279,10 @@ class ScanCache:
             chunk = items[start : start + FETCH_CHUNK]
             fetched = self.fetch(chunk)
             missed.extend(t for t, _, _ in chunk if t.display not in fetched)
+            # this run records them now: the next re-scan copies its rows (taintline.scan.carry)
+            self.pending.adopted.extend(
+                (storable(t.path), t.display) for t, _, _ in chunk if t.display in fetched
+            )
             yield from fetched.values()
 
     # -- what to remember ------------------------------------------------------------------
@@ -355,8 +376,21 @@ class ScanCache:
             )
             case.con.execute(
                 "INSERT INTO scan_identities SELECT ?, path, display, size, mtime_ns, ctime_ns,"
-                " dev, ino, sha256, ?, ? FROM ids WHERE sha256 IS NOT NULL",
-                [self.host, run_id, recorded],
+                " dev, ino, sha256, ?, ?, ? FROM ids WHERE sha256 IS NOT NULL",
+                [self.host, run_id, recorded, self.analysis_key],
+            )
+        if pending.adopted:
+            adopted = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
+                {
+                    "path": pa.array([p for p, _ in pending.adopted], pa.string()),
+                    "display": pa.array([d for _, d in pending.adopted], pa.string()),
+                }
+            )
+            case.con.execute(
+                "UPDATE scan_identities SET run_id = ?, analysis_key = ?, display = a.display"
+                " FROM (SELECT DISTINCT ON (path) * FROM adopted) a"
+                " WHERE scan_identities.host = ? AND scan_identities.path = a.path",
+                [run_id, self.analysis_key, self.host],
             )
         if pending.contents:
             cols = list(zip(*pending.contents, strict=True))

@@ -8,8 +8,10 @@ hashes, the YARA scanner and every analyser whose ``applies`` says yes, then ope
 a container and does the same for every member (recursively, within
 :class:`~taintline.limits.ScanLimits`). The parent writes what comes back in batches
 (``file_facts`` rows, findings, hash-indicator matches), so an interrupted scan keeps
-everything already recorded, then runs the bundle analysers over each folder bundle (members
-in walk order, whatever order the workers finished in).
+everything already recorded, then runs the bundle analysers over the folder bundles that hold
+a member they could judge, reading those members back from the case (in path order, whatever
+order the workers finished in: :mod:`taintline.scan.bundles`), so the parent keeps no records.
+A re-scan copies the stored rows of unchanged files in SQL (:mod:`taintline.scan.carry`).
 
 A worker that dies (a native parser crashing on hostile input) is replaced; the files of the
 batches it was running are retried one at a time, and the file that kills a worker again gets
@@ -23,27 +25,24 @@ import contextlib
 import os
 import socket
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from taintline.case import Case
-from taintline.errors import Problem, TaintlineError
-from taintline.kinds import error_finding
+from taintline.errors import Problem
 from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding
+from taintline.scan import bundles, store
 from taintline.scan import rules as rules_mod
-from taintline.scan import store
-from taintline.scan.cache import ScanCache, known_identities
+from taintline.scan.cache import ScanCache, Unchanged, known_identities
+from taintline.scan.carry import carry_unchanged
 from taintline.scan.context import build_context, ensure_intel
 from taintline.scan.hashes import ALL_HASHES, HashType, unchecked_hash_findings
 from taintline.scan.incremental import complete, input_roots
 from taintline.scan.interface import FileRecord, TaskResult
+from taintline.scan.pool import WorkerPool, run_pool
 from taintline.scan.reuse import (
     ReuseConfig,
     analysis_key,
@@ -55,9 +54,6 @@ from taintline.scan.walk import FileTask, walk_inputs
 from taintline.scan.worker import (
     Worker,
     WorkerConfig,
-    _init_worker_from_queue,
-    _ping,
-    _run_in_worker,
     facts_to_json,
     run_bundle_analysers,
 )
@@ -187,10 +183,10 @@ def scan_paths(
     # pool is started early only for the others (the final check needs the rules)
     maybe_known = known_identities(case, host, tasks) if options.record and not options.full else {}
     to_read = [t for i, t in enumerate(tasks) if i not in maybe_known]
-    pool: _WorkerPool | None = None
+    pool: WorkerPool | None = None
     if workers > 0 and to_read:
         # the worker processes start now: their imports overlap the intel, rules and context
-        pool = _WorkerPool(min(workers, len(_batches(to_read))))
+        pool = WorkerPool(min(workers, len(_batches(to_read))))
     try:
         return _scan(
             paths, case, options, progress, started, started_ns, tasks, walk_findings, pool, host
@@ -209,7 +205,7 @@ def _scan(
     started_ns: int,
     tasks: list[FileTask],
     walk_findings: list[Finding],
-    pool: _WorkerPool | None,
+    pool: WorkerPool | None,
     host: str,
 ) -> ScanResult:
     when = case.now().replace(microsecond=0)
@@ -232,7 +228,7 @@ def _scan(
         rules_read_externals(t for _, _, t in texts),
     )
     cache: ScanCache | None = None
-    unchanged: dict[int, str] = {}
+    unchanged: dict[int, Unchanged] = {}
     if options.record:
         akey = analysis_key(context, options.limits, hashes)
         cache = ScanCache(case, host, akey, reuse, use=not options.full, started_ns=started_ns)
@@ -257,7 +253,7 @@ def _scan(
     if to_read:
         config()  # before the run starts: rules that do not compile are a usage error
     workers = (os.cpu_count() or 1) if options.workers is None else options.workers
-    started_pool: _WorkerPool | None = None  # started here (not by scan_paths): stopped here
+    started_pool: WorkerPool | None = None  # started here (not by scan_paths): stopped here
 
     run_id = case.start_run("scan " + " ".join(str(p) for p in paths)) if options.record else None
     recorder = store.Recorder(case if options.record else None, run_id, host, when, cache)
@@ -265,13 +261,29 @@ def _scan(
     if pool is not None:  # started by scan_paths: some files are read for sure
         pool.configure(config())
 
-    recorder.add([], [*walk_findings, *unchecked_hash_findings(case, paths, hashes)])
     if progress is not None:
         progress.start(len(tasks), sum(t.size for t in to_read))
+    if cache is not None and unchanged and run_id is not None:
+        # unchanged files recorded under the same path and analysis: their rows are copied
+        # in the case, no record of them is built here (first: nothing else is in the run yet)
+        with case.transaction():
+            carried = carry_unchanged(case, cache, run_id, tasks, unchanged, recorder.path_rules)
+        if carried.done:
+            result.files += len(carried.done)
+            result.unchanged += len(carried.done)
+            result.members += carried.members
+            recorder.add([], carried.findings)
+            unchanged = {i: u for i, u in unchanged.items() if i not in carried.done}
+            if progress is not None:
+                progress.advance(len(carried.done), carried.members, 0)
+    recorder.add([], [*walk_findings, *unchecked_hash_findings(case, paths, hashes)])
 
-    # folder bundles: root -> (walk index of the file, its records), filled as results come
-    # back (in any order: the pool scans the largest files first) and put back in walk order
-    # before the bundle analysers run, so their verdicts never depend on scheduling
+    # folder bundles, when the records are not recorded in a case (from which the bundle
+    # checks read them otherwise, see taintline.scan.bundles): root -> (walk index of the
+    # file, its records), filled as results come back (in any order: the pool scans the
+    # largest files first) and put back in walk order before the bundle analysers run, so
+    # their verdicts never depend on scheduling
+    in_memory = recorder.case is None
     bundle_parts: dict[str, list[tuple[int, list[FileRecord]]]] = {}
     bundles_of_top: dict[str, tuple[int, tuple[str, ...]]] = {
         t.display: (i, t.bundles) for i, t in enumerate(tasks)
@@ -287,7 +299,7 @@ def _scan(
         result.bytes_read += res.bytes_read
         result.members += members
         recorder.add(res.records, res.findings)
-        for display, start, end in res.spans:
+        for display, start, end in res.spans if in_memory else ():
             index, roots = bundles_of_top.get(display, (0, ()))
             for root in roots:
                 bundle_parts.setdefault(root, []).append((index, res.records[start:end]))
@@ -299,18 +311,18 @@ def _scan(
         if cache is not None and unchanged:
             # nothing of these is read: records and findings come from the case (rows that
             # went away meanwhile: those files are read after all)
-            items = [(tasks[i], sha, True) for i, sha in sorted(unchanged.items())]
+            items = [(tasks[i], u.sha256, True) for i, u in sorted(unchanged.items())]
             for res in cache.replay(items, to_read):
                 result.unchanged += 1
                 collect(res, from_cache=True)
         if pool is None and workers > 0 and to_read:
-            pool = started_pool = _WorkerPool(min(workers, len(_batches(to_read))))
+            pool = started_pool = WorkerPool(min(workers, len(_batches(to_read))))
             pool.configure(config())
         if pool is not None and to_read:
             # largest first: the last batches are the small files, so no worker idles long at
             # the end while another still scans a big one
             batches = _batches(sorted(to_read, key=lambda t: t.size, reverse=True))
-            _run_pool(pool, batches, collect, recorder)
+            run_pool(pool, batches, collect, recorder)
         elif to_read:  # --workers 0: in this process, in walk order
             worker = Worker(config(), hash_threads=(os.cpu_count() or 1) > 1)
             try:
@@ -318,7 +330,10 @@ def _scan(
                     collect(worker.run_batch(batch))
             finally:
                 worker.close()
-        if bundle_parts:
+        if run_id is not None and not in_memory:
+            recorder.flush()  # the bundle checks read the run's rows
+            recorder.add([], bundles.judge(case, run_id, [t.bundles for t in tasks], context))
+        elif bundle_parts:
             from taintline.scan.analysers import BUNDLE_ANALYSERS
 
             roots = dict.fromkeys(root for t in tasks for root in t.bundles if root in bundle_parts)
@@ -358,153 +373,3 @@ def _scan(
                 )
     result.problems = tuple(problems)
     return result
-
-
-class _WorkerPool:
-    """The scan's worker processes (``spawn``: a clean interpreter each; yara-x holds the GIL,
-    so processes, not threads).
-
-    Started as soon as the walk found files, before the rules are compiled: each worker imports
-    the engine while the parent prepares, then waits in its initializer for the
-    :class:`WorkerConfig`, sent through a queue by :meth:`configure`. :meth:`restart` replaces
-    a pool broken by a dying worker (same configuration).
-    """
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        # hash threads overlap hashing with YARA only where a core would otherwise idle
-        self.hash_threads = workers < (os.cpu_count() or 1)
-        self.context = get_context("spawn")
-        self.config: WorkerConfig | None = None
-        self.queue: Any = None
-        self.executor = self._start()
-
-    def _start(self) -> ProcessPoolExecutor:
-        self.queue = self.context.Queue()
-        # a worker that dies before taking its copy leaves it in the pipe: never wait at exit
-        # for the queue's feeder thread to deliver it
-        self.queue.cancel_join_thread()
-        executor = ProcessPoolExecutor(
-            max_workers=self.workers,
-            mp_context=self.context,
-            initializer=_init_worker_from_queue,
-            initargs=(self.queue, self.hash_threads),
-        )
-        for _ in range(self.workers):
-            executor.submit(_ping)  # each submit starts one process (spawned on demand)
-        if self.config is not None:
-            self._send(self.config)
-        return executor
-
-    def _send(self, config: WorkerConfig | None) -> None:
-        for _ in range(self.workers):
-            self.queue.put(config)
-
-    def configure(self, config: WorkerConfig) -> None:
-        self.config = config
-        self._send(config)
-
-    def submit(self, batch: list[FileTask]) -> Future[TaskResult]:
-        try:
-            return self.executor.submit(_run_in_worker, batch)
-        except BrokenProcessPool as exc:  # broke before this submit: fail like a running task
-            failed: Future[TaskResult] = Future()
-            failed.set_exception(exc)
-            return failed
-
-    def ping(self) -> None:
-        self.executor.submit(_ping).result()
-
-    def restart(self) -> None:
-        self.shutdown()
-        self.executor = self._start()
-
-    def shutdown(self) -> None:
-        if self.config is None:
-            self._send(None)  # never configured (the scan failed first): let the workers go
-        self.executor.shutdown(wait=True, cancel_futures=True)
-        self.queue.close()
-
-
-def _run_pool(
-    pool: _WorkerPool,
-    batches: list[list[FileTask]],
-    collect: Callable[[TaskResult], None],
-    recorder: store.Recorder,
-) -> None:
-    """Run ``batches`` on the pool; survive workers that die (see module docstring)."""
-    pending: deque[list[FileTask]] = deque(batches)
-    quarantine: deque[list[FileTask]] = deque()
-    retried: set[str] = set()
-    completed = 0
-    max_inflight = pool.workers * 3
-
-    def check_pool_starts() -> None:
-        """After a break before anything completed: can workers start at all? Otherwise
-        every file would be retried on a fresh pool, one by one, for nothing."""
-        try:
-            pool.ping()
-        except BrokenProcessPool as exc:
-            raise TaintlineError(
-                "scan worker processes cannot start (run with --workers 0 to see why)"
-            ) from exc
-
-    inflight: dict[Future[TaskResult], list[FileTask]] = {}
-    try:
-        while pending or quarantine or inflight:
-            if quarantine:
-                # after a crash: one file at a time, so the file that kills a worker is known
-                if not inflight:
-                    batch = quarantine.popleft()
-                    inflight[pool.submit(batch)] = batch
-            else:
-                while pending and len(inflight) < max_inflight:
-                    batch = pending.popleft()
-                    inflight[pool.submit(batch)] = batch
-            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-            broken: list[list[FileTask]] = []
-            for future in done:
-                batch = inflight.pop(future)
-                try:
-                    collect(future.result())
-                    completed += 1
-                except BrokenProcessPool:
-                    broken.append(batch)
-                except Exception as exc:  # e.g. a result that cannot be sent back
-                    recorder.add(
-                        [],
-                        [
-                            error_finding(
-                                "error.worker-crash",
-                                t.display,
-                                f"worker failed: {type(exc).__name__}: {exc}",
-                            )
-                            for t in batch
-                        ],
-                    )
-            if not broken:
-                continue
-            broken.extend(inflight.values())
-            inflight.clear()
-            pool.restart()
-            if not completed:
-                check_pool_starts()
-            for batch in broken:
-                if len(batch) == 1 and batch[0].path in retried:
-                    recorder.add(
-                        [],
-                        [
-                            error_finding(
-                                "error.worker-crash",
-                                batch[0].display,
-                                "a worker process died while scanning this file; skipped",
-                            )
-                        ],
-                    )
-                    continue
-                for task in batch:
-                    quarantine.append([task])
-                    retried.add(task.path)
-    finally:  # interrupted: drop what has not started (the caller shuts the pool down)
-        for future in inflight:
-            future.cancel()

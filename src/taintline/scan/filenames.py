@@ -103,6 +103,24 @@ class FilenameRules:
     def __bool__(self) -> bool:
         return bool(self.rules)
 
+    def match_array(self, paths: pa.Array) -> list[Finding]:
+        """:meth:`match` of an Arrow column of paths (a re-scan's copied rows): only the paths
+        the combined pattern may match become Python strings."""
+        if not self.rules or not len(paths):
+            return []
+        combined = self.rules[0].regex if len(self.rules) == 1 else self._combined
+        if combined is not None:
+            windows = pc.replace_substring(pc.replace_substring(paths, "!/", "\\"), "/", "\\")
+            try:
+                hit = pc.or_(
+                    pc.match_substring_regex(paths, combined),
+                    pc.match_substring_regex(windows, combined),
+                )
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                hit = pa.array([True] * len(paths))
+            paths = pc.filter(paths, pc.fill_null(hit, False))
+        return self.match([str(p) for p in paths.to_pylist()])
+
     def match(self, paths: Sequence[str]) -> list[Finding]:
         """``ioc.filename`` findings for the paths any rule matches (one per path and rule)."""
         if not self.rules or not paths:
