@@ -145,11 +145,19 @@ def bench_cascade_on(master: str, edges_n: int, folder: Path) -> None:
         conf={
             "spark.sql.shuffle.partitions": str(4 * CORES),
             "spark.executor.memory": "3g",
-            # The explanation loop holds one checkpointed frame per depth on the driver.
+            # The reached rows come home once, to be stored in the case.
             "spark.driver.memory": "4g",
         },
     )
     t = time.perf_counter()
+    last = [t, "session start"]
+
+    def stage(text: str) -> None:
+        # Time per stage (a round or depth is one line): where the cluster spends its time.
+        now = time.perf_counter()
+        print(f"  {now - last[0]:7.1f} s  {last[1]}", flush=True)
+        last[:] = [now, text]
+
     with Case(folder / "case.duckdb") as case, session_scope("bench-cascade", settings) as spark:
         result = run_parquet_cascade(
             spark,
@@ -157,7 +165,9 @@ def bench_cascade_on(master: str, edges_n: int, folder: Path) -> None:
             f"file://{table_path}",
             seed_list,
             output=f"file://{folder / 'reached.parquet'}",
+            stage=stage,
         )
+    stage("done")
     total = time.perf_counter() - t
     print(
         f"spark standalone cluster ({CORES} cores): {total:.1f} s, {result.reached:,} nodes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 from collections.abc import Sequence
@@ -142,3 +143,39 @@ def random_graph(seed: int, n_nodes: int = 40, n_edges: int = 120) -> EdgeArrays
         specs.append((rnd.choice(kinds), f"n{a}", f"n{b}", lo, hi))
     edges, _names = build(specs, confidence=rnd.choice([1.0, 0.9]))
     return edges
+
+
+#: Explanations where the tie-breaks matter (seed X at 10, like :data:`SCENARIO`, so both can
+#: share one propagation): every node has several tight parents. The NumPy engine's order is
+#: fewest hops, then highest confidence, then lowest arc number; :data:`TIE_PARENTS` says who
+#: must win. Confidences are set by :func:`build_ties`.
+TIES: list[Spec] = [
+    ("installed_on", "X", "T1", N, N),  # T1: hops 1, confidence 1.0
+    ("installed_on", "X", "T2", N, N),  # T2: hops 1, confidence 1.0
+    ("connected_to", "T2", "T3", N, N),  # T3: two parents at hops 1, both 0.8: the lower arc
+    ("connected_to", "T1", "T3", N, N),
+    ("built_on", "TB", "T1", N, N),  # a longer path of confidence 1.0 to TV ...
+    ("produced", "TB", "TA", N, N),
+    ("installed_on", "TA", "TV", N, N),  # ... (hops 4) loses to fewer facts (hops 2, 0.8)
+    ("connected_to", "T1", "TV", N, N),
+    ("installed_on", "X", "TW", N, N),  # confidence 0.5, the lower arc number ...
+    ("installed_on", "X", "TW", 5, N),  # ... loses to confidence 1.0
+    ("connected_to", "X", "TU", N, N),  # TU: 0.8
+    ("installed_on", "TU", "TY", N, N),  # TY: 0.8 * 1.0 == 1.0 * 0.8: the lower arc wins
+    ("connected_to", "T1", "TY", N, N),
+]
+#: node -> (the spec explaining it, hops, confidence)
+TIE_PARENTS = {
+    "T3": (("connected_to", "T2", "T3", N, N), 2, 0.8),
+    "TV": (("connected_to", "T1", "TV", N, N), 2, 0.8),
+    "TW": (("installed_on", "X", "TW", 5, N), 1, 1.0),
+    "TY": (("installed_on", "TU", "TY", N, N), 2, 0.8),
+}
+
+
+def build_ties(specs: Sequence[Spec]) -> tuple[EdgeArrays, list[str]]:
+    """:func:`build` with the confidence 0.5 that :data:`TIES` gives its first X -> TW fact."""
+    edges, names = build(specs)
+    conf = edges.confidence.copy()
+    conf[list(specs).index(("installed_on", "X", "TW", N, N))] = 0.5
+    return dataclasses.replace(edges, confidence=conf), names

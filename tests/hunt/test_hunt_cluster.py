@@ -21,6 +21,7 @@ from taintline.errors import InputError, UsageError
 from taintline.hunt.engines.spark_cluster import is_uri, needs_cluster, to_uri
 from taintline.hunt.model import Field, HuntOptions
 from taintline.hunt.service import run_hunt, uses_cluster
+from taintline.model import Edge, EdgeKind, NodeKind, NodeRef
 from taintline.sparklocal import SparkSettings, open_session, settings_from
 
 MASTER = os.environ.get("TAINTLINE_TEST_SPARK_MASTER")
@@ -258,6 +259,7 @@ def test_cascade_from_parquet_on_the_cluster_equals_numpy(kind: str, tmp_path: P
     assert main(["graph", "add", *map(str, files.all()), "--case", str(case)]) == 0
     seed = f"artifact:{demo.XTRADER_SHA}@2022-02-03T10:00:00Z"
     with Case(case) as c:
+        c.add_edges(_tie_edges(NodeRef(NodeKind.ARTIFACT, demo.XTRADER_SHA)))
         numpy_run = run_cascade(c, [parse_seed(seed)], record_findings=False).run_id
     exported = tmp_path / "export"
     assert main(["export", "--format", "parquet", "-o", str(exported), "--case", str(case)]) == 0
@@ -279,11 +281,45 @@ def test_cascade_from_parquet_on_the_cluster_equals_numpy(kind: str, tmp_path: P
     runs = _runs(case)
     assert [e for _, e in runs] == ["numpy", "spark-parquet"]
     want = _reached(case, numpy_run)
-    assert len(want) == 17
+    assert len(want) == 17 + 9
     assert _reached(case, runs[-1][0]) == want
+    # The tie-breaks went the NumPy engine's way: fewest facts, then the highest confidence,
+    # then the case's edge order (kind, key, parent, edge columns as in _reached's rows).
+    why = {r[1]: (r[4], r[3], r[6], r[7], r[14]) for r in want if r[1].startswith("tie-")}
+    assert why["tie-h3"] == (2, 0.8, "host", "tie-h1", None)
+    assert why["tie-v"] == (2, 0.8, "host", "tie-h1", None)
+    assert why["tie-w"][:2] == (1, 1.0) and why["tie-w"][4] is not None
+    assert why["tie-y"] == (2, 0.8 * 0.8, "host", "tie-g", None)
     # The same rows were written where the cluster was told to write them.
     written = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/*.parquet')").fetchall()
-    assert written == [(17,)]
+    assert written == [(17 + 9,)]
+
+
+def _tie_edges(x: NodeRef) -> list[Edge]:
+    """Facts from the seed ``x`` where several tight parents compete for each node (the
+    shape of ``tests/graph/graphs.py``'s ``TIES``, with the case's edge order)."""
+    from datetime import UTC, datetime
+
+    def host(key: str) -> NodeRef:
+        return NodeRef(NodeKind.HOST, key)
+
+    build, art = NodeRef(NodeKind.BUILD, "tie-b"), NodeRef(NodeKind.ARTIFACT, "tie-a")
+    inst, conn = EdgeKind.INSTALLED_ON, EdgeKind.CONNECTED_TO
+    return [
+        Edge(inst, x, host("tie-h1"), "ties"),
+        Edge(inst, x, host("tie-h2"), "ties"),
+        Edge(conn, host("tie-h2"), host("tie-h3"), "ties"),  # equal: tie-h1 comes first
+        Edge(conn, host("tie-h1"), host("tie-h3"), "ties"),
+        Edge(EdgeKind.BUILT_ON, build, host("tie-h1"), "ties"),  # a longer path to tie-v ...
+        Edge(EdgeKind.PRODUCED, build, art, "ties"),
+        Edge(inst, art, host("tie-v"), "ties"),  # ... of higher confidence loses
+        Edge(conn, host("tie-h1"), host("tie-v"), "ties"),
+        Edge(inst, x, host("tie-w"), "ties", confidence=0.5),  # first in edge order, 0.5
+        Edge(inst, x, host("tie-w"), "ties", valid_from=datetime(2020, 1, 1, tzinfo=UTC)),
+        Edge(inst, x, host("tie-g"), "ties", confidence=0.8),
+        Edge(conn, host("tie-h1"), host("tie-y"), "ties", confidence=0.8),  # 1.0 * 0.64 ...
+        Edge(conn, host("tie-g"), host("tie-y"), "ties"),  # ... == 0.8 * 0.8: tie-g is first
+    ]
 
 
 @pytest.mark.spark

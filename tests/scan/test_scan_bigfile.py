@@ -12,7 +12,7 @@ from taintline.cli.main import main
 from taintline.limits import MiB, ScanLimits
 from taintline.model import Indicator, IndicatorType, Severity
 from taintline.scan.bigfile import header_facts
-from taintline.testing.archives import zip_bytes
+from taintline.testing.archives import asar_bytes, cab_bytes, ole_bytes, zip_bytes
 from taintline.testing.image import png
 from taintline.testing.pe import build_pe
 
@@ -124,3 +124,60 @@ def test_cli_big_file_fails_on_medium(tmp_path: Path) -> None:
     case = ["--case", str(tmp_path / "case.duckdb")]
     assert main([*argv, *case, "--fail-on", "medium"]) == 1
     assert main([*argv, *case, "--fail-on", "high", "--full"]) == 0
+
+
+def _patterned(size: int) -> bytes:
+    """Bytes that compress about 30:1 (a random KiB repeated), ``size`` long."""
+    return (os.urandom(1024) * (size // 1024 + 1))[:size]
+
+
+def test_cab_member_over_the_limit_is_hashed(tmp_path: Path, case: Case) -> None:
+    member = _patterned(2 * MiB)
+    cab = tmp_path / "drivers.cab"
+    cab.write_bytes(cab_bytes({"big.dll": member, "small.txt": b"small"}))
+    assert cab.stat().st_size < LIMIT.max_file_bytes  # the CAB is read whole, its member is not
+    case.add_indicators([Indicator(IndicatorType.SHA1, hashlib.sha1(member).hexdigest(), "feed")])
+    result = run_scan(case, [cab], limits=LIMIT, use_rules=False)
+    where = f"{cab}!/big.dll"
+    got = kinds(result.findings)
+    assert got["error.too-large"] == [where] and got["ioc.hash"] == [where]
+    (too,) = [f for f in result.findings if f.kind == "error.too-large"]
+    assert too.evidence["sha256"] == hashlib.sha256(member).hexdigest()
+    assert too.evidence["size"] == len(member)
+
+
+def test_big_asar_members_are_hashed_from_the_file(tmp_path: Path, case: Case) -> None:
+    payload, small = os.urandom(MiB + 4096), b"module.exports = 1"
+    asar = tmp_path / "app.asar"
+    asar.write_bytes(asar_bytes({"node_modules/x/x.node": payload, "main.js": small}))
+    case.add_indicators(
+        [
+            Indicator(IndicatorType.SHA256, hashlib.sha256(payload).hexdigest(), "feed"),
+            Indicator(IndicatorType.MD5, hashlib.md5(small).hexdigest(), "feed"),
+        ]
+    )
+    result = run_scan(case, [asar], limits=LIMIT, use_rules=False)
+    got = kinds(result.findings)
+    assert sorted(got["ioc.hash"]) == [f"{asar}!/main.js", f"{asar}!/node_modules/x/x.node"]
+    (coverage,) = [f for f in result.findings if f.kind == "coverage.big-file"]
+    assert "2 members hashed by streaming (not scanned)" in coverage.message
+    assert result.members == 2
+
+
+def test_big_msi_streams_are_hashed_from_the_file(tmp_path: Path, case: Case) -> None:
+    payload, small = os.urandom(MiB + 1000), b"tiny stream in the mini stream"
+    msi = tmp_path / "setup.msi"
+    msi.write_bytes(ole_bytes({"payload.bin": payload, "small": small}))
+    case.add_indicators(
+        [
+            Indicator(IndicatorType.SHA256, hashlib.sha256(payload).hexdigest(), "feed"),
+            Indicator(IndicatorType.SHA1, hashlib.sha1(small).hexdigest(), "feed"),
+        ]
+    )
+    result = run_scan(case, [msi], limits=LIMIT, use_rules=False)
+    assert sorted(kinds(result.findings)["ioc.hash"]) == [
+        f"{msi}!/payload.bin",
+        f"{msi}!/small",
+    ]
+    (coverage,) = [f for f in result.findings if f.kind == "coverage.big-file"]
+    assert "2 members hashed by streaming (not scanned)" in coverage.message

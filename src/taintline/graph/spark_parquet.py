@@ -25,7 +25,13 @@ from taintline.case import Case
 from taintline.errors import InputError
 from taintline.graph.cascade import ALWAYS, NEVER
 from taintline.graph.rules import DEFAULT_RULES, Behaviour, Direction, Rule
-from taintline.graph.sparkengine import MAX_ROUNDS, propagate
+from taintline.graph.sparkengine import (
+    by_source,
+    explain_depths,
+    explaining_arcs,
+    propagate,
+    tight_arcs_df,
+)
 from taintline.graph.store import Seed, store_reached, to_us
 
 if TYPE_CHECKING:
@@ -83,9 +89,12 @@ def read_edges(spark: SparkSession, uri: str) -> DataFrame:
 
 
 def compile_arcs_df(edges: DataFrame, rules: Sequence[Rule] = DEFAULT_RULES) -> DataFrame:
-    """One arc per (edge, matching rule), as :func:`taintline.graph.cascade.compile_arcs`."""
+    """One arc per (edge, matching rule), as :func:`taintline.graph.cascade.compile_arcs`:
+    the edge table joined with the (broadcast) rule table, so it is read once."""
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
+    spark = edges.sparkSession
     base = edges.select(
         F.col("kind").cast("string").alias("kind"),
         F.col("src_kind").cast("string").alias("sk"),
@@ -104,31 +113,44 @@ def compile_arcs_df(edges: DataFrame, rules: Sequence[Rule] = DEFAULT_RULES) -> 
         F.col("valid_from").cast("timestamp").alias("valid_from"),
         F.col("valid_until").cast("timestamp").alias("valid_until"),
     )
-    # NULLS FIRST for valid_from and NULLS LAST for valid_until, as the case orders edges.
-    base = base.withColumn("vf_o", F.col("vf")).withColumn("vu_o", F.col("vu"))
-    parts = []
-    for rno, rule in enumerate(rules):
-        sel = base.where(F.col("kind") == str(rule.edge))
-        src = F.concat_ws(":", "sk", "skey")
-        dst = F.concat_ws(":", "dk", "dkey")
-        frm, to = (src, dst) if rule.direction is Direction.FORWARD else (dst, src)
-        hi = F.col("vf") if rule.behaviour is Behaviour.INSTANT else F.col("vu")
-        parts.append(
-            sel.select(
-                frm.alias("frm"),
-                to.alias("to"),
-                F.col("vf").alias("lo"),
-                hi.alias("hi"),
-                (F.col("confidence") * F.lit(rule.factor)).alias("factor"),
-                F.lit(rno).alias("rno"),
-                F.lit(rule.name).alias("rule"),
-                *[c for c in base.columns if c not in ("confidence", "vf", "vu")],
+    rule_table = spark.createDataFrame(
+        [
+            (
+                str(rule.edge),
+                rno,
+                rule.name,
+                rule.direction is Direction.FORWARD,
+                rule.behaviour is Behaviour.INSTANT,
+                float(rule.factor),
             )
-        )
-    out = parts[0]
-    for part in parts[1:]:
-        out = out.unionByName(part)
-    return out
+            for rno, rule in enumerate(rules)
+        ],
+        T.StructType(
+            [
+                T.StructField("_edge", T.StringType()),
+                T.StructField("rno", T.IntegerType()),
+                T.StructField("rule", T.StringType()),
+                T.StructField("_fwd", T.BooleanType()),
+                T.StructField("_instant", T.BooleanType()),
+                T.StructField("_factor", T.DoubleType()),
+            ]
+        ),
+    )
+    src = F.concat_ws(":", "sk", "skey")
+    dst = F.concat_ws(":", "dk", "dkey")
+    return base.join(F.broadcast(rule_table), F.col("kind") == F.col("_edge")).select(
+        F.when(F.col("_fwd"), src).otherwise(dst).alias("frm"),
+        F.when(F.col("_fwd"), dst).otherwise(src).alias("to"),
+        F.col("vf").alias("lo"),
+        F.when(F.col("_instant"), F.col("vf")).otherwise(F.col("vu")).alias("hi"),
+        (F.col("confidence") * F.col("_factor")).alias("factor"),
+        "rno",
+        "rule",
+        # NULLS FIRST for valid_from and NULLS LAST for valid_until, as the case orders edges.
+        F.col("vf").alias("vf_o"),
+        F.col("vu").alias("vu_o"),
+        *[c for c in base.columns if c not in ("confidence", "vf", "vu")],
+    )
 
 
 def run_parquet_cascade(
@@ -143,7 +165,6 @@ def run_parquet_cascade(
 ) -> ParquetCascade:
     """Propagate from ``seeds`` over the edge table at ``edges_uri`` on the cluster; write
     the reached nodes to ``output`` (Parquet, when given) and into the case."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -151,113 +172,65 @@ def run_parquet_cascade(
     started = time.monotonic()
     spark.conf.set("spark.sql.session.timeZone", "UTC")
     say("reading the edge table")
-    arcs = compile_arcs_df(read_edges(spark, edges_uri), rules).localCheckpoint()
-    seed_rows = [
-        (
-            f"{s.ref.kind}:{s.ref.key if str(s.ref.kind) == 'build' else s.ref.key.lower()}",
-            to_us(s.time, ALWAYS),
-        )
-        for s in seeds
-    ]
+    # The table is read twice: the arcs' narrow columns are held for the rounds; the whole
+    # rows are read again for the final choice of the explaining facts (a read is cheaper
+    # than holding every column of every arc in the executors' memory).
+    arcs = compile_arcs_df(read_edges(spark, edges_uri), rules)
+    narrow = by_source(arcs)
+    seed_rows: dict[str, int] = {}
+    for s in seeds:
+        node = f"{s.ref.kind}:{s.ref.key if str(s.ref.kind) == 'build' else s.ref.key.lower()}"
+        t = to_us(s.time, ALWAYS)
+        seed_rows[node] = min(t, seed_rows.get(node, t))
+    # Seeds that are not in the graph are reported, not silently dropped (one small job).
+    names = list(seed_rows)
+    ends = F.explode(F.array("frm", "to")).alias("node")
+    present = {
+        r["node"] for r in narrow.select(ends).where(F.col("node").isin(names)).distinct().collect()
+    }
+    missing = [n for n in names if n not in present]
     schema = T.StructType([T.StructField("node", T.StringType()), T.StructField("t", T.LongType())])
-    seed_df = spark.createDataFrame(seed_rows, schema).groupBy("node").agg(F.min("t").alias("t"))
-    # Seeds that are not in the graph are reported, not silently dropped.
-    known = arcs.select(F.col("frm").alias("node")).union(arcs.select(F.col("to").alias("node")))
-    missing = [r["node"] for r in seed_df.join(known.distinct(), "node", "left_anti").collect()]
-    arrival = seed_df.join(known.distinct(), "node", "left_semi").localCheckpoint()
+    seed_df = spark.createDataFrame(
+        [(n, t) for n, t in seed_rows.items() if n in present], schema
+    ).localCheckpoint()
     say("earliest compromise times")
     arrival, rounds = propagate(
-        arrival, arcs, lambda n: say(f"earliest compromise times: round {n}")
+        seed_df, narrow, lambda n: say(f"earliest compromise times: round {n}")
     )
     say("explaining paths")
     # Roots: seeds reached at their own seed time.
-    roots = seed_df.join(arrival, ["node", "t"], "left_semi")
-    a_frm = arrival.select(F.col("node").alias("frm"), F.col("t").alias("t_frm"))
-    a_to = arrival.select(F.col("node").alias("to"), F.col("t").alias("t_to"))
-    tight = (
-        arcs.join(a_frm, "frm")
-        .join(a_to, "to")
-        .where((F.col("t_frm") <= F.col("hi")) & (F.greatest("t_frm", "lo") == F.col("t_to")))
-        .localCheckpoint()
+    roots = seed_df.join(arrival, ["node", "t"], "left_semi").select("node")
+    visited, _depth = explain_depths(
+        tight_arcs_df(narrow, arrival),
+        roots,
+        lambda n: say(f"explaining paths: depth {n}"),
     )
-    level = roots.select(
-        "node",
-        F.lit(1.0).alias("conf"),
-        F.lit(0).alias("hops"),
-        F.lit(None).cast("long").alias("arc"),
-    ).localCheckpoint()
-    visited = level.select("node", "conf", "hops").withColumn("frm", F.lit(None).cast("string"))
-    picked_all: list[DataFrame] = []
-    order = Window.partitionBy("node").orderBy(
-        F.col("conf").desc(),
-        *[
-            F.col(c).asc_nulls_first() if c in ("vf_o",) else F.col(c).asc_nulls_last()
-            for c in _ARC_ORDER
-        ],
-    )
-    for depth in range(1, MAX_ROUNDS):
-        cand = (
-            level.select(F.col("node").alias("frm"), F.col("conf").alias("c"))
-            .join(tight, "frm")
-            .withColumn("conf", F.col("c") * F.col("factor"))
-            .withColumnRenamed("to", "node")
-            .join(visited.select("node"), "node", "left_anti")
-        )
-        picked = (
-            cand.withColumn("rank", F.row_number().over(order))
-            .where(F.col("rank") == 1)
-            .drop("rank", "c")
-            .withColumn("hops", F.lit(depth))
-            .localCheckpoint()
-        )
-        if picked.isEmpty():
-            break
-        picked_all.append(picked)
-        visited = visited.unionByName(
-            picked.select("node", "conf", "hops", "frm")
-        ).localCheckpoint()
-        level = picked.select("node", "conf")
-        say(f"explaining paths: depth {depth}")
+    say("choosing the explaining facts")
+    info = visited.join(arrival, "node")
+    order = [
+        F.col(c).asc_nulls_first() if c == "vf_o" else F.col(c).asc_nulls_last() for c in _ARC_ORDER
+    ]
+    picked = explaining_arcs(arcs, info, order).withColumnRenamed("to", "node")
     ts = F.timestamp_micros
-    root_rows = roots.join(arrival, ["node", "t"]).select(
-        "node",
-        F.when(F.col("t") == ALWAYS, None).otherwise(ts(F.col("t"))).alias("time"),
-        F.lit(1.0).alias("confidence"),
-        F.lit(0).alias("hops"),
-        F.lit(True).alias("is_root"),
-        *[F.lit(None).cast(t).alias(c) for c, t in _PARENT_COLUMNS],
-    )
-    parts = [root_rows]
-    times = arrival.select("node", "t")
-    for picked in picked_all:
-        parts.append(
-            picked.join(times, "node").select(
-                "node",
-                F.when(F.col("t") == ALWAYS, None).otherwise(ts(F.col("t"))).alias("time"),
-                F.col("conf").alias("confidence"),
-                F.col("hops").cast("int").alias("hops"),
-                F.lit(False).alias("is_root"),
-                F.split_part("frm", F.lit(":"), F.lit(1)).alias("parent_kind"),
-                F.expr("substr(frm, instr(frm, ':') + 1)").alias("parent_key"),
-                F.col("rule"),
-                F.col("kind").alias("edge_kind"),
-                F.col("sk").alias("edge_src_kind"),
-                F.col("skey").alias("edge_src_key"),
-                F.col("dk").alias("edge_dst_kind"),
-                F.col("dkey").alias("edge_dst_key"),
-                F.col("valid_from").alias("edge_valid_from"),
-                F.col("valid_until").alias("edge_valid_until"),
-                F.col("recorded_at").alias("edge_recorded_at"),
-                F.col("source").alias("edge_source"),
-            )
-        )
-    reached = parts[0]
-    for part in parts[1:]:
-        reached = reached.unionByName(part)
-    reached = reached.select(
+    reached = info.join(picked.drop("t", "hops", "conf"), "node", "left").select(
         F.split_part("node", F.lit(":"), F.lit(1)).alias("kind"),
         F.expr("substr(node, instr(node, ':') + 1)").alias("key"),
-        *[c for c in reached.columns if c != "node"],
+        F.when(F.col("t") == ALWAYS, None).otherwise(ts(F.col("t"))).alias("time"),
+        F.col("conf").alias("confidence"),
+        F.col("hops").cast("int").alias("hops"),
+        (F.col("hops") == 0).alias("is_root"),
+        F.split_part("frm", F.lit(":"), F.lit(1)).alias("parent_kind"),
+        F.expr("substr(frm, instr(frm, ':') + 1)").alias("parent_key"),
+        F.col("rule"),
+        F.col("kind").alias("edge_kind"),
+        F.col("sk").alias("edge_src_kind"),
+        F.col("skey").alias("edge_src_key"),
+        F.col("dk").alias("edge_dst_kind"),
+        F.col("dkey").alias("edge_dst_key"),
+        F.col("valid_from").alias("edge_valid_from"),
+        F.col("valid_until").alias("edge_valid_until"),
+        F.col("recorded_at").alias("edge_recorded_at"),
+        F.col("source").alias("edge_source"),
     )
     if output:
         say(f"writing {output}")
@@ -267,22 +240,6 @@ def run_parquet_cascade(
     table = reached.toArrow()
     run_id = _store(case, table, seeds, missing, rules, edges_uri)
     return ParquetCascade(run_id, table.num_rows, rounds, time.monotonic() - started, output)
-
-
-_PARENT_COLUMNS = (
-    ("parent_kind", "string"),
-    ("parent_key", "string"),
-    ("rule", "string"),
-    ("edge_kind", "string"),
-    ("edge_src_kind", "string"),
-    ("edge_src_key", "string"),
-    ("edge_dst_kind", "string"),
-    ("edge_dst_key", "string"),
-    ("edge_valid_from", "timestamp"),
-    ("edge_valid_until", "timestamp"),
-    ("edge_recorded_at", "timestamp"),
-    ("edge_source", "string"),
-)
 
 
 def _store(

@@ -23,12 +23,15 @@ the analysers use (LIEF) need the whole file. Imported by the workers: no DuckDB
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from taintline.limits import MiB
+from taintline.kinds import error_finding
+from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding, Severity
 from taintline.scan import image, magic
 from taintline.scan.containers.interface import SEP
@@ -196,6 +199,7 @@ def coverage_finding(
     yara_ran: bool,
     header: dict[str, Any],
     sparse: bool,
+    members: int = 0,
 ) -> Finding:
     """One finding saying what of a big file was and was not covered."""
     parts = [
@@ -230,6 +234,8 @@ def coverage_finding(
     elif fmt:
         parts.append(f"{fmt} headers: end not found in the head window")
     parts.append("format analysers not run (they need the whole file)")
+    if members:
+        parts.append(f"{members:,} members hashed by streaming (not scanned)")
     severity = Severity.HIGH if beyond is not None and beyond > PADDING_HIGH else Severity.MEDIUM
     return Finding(
         kind=KIND,
@@ -308,6 +314,7 @@ def scan_big_file(
     out.bytes_read += hashes.size
     name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
     ftype = filetype(head, name)
+    members = _member_records(task, fh, size, ftype, which, out)
     windows = [("head", 0, len(head)), ("tail", tail_offset, len(tail))] if window else []
     if rules is not None and window:
         scan = rules.scan
@@ -326,6 +333,7 @@ def scan_big_file(
             yara_ran=rules is not None,
             header=header_facts(head, hashes.size, name),
             sparse=task.sparse,
+            members=members,
         )
     )
     out.records.append(
@@ -354,3 +362,87 @@ def streamed_member(finding: Finding, top: str, depth: int) -> list[FileRecord]:
     return [
         FileRecord(top, finding.subject, name, size, ev["md5"], ev["sha1"], ev["sha256"], "", depth)
     ]
+
+
+class _Ranges(io.RawIOBase):
+    """The byte ranges ``(offset, length)`` of a file descriptor, in order, as one stream."""
+
+    def __init__(self, fd: int, ranges: list[tuple[int, int]]) -> None:
+        super().__init__()
+        self.fd = fd
+        self.ranges = list(reversed(ranges))
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self.ranges:
+            offset, length = self.ranges[-1]
+            if length <= 0:
+                self.ranges.pop()
+                continue
+            data = os.pread(self.fd, min(len(buffer), length, 4 * MiB), offset)
+            if not data:
+                raise EOFError("container member past the end of the file")
+            buffer[: len(data)] = data
+            self.ranges[-1] = (offset + len(data), length - len(data))
+            return len(data)
+        return 0
+
+
+def _member_records(
+    task: FileTask, fh: Any, size: int, ftype: str, which: frozenset[HashType], out: TaskResult
+) -> int:
+    """The members of a big asar archive or compound file (MSI), each hashed by streaming from
+    where it lies in the file and recorded (so hash indicators match them; they are not
+    scanned); returns how many. Other containers are not opened here (ZIP and tar members
+    are streamed when their container fits in memory)."""
+    from taintline.scan.containers import asar as asar_reader
+    from taintline.scan.containers import ole as ole_reader
+    from taintline.scan.containers.interface import Budget, LimitExceeded, limit_finding
+
+    if ftype == magic.FileType.ASAR:
+        found: Iterator[Any] = asar_reader.file_members(fh.fileno(), size, task.display)
+    elif ftype in (magic.FileType.OLE, magic.FileType.MSI):
+        fh.seek(0)
+        found = ole_reader.file_members(fh, task.display)
+    else:
+        return 0
+    budget = Budget(ScanLimits())  # the default --max-files bounds what is listed
+    count = 0
+    try:
+        for item in found:
+            if isinstance(item, Finding):
+                out.findings.append(item)
+                continue
+            member, where = item
+            budget.take_file()
+            stream = io.BytesIO(where) if isinstance(where, bytes) else _Ranges(fh.fileno(), where)
+            hashes = hash_stream(stream, which=which)  # type: ignore[arg-type]
+            out.bytes_read += hashes.size
+            path = f"{task.display}{SEP}{member}"
+            out.records.append(
+                FileRecord(
+                    task.top,
+                    path,
+                    PurePosixPath(member).name or member,
+                    hashes.size,
+                    hashes.md5,
+                    hashes.sha1,
+                    hashes.sha256,
+                    "",
+                    1,
+                )
+            )
+            count += 1
+    except LimitExceeded as exc:
+        out.findings.append(limit_finding(exc, task.display))
+    except (ValueError, EOFError, OSError, struct.error, KeyError) as exc:
+        out.findings.append(
+            error_finding(
+                "error.malformed",
+                task.display,
+                f"members not all hashed: {type(exc).__name__}: {exc}",
+            )
+        )
+    return count

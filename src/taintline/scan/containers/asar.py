@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 
@@ -9,12 +10,14 @@ import orjson
 
 from taintline.kinds import error_finding
 from taintline.limits import MiB
+from taintline.model import Finding
 from taintline.scan.containers.interface import (
     SEP,
     Budget,
     ContainerKind,
     Member,
     Produced,
+    Ranges,
     unsafe_member_name,
 )
 from taintline.scan.magic import FileType
@@ -42,12 +45,11 @@ def asar_index(data: bytes) -> tuple[dict[str, object], int]:
     return index, 8 + header_size
 
 
-def members(data: bytes, subject: str, name: str, budget: Budget) -> Iterator[Produced]:
-    index, base = asar_index(data)
-    limits = budget.limits
+def _entries(index: dict[str, object], subject: str) -> Iterator[Finding | tuple[str, int, int]]:
+    """The packed files of an asar index: (path, offset from the data start, size), or a
+    finding for an entry that cannot be read (unpacked files and links are skipped)."""
     # iterative walk; nesting in the index is bounded by the index size we accepted
     stack: list[tuple[str, dict[str, object]]] = [("", index)]
-    seen_nodes = 0
     while stack:
         prefix, node = stack.pop()
         files = node.get("files")
@@ -55,7 +57,6 @@ def members(data: bytes, subject: str, name: str, budget: Budget) -> Iterator[Pr
             continue
         for entry_name in sorted(files, reverse=True):
             entry = files[entry_name]
-            seen_nodes += 1
             if not isinstance(entry, dict) or not isinstance(entry_name, str):
                 continue
             path = f"{prefix}{entry_name}"
@@ -74,25 +75,61 @@ def members(data: bytes, subject: str, name: str, budget: Budget) -> Iterator[Pr
                 # unpacked files live in app.asar.unpacked/ beside the archive (scanned as
                 # files on disk); links are not followed
                 continue
-            budget.take_file()
-            where = f"{subject}{SEP}{path}"
             try:
                 size = int(entry.get("size", 0))  # type: ignore[call-overload]
                 offset = int(entry.get("offset", 0))  # type: ignore[call-overload]
             except (TypeError, ValueError):
-                yield error_finding("error.malformed", where, "asar entry with bad size/offset")
-                continue
-            if size < 0 or offset < 0 or base + offset + size > len(data):
                 yield error_finding(
-                    "error.truncated-archive",
-                    where,
-                    "asar entry points past the end of the archive",
+                    "error.malformed", f"{subject}{SEP}{path}", "asar entry with bad size/offset"
                 )
                 continue
-            if size > limits.max_file_bytes:
-                yield error_finding(
-                    "error.too-large", where, "member larger than --max-file-size; skipped"
-                )
-                continue
-            budget.take_bytes(size)
-            yield Member(path, data[base + offset : base + offset + size])
+            yield path, offset, size
+
+
+def members(data: bytes, subject: str, name: str, budget: Budget) -> Iterator[Produced]:
+    index, base = asar_index(data)
+    limits = budget.limits
+    for found in _entries(index, subject):
+        if isinstance(found, Finding):
+            yield found
+            continue
+        path, offset, size = found
+        budget.take_file()
+        where = f"{subject}{SEP}{path}"
+        if size < 0 or offset < 0 or base + offset + size > len(data):
+            yield error_finding(
+                "error.truncated-archive", where, "asar entry points past the end of the archive"
+            )
+            continue
+        if size > limits.max_file_bytes:
+            yield error_finding(
+                "error.too-large", where, "member larger than --max-file-size; skipped"
+            )
+            continue
+        budget.take_bytes(size)
+        yield Member(path, data[base + offset : base + offset + size])
+
+
+def file_members(fd: int, file_size: int, subject: str) -> Iterator[Finding | tuple[str, Ranges]]:
+    """The packed files of an asar archive too big to read whole (``fd``): each member's name
+    and where its bytes lie in the file, to be hashed by streaming."""
+    head = os.pread(fd, 16, 0)
+    if len(head) < 16:
+        raise EOFError("asar header truncated")
+    _pickle, header_size, _payload, json_len = struct.unpack_from("<IIII", head, 0)
+    if json_len > header_size or json_len > _ASAR_MAX_HEADER:
+        raise ValueError("bad asar header")
+    index, base = asar_index(head + os.pread(fd, json_len, 16))
+    for found in _entries(index, subject):
+        if isinstance(found, Finding):
+            yield found
+            continue
+        path, offset, size = found
+        if size < 0 or offset < 0 or base + offset + size > file_size:
+            yield error_finding(
+                "error.truncated-archive",
+                f"{subject}{SEP}{path}",
+                "asar entry points past the end of the archive",
+            )
+            continue
+        yield path, [(base + offset, size)]

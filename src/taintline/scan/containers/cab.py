@@ -15,6 +15,7 @@ from taintline.scan.containers.interface import (
     Member,
     Produced,
     admit,
+    hashed_too_large,
 )
 from taintline.scan.magic import FileType
 
@@ -86,10 +87,6 @@ def members(data: bytes, subject: str, name: str, budget: Budget) -> Iterator[Pr
         member, where = admitted
         content = archive[member_name].buf or b""
         if len(content) > limits.max_file_bytes:
-            yield error_finding(
-                "error.too-large",
-                where,
-                "member larger than --max-file-size; skipped",
-            )
+            yield hashed_too_large(where, bytes(content), limits.max_file_bytes)
             continue
         yield Member(member, bytes(content))

@@ -117,6 +117,9 @@ class Member:
 
 Produced = Member | Finding
 
+#: Where a member's bytes lie in its container's file, in order: (offset, length) pairs.
+Ranges = list[tuple[int, int]]
+
 
 def read_stream(
     read: object,
@@ -173,6 +176,29 @@ def read_stream(
             sha256=sha256,
         )
     return b"".join(chunks)
+
+
+def hashed_too_large(where: str, content: bytes, limit: int) -> Finding:
+    """A member over ``--max-file-size`` whose bytes the container's library produced whole
+    anyway (cabarchive expands a CAB at once): hashed, not scanned, said as
+    :func:`read_stream` says it (the worker records it, so hash indicators match)."""
+    hashing = [hashlib.md5(), hashlib.sha1(), hashlib.sha256()]
+    view = memoryview(content)
+    for start in range(0, len(view), CHUNK):
+        for h in hashing:
+            h.update(view[start : start + CHUNK])
+    md5, sha1, sha256 = (h.hexdigest() for h in hashing)
+    return error_finding(
+        "error.too-large",
+        where,
+        f"member of {len(content)} bytes larger than {limit} bytes (--max-file-size): hashed"
+        " (MD5, SHA-1, SHA-256), not scanned",
+        read=len(content),
+        size=len(content),
+        md5=md5,
+        sha1=sha1,
+        sha256=sha256,
+    )
 
 
 def limit_finding(exc: LimitExceeded, subject: str) -> Finding:

@@ -4,14 +4,17 @@ is named ``.cab`` so that it is opened in turn."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import BinaryIO
 
 from taintline.kinds import error_finding
+from taintline.model import Finding
 from taintline.scan.containers.interface import (
     SEP,
     Budget,
     ContainerKind,
     Member,
     Produced,
+    Ranges,
 )
 from taintline.scan.magic import FileType
 
@@ -81,3 +84,45 @@ def members(data: bytes, subject: str, name: str, budget: Budget) -> Iterator[Pr
             if content[:4] == b"MSCF" and not decoded.lower().endswith(".cab"):
                 decoded += ".cab"
             yield Member(decoded, content)
+
+
+def file_members(fh: BinaryIO, subject: str) -> Iterator[Finding | tuple[str, Ranges | bytes]]:
+    """The streams of a compound file too big to read whole (``fh``): each stream's name and
+    where its sectors lie in the file (a stream under the mini-stream cutoff, 4 KiB, is read),
+    to be hashed by streaming. olefile parses the FAT and directory; its ``openstream`` would
+    read a stream whole, so the sector chain is followed here."""
+    import olefile
+
+    try:
+        ole = olefile.OleFileIO(fh)
+    except OSError as exc:
+        raise ValueError(f"cannot parse OLE compound file: {exc}") from exc
+    with ole:
+        fat, sector = ole.fat, ole.sectorsize
+        for parts in ole.listdir(streams=True, storages=False):
+            decoded = "/".join(decode_msi_stream_name(p) for p in parts)
+            entry = ole.direntries[ole._find(parts)]  # the entry openstream would use
+            if entry.size < ole.minisectorcutoff:
+                yield decoded, ole.openstream(parts).read()
+                continue
+            ranges: Ranges = []
+            sect, left = entry.isectStart, entry.size
+            for _ in range(len(fat)):  # a chain never visits more sectors than the FAT has
+                if left <= 0 or not 0 <= sect < min(len(fat), olefile.MAXREGSECT + 1):
+                    break
+                start, n = (sect + 1) * sector, min(sector, left)
+                if ranges and ranges[-1][0] + ranges[-1][1] == start:
+                    ranges[-1] = (ranges[-1][0], ranges[-1][1] + n)
+                else:
+                    ranges.append((start, n))
+                left -= n
+                sect = fat[sect]
+            if left > 0:
+                yield error_finding(
+                    "error.truncated-archive",
+                    f"{subject}{SEP}{decoded}",
+                    "stream's sector chain ends before its declared size; not hashed",
+                    declared=entry.size,
+                )
+                continue
+            yield decoded, ranges
