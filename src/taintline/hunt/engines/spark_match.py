@@ -203,7 +203,14 @@ def _keys(ind: IndicatorSet, v6: bool) -> str:
             f"array({st(lit(str(fld)), f'lower(f_{fld})', '_h', lit(str(fld)), f'f_{fld}')})"
         )
     bad = st(lit("!"), "''", "'-'", "''", "''")
-    return f"CASE WHEN bad THEN array({bad}) ELSE concat({', '.join(parts)}) END"
+    none = st(lit("-"), "CAST(NULL AS STRING)", "'-'", "''", "''")
+    # Comments, blank and header lines give no key. Decided here, not by a filter: Spark
+    # would push a filter on bad/data into the offsets join and parse every line again
+    # there, once per use of the parsed columns.
+    return (
+        f"CASE WHEN bad THEN array({bad}) WHEN data THEN concat({', '.join(parts)})"
+        f" ELSE array({none}) END"
+    )
 
 
 def hits(
@@ -223,7 +230,7 @@ def hits(
     prepared = spark.sql(
         f"""
         SELECT *, split_part(_ukey, '?', 1) AS _knoq, {norm}{ints} FROM (
-            SELECT path, line, f_ts, bad, f_src, f_dst, f_cert_san, f_cert_subject, f_domain, f_sni,
+            SELECT path, line, f_ts, bad, data, f_src, f_dst, f_cert_san, f_cert_subject, f_domain, f_sni,
                    f_url, f_uri, f_md5, f_sha1, f_sha256,
                    coalesce(f_host, f_src, {cert}, '-') AS _h,
                    coalesce(f_host, f_dst, {cert}, '-') AS _hr,
@@ -233,7 +240,7 @@ def hits(
                         WHEN contains(f_uri, '://') THEN {_url_key("f_uri")}
                         WHEN f_uri IS NOT NULL AND f_domain IS NOT NULL THEN {http_key}
                    END AS _ukey{ip4}, {raw}
-            FROM cand WHERE bad OR data
+            FROM cand
         )
         """
     )
