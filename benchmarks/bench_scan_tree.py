@@ -26,6 +26,7 @@ shared 2-core machine a busy neighbour moves a run a lot. Every number is printe
     python benchmarks/bench_scan_tree.py --tree DIR   # any existing tree
     python benchmarks/bench_scan_tree.py --quick      # 20 of this venv's jars (no pip)
     python benchmarks/bench_scan_tree.py --hash-costs # only: what each hash costs here
+    python benchmarks/bench_scan_tree.py --per-member # only: where a jar member's CPU goes
 """
 
 from __future__ import annotations
@@ -227,6 +228,81 @@ def hash_costs() -> None:
     )
 
 
+def per_member(rules_path: Path, jars: list[Path], rounds: int = 3) -> None:
+    """Where a jar member's CPU goes, in one process (best of ``rounds``, CPU time): each step
+    alone over the members of ``jars``, then the worker as a whole with and without rules."""
+    import pickle
+
+    from taintline.limits import ScanLimits
+    from taintline.scan import rules as rules_mod
+    from taintline.scan.containers import Budget, ContainerKind, Member, expand
+    from taintline.scan.hashes import hash_bytes
+    from taintline.scan.interface import AnalysisContext, TaskResult
+    from taintline.scan.magic import sniff
+    from taintline.scan.reuse import ReuseConfig
+    from taintline.scan.walk import FileTask
+    from taintline.scan.worker import Worker, WorkerConfig, base_name
+
+    sources = rules_mod.read_rule_files([rules_path, PACK])
+    compiled = rules_mod.compile_rules(sources).data
+    blobs = [(str(j), j.read_bytes()) for j in jars]
+    members: list[tuple[str, str, bytes]] = []
+
+    def inflate() -> None:
+        members.clear()
+        for path, blob in blobs:
+            for m in expand(blob, ContainerKind.ZIP, path, path, Budget(ScanLimits())):
+                if isinstance(m, Member):
+                    members.append((f"{path}!/{m.name}", base_name(m.name), m.data))
+
+    def best(fn: object) -> float:
+        return min(_cpu(fn) for _ in range(rounds)) / max(len(members), 1) * 1e6
+
+    steps = {"read the members (zipfile directory, libdeflate, CRC-32)": best(inflate)}
+    scanner = rules_mod.RuleScanner(compiled, 10) if compiled else None
+    steps["MD5 + SHA-1 + SHA-256"] = best(lambda: [hash_bytes(d) for _, _, d in members])
+    steps["magic sniff"] = best(lambda: [sniff(d, n) for _, n, d in members])
+    if scanner is not None:
+        steps["YARA, members back to back"] = best(
+            lambda: [
+                scanner.scan(d, subject=p, name=n, filetype="", owner="") for p, n, d in members
+            ]
+        )
+        steps["YARA, empty buffer (the fixed cost)"] = best(
+            lambda: [
+                scanner.scan(b"", subject=p, name=n, filetype="", owner="") for p, n, _ in members
+            ]
+        )
+
+    def worker_run(rules: bytes | None) -> TaskResult:
+        config = WorkerConfig(rules, ScanLimits(), AnalysisContext(), reuse=ReuseConfig("k", True))
+        worker = Worker(config, hash_threads=False)
+        worker.run_batch([FileTask(blobs[0][0], blobs[0][0], "t", 1, "me")])  # imports
+        out = TaskResult([], [], 0, 0)
+        start = time.process_time()
+        for path, _ in blobs:
+            worker.run_task(FileTask(path, path, "t", 1, "me"), out)
+        out.bytes_read = int((time.process_time() - start) * 1e9)  # (smuggled out)
+        worker.close()
+        return out
+
+    for label, rules in (("worker, with the rules", compiled), ("worker, --no-rules", None)):
+        runs = [worker_run(rules) for _ in range(rounds)]
+        steps[label] = min(r.bytes_read for r in runs) / 1e3 / len(runs[0].records)
+    result = worker_run(compiled)
+    steps["pickle + unpickle of the records (to the parent)"] = (
+        min(_cpu(lambda: pickle.loads(pickle.dumps(result, -1))) for _ in range(rounds))
+        / len(result.records)
+        * 1e6
+    )
+    print(
+        f"per member, {len(members):,} members of {len(jars)} jars, one process, CPU time, best of"
+        f" {rounds} (load average {_load()}):"
+    )
+    for label, micros in steps.items():
+        print(f"  {label:55} {micros:7.1f} us")
+
+
 def _cpu(fn: object) -> float:
     assert callable(fn)
     start = time.process_time()
@@ -277,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="20 jars of this venv, no pip")
     parser.add_argument("--rules", type=int, default=1000, help="generated rules")
     parser.add_argument("--hash-costs", action="store_true", help="only the hash costs")
+    parser.add_argument(
+        "--per-member", action="store_true", help="only: where a jar member's CPU goes"
+    )
     parser.add_argument("--retro-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--retro-count", type=int, default=100_000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -284,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         return retro_child(args.retro_child, args.retro_count)
     if args.hash_costs:
         hash_costs()
+        return 0
+    if args.per_member:
+        work = ROOT / "quick"
+        make_rules(work / "rules.yar", args.rules)
+        per_member(work / "rules.yar", sorted(quick_tree(work / "tree").glob("*.jar")))
         return 0
     if not shutil.which("yara") or not shutil.which("yarac"):
         print("Debian's yara is not installed (apt-get install yara)")

@@ -204,3 +204,36 @@ def test_no_declaration_means_every_buffer_is_asked(tmp_path: Path) -> None:
     assert plain.records == gated.records
     assert plain.findings == gated.findings
     assert {name for r in plain.records for name in r.facts} >= {"pe", "macho", "elf", "image"}
+
+
+def test_externals_set_only_when_they_change_are_always_current() -> None:
+    """One scanner across buffers whose name, extension, path, type and owner change in every
+    combination sees each buffer's own values."""
+    text = """
+    rule by_name { condition: filename == "a.dll" }
+    rule by_extension { condition: extension == ".dll" }
+    rule by_path { condition: filepath contains "/x/" }
+    rule by_type { condition: filetype == "EXE" }
+    rule by_owner { condition: owner == "root" }
+    """
+    compiled = rules_mod.compile_rules([rules_mod.RuleSource("e.yar", text)]).data
+    assert compiled is not None
+    rng = random.Random(3)
+    combos = [
+        (name, path, ftype, owner)
+        for name in ("a.dll", "b.dll", "a.txt", "A.DLL", "noext", "")
+        for path in ("/x/", "/y/")
+        for ftype in ("EXE", "")
+        for owner in ("root", "me")
+    ]
+    shared = rules_mod.RuleScanner(compiled, 5)
+    for name, path, ftype, owner in [rng.choice(combos) for _ in range(400)]:
+        found = shared.scan(b"data", subject=path + name, name=name, filetype=ftype, owner=owner)
+        expected = {
+            "by_name": name == "a.dll",
+            "by_extension": name.lower().endswith(".dll"),
+            "by_path": path == "/x/",
+            "by_type": ftype == "EXE",
+            "by_owner": owner == "root",
+        }
+        assert {f.evidence["rule"] for f in found} == {r for r, hit in expected.items() if hit}

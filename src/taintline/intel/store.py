@@ -682,7 +682,8 @@ def ingest_pack(
 
 def ensure_intel(case: Case) -> bool:
     """Load the built-in pack when the case has no intel yet; True if it was loaded."""
-    if case.indicator_count() > 0:
+    # any indicator at all (not a count: the indicators view groups every statement)
+    if case.con.execute("SELECT 1 FROM indicator_sources LIMIT 1").fetchone() is not None:
         return False
     ingest_pack(case, DEFAULT_PACK)
     return True

@@ -232,7 +232,6 @@ def _scan(
     if options.record:
         akey = analysis_key(context, options.limits, hashes)
         cache = ScanCache(case, host, akey, reuse, use=not options.full, started_ns=started_ns)
-        reuse = cache.worker_config()
         unchanged = cache.unchanged(tasks)
     to_read = [t for i, t in enumerate(tasks) if i not in unchanged]
     configs: list[WorkerConfig] = []
@@ -247,7 +246,9 @@ def _scan(
                 )
                 problems.extend(compiled.problems)
             rules_data = compiled.data if compiled else None
-            configs.append(WorkerConfig(rules_data, options.limits, context, hashes, reuse))
+            # what the case knows (looked up only when a file is read)
+            known = cache.worker_config() if cache is not None else reuse
+            configs.append(WorkerConfig(rules_data, options.limits, context, hashes, known))
         return configs[0]
 
     if to_read:

@@ -162,23 +162,34 @@ class RuleScanner:
         self.scanner.set_timeout(max(int(timeout_s), 1))
         self.scanner.max_matches_per_pattern(MAX_MATCHES_PER_PATTERN)
         #: the externals last set on the scanner (set again only when they change: the owner
-        #: and often the type are the same for every member of a container)
-        self._globals: dict[str, str] = {}
-
-    def _set(self, ident: str, value: str) -> None:
-        if self._globals.get(ident) != value:
-            self.scanner.set_global(ident, value)
-            self._globals[ident] = value
+        #: and often the type are the same for every member of a container, the extension
+        #: for most of them; compared inline, this runs for every buffer)
+        self._name: str | None = None
+        self._path: str | None = None
+        self._extension: str | None = None
+        self._filetype: str | None = None
+        self._owner: str | None = None
 
     def scan(
         self, data: bytes, *, subject: str, name: str, filetype: str, owner: str
     ) -> list[Finding]:
         scanner = self.scanner
-        self._set("filename", name)
-        self._set("filepath", subject)
-        self._set("extension", extension_of(name))
-        self._set("filetype", filetype)
-        self._set("owner", owner)
+        if name != self._name:
+            scanner.set_global("filename", name)
+            self._name = name
+            extension = extension_of(name)
+            if extension != self._extension:
+                scanner.set_global("extension", extension)
+                self._extension = extension
+        if subject != self._path:
+            scanner.set_global("filepath", subject)
+            self._path = subject
+        if filetype != self._filetype:
+            scanner.set_global("filetype", filetype)
+            self._filetype = filetype
+        if owner != self._owner:
+            scanner.set_global("owner", owner)
+            self._owner = owner
         try:
             results = scanner.scan(data)
         except yara_x.TimeoutError:

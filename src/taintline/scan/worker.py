@@ -350,11 +350,12 @@ class Worker:
             found, matched = pre
             ftype = "" if found is None else str(found)
             out.findings.extend(matched)
-            hashes = (
-                known
-                if known is not None
-                else start_hashes(data, self._hash_threads, self.hashes).result()
-            )
+            if known is not None:
+                hashes = known
+            elif self._hash_threads is None or len(data) < THREADED_MIN:
+                hashes = hash_bytes(data, self.hashes)
+            else:
+                hashes = start_hashes(data, self._hash_threads, self.hashes).result()
         sha256 = hashes.sha256
         memo = self._analysis_memo.get(sha256)
         if memo is not None:

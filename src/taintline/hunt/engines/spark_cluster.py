@@ -36,14 +36,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from taintline.compressed import SUFFIXES
 from taintline.errors import Problem
+from taintline.hunt.engines import spark_match
 from taintline.hunt.engines.interface import EngineResult, Progress
-from taintline.hunt.engines.spark_engine import SparkEngine
+from taintline.hunt.engines.spark_engine import CAND_FIELDS, layout_columns, parsed_input
 from taintline.hunt.indicators import IndicatorSet
 from taintline.hunt.model import Field, FileStats, HuntOptions, LogFormat, LogKind, LogSource
 from taintline.hunt.readers import READERS
@@ -120,32 +122,58 @@ def _short(exc: BaseException) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-def _numbered(spark: SparkSession, df: DataFrame) -> DataFrame:
-    """``df`` (with ``path``) plus exact 1-based ``line`` numbers per file, without RDDs."""
-    df = df.withColumn("_rid", F.monotonically_increasing_id()).withColumn(
-        "_pid", F.spark_partition_id()
+#: Bits of ``monotonically_increasing_id()`` that count rows inside one partition.
+_ROW_BITS = 33
+
+
+def _with_ids(df: DataFrame) -> DataFrame:
+    """``df`` (with ``path``) plus the split it came from (``_pid``, ``_blk``: partition and
+    byte offset of the split in its file) and a row id ``_rid`` (consecutive inside a split).
+    The same plan over the same files gives the same ids: :func:`_fix_splits` keeps Spark
+    from cutting the files differently between two passes."""
+    return (
+        df.withColumn("_blk", F.col("_metadata.file_block_start"))
+        .withColumn("_rid", F.monotonically_increasing_id())
+        .withColumn("_pid", F.spark_partition_id())
     )
-    df = df.persist()
-    spans = df.groupBy("path", "_pid").agg(F.min("_rid").alias("first"), F.count("*").alias("n"))
-    rows = sorted(spans.collect(), key=lambda r: (r["path"], r["first"]))
-    offsets: list[tuple[str, int, int]] = []
+
+
+def _offsets(rows: Sequence[Any]) -> tuple[list[tuple[str, int, int, int]], dict[str, int]]:
+    """Per split ``(path, _pid, _blk, offset)`` so that ``_rid + offset`` is the 1-based line
+    number in its file, from one row per split (``path, _pid, _blk, first, n``); and the
+    lines per file."""
+    out: list[tuple[str, int, int, int]] = []
     seen: dict[str, int] = defaultdict(int)
-    for row in rows:
-        # The first line of this split is line seen+1 of its file.
-        offsets.append((row["path"], int(row["_pid"]), seen[row["path"]] - int(row["first"]) + 1))
-        seen[row["path"]] += int(row["n"])
-    schema = T.StructType(
-        [
-            T.StructField("path", T.StringType()),
-            T.StructField("_pid", T.IntegerType()),
-            T.StructField("_off", T.LongType()),
-        ]
-    )
-    table = spark.createDataFrame(offsets, schema)
-    out = df.join(F.broadcast(table), ["path", "_pid"]).withColumn(
+    for row in sorted(rows, key=lambda r: (r["path"], r["_blk"], r["first"])):
+        path = str(row["path"])
+        out.append((path, int(row["_pid"]), int(row["_blk"]), seen[path] - int(row["first"]) + 1))
+        seen[path] += int(row["n"])
+    return out, dict(seen)
+
+
+def _numbered(df: DataFrame, table: DataFrame) -> DataFrame:
+    """``df`` from :func:`_with_ids` with exact line numbers (``line``), joined with the
+    small offsets table (broadcast); rows of splits not in it are dropped."""
+    out = df.join(F.broadcast(table), ["path", "_pid", "_blk"]).withColumn(
         "line", F.col("_rid") + F.col("_off")
     )
-    return out.drop("_rid", "_pid", "_off")
+    return out.drop("_rid", "_pid", "_blk", "_off")
+
+
+def _offset_frame(
+    spark: SparkSession, rows: list[tuple[str, int, int, int]], grp: dict[str, int] | None = None
+) -> DataFrame:
+    """The offsets as a small table; with ``grp``, each file's layout number too."""
+    cols: list[Sequence[Any]] = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
+    table = {
+        "path": pa.array(cols[0], pa.string()),
+        "_pid": pa.array(cols[1], pa.int32()),
+        "_blk": pa.array(cols[2], pa.int64()),
+        "_off": pa.array(cols[3], pa.int64()),
+    }
+    if grp is not None:
+        table["_grp"] = pa.array([grp[p] for p in cols[0]], pa.int32())
+    return spark_match.frame(spark, pa.table(table))
 
 
 def _describe(path: str, head: list[bytes], opts: HuntOptions) -> LogSource | Problem:
@@ -171,11 +199,14 @@ def _layout_key(src: LogSource) -> tuple[Any, ...]:
 
 
 class ClusterHunt:
-    """One hunt run on the cluster behind ``spark``."""
+    """One hunt run on the cluster behind ``spark``: a counting pass over the text logs
+    (lines, blank and ``#`` lines, the first lines of each file and the line-number offsets
+    per split, in one aggregation), one over the Parquet tables, and one matching pass
+    (:mod:`.spark_match`) that also counts garbage lines. Nothing is cached; every pass is
+    one job over the input."""
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
-        self.engine = SparkEngine(spark)
 
     def run(
         self,
@@ -185,9 +216,38 @@ class ClusterHunt:
         progress: Progress | None = None,
     ) -> ClusterRun:
         spark = self.spark
-        spark.conf.set("spark.sql.files.ignoreCorruptFiles", "true")
-        spark.conf.set("spark.sql.session.timeZone", "UTC")
-        spark.conf.set("spark.sql.ansi.enabled", "false")
+        settings = {
+            "spark.sql.files.ignoreCorruptFiles": "true",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.ansi.enabled": "false",
+            # The same splits in every pass: the row ids of one pass number the lines of the
+            # next. With one "minimum partition", a split is spark.sql.files.maxPartitionBytes
+            # long whatever the session's parallelism or the set of files read.
+            "spark.sql.files.minPartitionNum": "1",
+            # A generated method over HotSpot's 8,000-byte limit is never JIT-compiled and
+            # runs interpreted (the parse-and-match stage was 2x slower): split it instead.
+            "spark.sql.codegen.hugeMethodLimit": "8000",
+        }
+        before = {k: spark.conf.get(k, None) for k in settings}
+        for key, value in settings.items():
+            spark.conf.set(key, value)
+        try:
+            return self._run(inputs, indicators, options, progress)
+        finally:
+            for key, old in before.items():
+                if old is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, old)
+
+    def _run(
+        self,
+        inputs: Sequence[str],
+        indicators: IndicatorSet,
+        options: HuntOptions,
+        progress: Progress | None,
+    ) -> ClusterRun:
+        spark = self.spark
         out = ClusterRun()
         listed, out.problems = _list(spark, [to_uri(t) for t in inputs])
         out.files = [p for p, _ in listed]
@@ -195,9 +255,9 @@ class ClusterHunt:
         parquet_roots = sorted({_parquet_root(p) for p, _ in listed if _in_parquet(p)})
         frames: list[DataFrame] = []
         labels: dict[str, dict[str, str]] = {}
-        cached: list[DataFrame] = []
+        header: dict[str, int] = {}
         if text_paths:
-            frames += self._text(text_paths, options, out, labels, cached, progress)
+            frames += self._text(text_paths, options, out, labels, header)
         for root in parquet_roots:
             try:
                 frame = self._parquet(root, options, out, labels)
@@ -206,21 +266,39 @@ class ClusterHunt:
                 continue
             if frame is not None:
                 frames.append(frame)
-        try:
-            self.engine._register(spark, indicators)
-            if frames:
-                cand = frames[0]
-                for frame in frames[1:]:
-                    cand = cand.unionByName(frame)
-                cand.where("data").createOrReplaceTempView("cand")
-                out.result.groups, per_file = self.engine._aggregate(
-                    spark, self.engine._match(spark, indicators, labels), options
+        per_file: dict[str, int] = {}
+        garbage: dict[str, int] = {}
+        if frames:
+            cand = frames[0]
+            for frame in frames[1:]:
+                cand = cand.unionByName(frame)
+            cand.createOrReplaceTempView("cand")
+            v6 = spark_match.has_v6_networks(indicators)
+            v6_hits = (
+                indicators.match_cidrs(spark_match.v6_candidates(spark, indicators)) if v6 else []
+            )
+            keys = spark_match.key_table(spark, indicators, v6_hits)
+            hits = spark_match.hits(
+                spark, indicators, keys, spark_match.label_table(spark, labels), v6
+            )
+            out.result.groups, per_file, garbage = spark_match.aggregate(spark, hits, options)
+        for stats in out.result.stats:
+            stats.hits = per_file.get(stats.path, 0)
+            if stats.format != "parquet":
+                stats.garbage = garbage.get(stats.path, 0)
+                stats.records = max(
+                    0,
+                    stats.lines
+                    - stats.blank
+                    - stats.comments
+                    - stats.garbage
+                    - header.get(stats.path, 0),
                 )
-                for stats in out.result.stats:
-                    stats.hits = per_file.get(stats.path, 0)
-        finally:
-            for df in cached:
-                df.unpersist()
+        if progress is not None:
+            by_path = {s.path: s for s in out.sources}
+            for stats in out.result.stats:
+                if stats.path in by_path:
+                    progress(by_path[stats.path], stats)
         return out
 
     # -- text logs ---------------------------------------------------------------------
@@ -230,89 +308,71 @@ class ClusterHunt:
         options: HuntOptions,
         out: ClusterRun,
         labels: dict[str, dict[str, str]],
-        cached: list[DataFrame],
-        progress: Progress | None,
+        header: dict[str, int],
     ) -> list[DataFrame]:
         spark = self.spark
-        raw = (
+        value = F.col("value")
+        raw = _with_ids(
             spark.read.option("lineSep", "\n")
             .text(paths)
             .select(
                 F.col("_metadata.file_path").alias("path"),
-                F.regexp_replace("value", "\r$", "").alias("value"),
+                # A CR before the LF is not part of the line (the regex only where one is).
+                F.when(value.endswith("\r"), F.regexp_replace(value, "\r$", ""))
+                .otherwise(value)
+                .alias("value"),
+                F.col("_metadata"),
             )
+        ).drop("_metadata")
+        # One pass: per split its first row id, lines, blank and # lines, and first lines.
+        splits = (
+            raw.groupBy("path", "_pid", "_blk")
+            .agg(
+                F.min("_rid").alias("first"),
+                F.count("*").alias("n"),
+                F.sum((value == "").cast("long")).alias("blank"),
+                F.sum(value.startswith("#").cast("long")).alias("hashes"),
+                F.min_by(F.struct("_rid", "value"), "_rid", HEAD_LINES).alias("head"),
+            )
+            .collect()
         )
-        lines = _numbered(spark, raw)
-        cached.append(lines)
-        heads: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        for row in (
-            lines.where(F.col("line") <= HEAD_LINES).select("path", "line", "value").collect()
-        ):
-            heads[row["path"]].append((int(row["line"]), row["value"]))
+        offsets, line_counts = _offsets(splits)
+        heads: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        blank: dict[str, int] = defaultdict(int)
+        hashes: dict[str, int] = defaultdict(int)
+        for row in splits:
+            path = str(row["path"])
+            blank[path] += int(row["blank"] or 0)
+            hashes[path] += int(row["hashes"] or 0)
+            heads[path] += [(int(row["_blk"]), int(h["_rid"]), h["value"]) for h in row["head"]]
         sources: dict[str, LogSource] = {}
         for path in paths:
-            head = [v.encode("utf-8") for _, v in sorted(heads.get(path, []))]
+            head = [v.encode("utf-8") for _, _, v in sorted(heads.get(path, []))[:HEAD_LINES]]
             found = _describe(path, head, options)
             if isinstance(found, Problem):
                 out.problems.append(found)
             else:
                 sources[path] = found
                 out.sources.append(found)
-        skip = F.col("value").contains(_REPLACEMENT) | (
-            F.octet_length("value") > int(options.max_line_bytes)
-        )
+        if not sources:
+            return []
+        for path, src in sources.items():
+            stats = FileStats(path=path, format=str(src.format), kind=str(src.kind))
+            stats.lines, stats.blank = line_counts.get(path, 0), blank[path]
+            if src.format is LogFormat.ZEEK_TSV:
+                stats.comments = hashes[path]
+            header[path] = src.header_lines
+            labels[path] = {str(f): ".".join(v) for f, v in src.fields.items()}
+            out.result.stats.append(stats)
+        # Every layout is parsed in the same pass: each row takes its file's layout (_grp).
         groups: dict[tuple[Any, ...], list[LogSource]] = defaultdict(list)
         for src in sources.values():
             groups[_layout_key(src)].append(src)
-        parsed: list[DataFrame] = []
-        for members in groups.values():
-            names = [s.path for s in members]
-            parsed.append(
-                self.engine._parse(lines.where(F.col("path").isin(names)), members[0], skip)
-            )
-            for s in members:
-                labels[s.path] = {str(f): ".".join(v) for f, v in s.fields.items()}
-        if not parsed:
-            return []
-        allp = parsed[0]
-        for frame in parsed[1:]:
-            allp = allp.unionByName(frame)
-        allp = allp.persist()
-        cached.append(allp)
-        counts = {
-            r["path"]: r
-            for r in lines.groupBy("path")
-            .agg(
-                F.count("*").alias("lines"),
-                F.sum((F.col("value") == "").cast("long")).alias("blank"),
-                F.sum(F.col("value").startswith("#").cast("long")).alias("hashes"),
-            )
-            .collect()
-        }
-        bad = {
-            r["path"]: int(r["bad"] or 0)
-            for r in allp.groupBy("path")
-            .agg(F.sum(F.col("bad").cast("long")).alias("bad"))
-            .collect()
-        }
-        for path in paths:
-            known = sources.get(path)
-            if known is None:
-                continue
-            crow = counts.get(path)
-            stats = FileStats(path=path, format=str(known.format), kind=str(known.kind))
-            if crow is not None:
-                stats.lines, stats.blank = int(crow["lines"]), int(crow["blank"] or 0)
-                if known.format is LogFormat.ZEEK_TSV:
-                    stats.comments = int(crow["hashes"] or 0)
-            stats.garbage = bad.get(path, 0)
-            stats.records = max(
-                0, stats.lines - stats.blank - stats.comments - stats.garbage - known.header_lines
-            )
-            out.result.stats.append(stats)
-            if progress is not None:
-                progress(known, stats)
-        return [allp]
+        layouts = [members[0] for members in groups.values()]
+        grp = {s.path: i for i, members in enumerate(groups.values()) for s in members}
+        table = _offset_frame(spark, [o for o in offsets if o[0] in grp], grp)
+        lines = _numbered(raw, table)
+        return [_parse_all(lines, layouts, options)]
 
     # -- Parquet tables ----------------------------------------------------------------
     def _parquet(
@@ -346,16 +406,65 @@ class ClusterHunt:
                 cols.append(F.lit(None).cast("string").alias(f"f_{f}"))
             else:
                 cols.append(_as_text(*types[real]).alias(f"f_{f}"))
-        df = table.select(F.col("_metadata.file_path").alias("path"), *cols)
-        df = _numbered(spark, df)
+        df = _with_ids(table.select(F.col("_metadata.file_path").alias("path"), *cols, "_metadata"))
+        df = df.drop("_metadata")
+        splits = (
+            df.groupBy("path", "_pid", "_blk")
+            .agg(F.min("_rid").alias("first"), F.count("*").alias("n"))
+            .collect()
+        )
+        offsets, counts = _offsets(splits)
+        df = _numbered(df, _offset_frame(spark, offsets))
         df = df.withColumn("bad", F.lit(False)).withColumn("data", F.lit(True))
         label = {str(f): c for f, c in chosen_real.items()}
-        for row in df.groupBy("path").count().collect():
-            labels[row["path"]] = label
-            stats = FileStats(path=row["path"], format="parquet", kind=str(kind or LogKind.GENERIC))
-            stats.lines = stats.records = int(row["count"])
+        for path, count in sorted(counts.items()):
+            labels[path] = label
+            stats = FileStats(path=path, format="parquet", kind=str(kind or LogKind.GENERIC))
+            stats.lines = stats.records = count
             out.result.stats.append(stats)
         return df.select("path", "line", "bad", "data", *[f"f_{f}" for f in Field])
+
+
+def _parse_all(lines: DataFrame, layouts: list[LogSource], options: HuntOptions) -> DataFrame:
+    """Candidate columns of every row under its file's layout (``_grp`` indexes ``layouts``),
+    in one projection: the files are read once, whatever the number of layouts."""
+    value = F.col("value")
+    df = lines.withColumn("blank", value == "").withColumn(
+        # Invalid UTF-8 (Spark's decoder left U+FFFD) and over-long lines are garbage.
+        "skip",
+        value.contains(_REPLACEMENT) | (F.octet_length(value) > int(options.max_line_bytes)),
+    )
+    grp = F.col("_grp")
+    tsv = [i for i, s in enumerate(layouts) if s.format is LogFormat.ZEEK_TSV]
+    if tsv:
+        df = df.withColumn("_arr", F.when(grp.isin(tsv), parsed_input(layouts[tsv[0]], value)))
+    parsed: dict[int, Column | None] = {}
+    for i, src in enumerate(layouts):
+        if src.format is LogFormat.ZEEK_TSV:
+            parsed[i] = F.col("_arr")
+        elif src.format is LogFormat.CSV:
+            df = df.withColumn(f"_csv{i}", F.when(grp == i, parsed_input(src, value)))
+            parsed[i] = F.col(f"_csv{i}")
+        else:
+            parsed[i] = None
+    bad: Column | None = None
+    data: Column | None = None
+    fields: list[Column | None] = [None] * len(CAND_FIELDS)
+    for i, src in enumerate(layouts):
+        b, d, cols = layout_columns(src, F.col("line"), F.col("blank"), F.col("skip"), parsed[i])
+        bad = F.when(grp == i, b) if bad is None else bad.when(grp == i, b)
+        data = F.when(grp == i, d) if data is None else data.when(grp == i, d)
+        for j, c in enumerate(cols):
+            prev = fields[j]
+            fields[j] = F.when(grp == i, c) if prev is None else prev.when(grp == i, c)
+    assert bad is not None and data is not None
+    return df.select(
+        "path",
+        "line",
+        bad.alias("bad"),
+        data.alias("data"),
+        *[c.alias(f"f_{f}") for f, c in zip(CAND_FIELDS, fields, strict=True) if c is not None],
+    )
 
 
 def _in_parquet(path: str) -> bool:

@@ -88,6 +88,61 @@ def _url_key(c: str) -> str:
     return f"{clean} || CASE WHEN {path} = '' THEN '/' ELSE {path} END"
 
 
+def parsed_input(src: LogSource, value: Column) -> Column | None:
+    """What a line is split into before its fields are picked: the Zeek TSV columns, a CSV
+    record; nothing for JSON (fields are read by path)."""
+    if src.format is LogFormat.ZEEK_TSV:
+        return F.split(value, "\t", -1)
+    if src.format is LogFormat.CSV:
+        schema = ", ".join(f"`{c.replace('`', '')}` STRING" for c in src.columns)
+        return F.expr(
+            f"from_csv(value, {lit(schema)}, map('sep', {lit(src.delimiter)}, 'mode', 'PERMISSIVE'))"
+        )
+    return None
+
+
+def layout_columns(
+    src: LogSource, line: Column, blank: Column, skip: Column, parsed: Column | None
+) -> tuple[Column, Column, list[Column]]:
+    """``bad`` (garbage) and ``data`` flags and the candidate fields (in
+    :data:`CAND_FIELDS` order) of a line of ``src``'s layout; ``parsed`` is
+    :func:`parsed_input`'s column, ``skip`` marks lines that are garbage whatever they hold."""
+    value = F.col("value")
+    cols: list[Column] = []
+    if src.format is LogFormat.ZEEK_TSV and parsed is not None:
+        nulls = list(src.null_values)
+        for f in CAND_FIELDS:
+            if f in src.fields:
+                raw = parsed.getItem(src.columns.index(src.fields[f][0]))
+                cols.append(F.when(raw.isin(nulls), None).otherwise(raw))
+            else:
+                cols.append(F.lit(None).cast("string"))
+        comment = value.startswith("#")
+        bad = ~comment & ~blank & ((F.size(parsed) != len(src.columns)) | skip)
+        return bad, ~comment & ~blank & ~bad, cols
+    if src.format is LogFormat.CSV and parsed is not None:
+        for f in CAND_FIELDS:
+            if f in src.fields:
+                raw = parsed.getField(src.fields[f][0])
+                cols.append(F.when(raw.isin(list(src.null_values)), None).otherwise(raw))
+            else:
+                cols.append(F.lit(None).cast("string"))
+        header = line <= src.header_lines
+        bad = ~header & ~blank & skip
+        return bad, ~header & ~blank & ~bad, cols
+    # JSON
+    ok = F.expr("get_json_object(value, '$') IS NOT NULL AND startswith(ltrim(value), '{')")
+    for f in CAND_FIELDS:
+        if f in src.fields:
+            path = "$" + "".join(f"['{k}']" for k in src.fields[f])
+            raw = F.get_json_object(value, path)
+            cols.append(F.when(raw == "", None).otherwise(raw))
+        else:
+            cols.append(F.lit(None).cast("string"))
+    bad = ~blank & (~ok | skip)
+    return bad, ~blank & ~bad, cols
+
+
 class SparkEngine:
     NAME = NAME
 
@@ -106,9 +161,9 @@ class SparkEngine:
         )
 
     def _parse(self, df: DataFrame, src: LogSource, skip: Sequence[int] | Column) -> DataFrame:
-        """Candidate columns f_* plus ``bad`` (garbage), ``blank`` and ``comment`` flags.
-        ``skip`` marks lines that are garbage whatever they hold (invalid UTF-8, over-long):
-        line numbers, or a column expression when the cluster decides."""
+        """Candidate columns f_* plus ``bad`` (garbage) and ``data`` flags. ``skip`` marks lines
+        that are garbage whatever they hold (invalid UTF-8, over-long): line numbers, or a
+        column expression when the cluster decides."""
         keep = [c for c in ("path",) if c in df.columns]  # the cluster path carries it
         df = df.withColumn("blank", F.col("value") == "")
         if isinstance(skip, Column):
@@ -117,64 +172,22 @@ class SparkEngine:
             df = df.withColumn("skip", F.col("line").isin(list(skip)))
         else:
             df = df.withColumn("skip", F.lit(False))
-        if src.format is LogFormat.ZEEK_TSV:
-            n = len(src.columns)
-            df = df.withColumn("arr", F.split("value", "\t", -1))
-            nulls = list(src.null_values)
-            cols = []
-            for f in CAND_FIELDS:
-                if f in src.fields:
-                    i = src.columns.index(src.fields[f][0])
-                    raw = F.col("arr").getItem(i)
-                    cols.append(F.when(raw.isin(nulls), None).otherwise(raw).alias(f"f_{f}"))
-                else:
-                    cols.append(F.lit(None).cast("string").alias(f"f_{f}"))
-            comment = F.col("value").startswith("#")
-            bad = ~comment & ~F.col("blank") & ((F.size("arr") != n) | F.col("skip"))
-            return df.select(
-                *keep,
-                "line",
-                bad.alias("bad"),
-                (~comment & ~F.col("blank") & ~bad).alias("data"),
-                *cols,
-            )
-        if src.format is LogFormat.CSV:
-            schema = ", ".join(f"`{c.replace('`', '')}` STRING" for c in src.columns)
-            parsed = F.expr(
-                f"from_csv(value, {lit(schema)}, map('sep', {lit(src.delimiter)}, 'mode', 'PERMISSIVE'))"
-            )
-            df = df.withColumn("rec", parsed)
-            cols = []
-            for f in CAND_FIELDS:
-                if f in src.fields:
-                    raw = F.col("rec").getField(src.fields[f][0])
-                    cols.append(
-                        F.when(raw.isin(list(src.null_values)), None).otherwise(raw).alias(f"f_{f}")
-                    )
-                else:
-                    cols.append(F.lit(None).cast("string").alias(f"f_{f}"))
-            header = F.col("line") <= src.header_lines
-            bad = ~header & ~F.col("blank") & F.col("skip")
-            return df.select(
-                *keep,
-                "line",
-                bad.alias("bad"),
-                (~header & ~F.col("blank") & ~bad).alias("data"),
-                *cols,
-            )
-        # JSON
-        ok = F.expr("get_json_object(value, '$') IS NOT NULL AND startswith(ltrim(value), '{')")
-        cols = []
-        for f in CAND_FIELDS:
-            if f in src.fields:
-                path = "$" + "".join(f"['{k}']" for k in src.fields[f])
-                raw = F.get_json_object("value", path)
-                cols.append(F.when(raw == "", None).otherwise(raw).alias(f"f_{f}"))
-            else:
-                cols.append(F.lit(None).cast("string").alias(f"f_{f}"))
-        bad = ~F.col("blank") & (~ok | F.col("skip"))
+        parsed = parsed_input(src, F.col("value"))
+        if parsed is not None:
+            df = df.withColumn("_parsed", parsed)
+        bad, data, cols = layout_columns(
+            src,
+            F.col("line"),
+            F.col("blank"),
+            F.col("skip"),
+            None if parsed is None else F.col("_parsed"),
+        )
         return df.select(
-            *keep, "line", bad.alias("bad"), (~F.col("blank") & ~bad).alias("data"), *cols
+            *keep,
+            "line",
+            bad.alias("bad"),
+            data.alias("data"),
+            *[c.alias(f"f_{f}") for f, c in zip(CAND_FIELDS, cols, strict=True)],
         )
 
     # -- matching ------------------------------------------------------------------------
@@ -395,15 +408,8 @@ class SparkEngine:
             "hash": ind.hash_table(),
         }
         for name, table in tables.items():
-            schema = T.StructType(
-                [
-                    T.StructField(
-                        f.name, T.BooleanType() if str(f.type) == "bool" else T.StringType()
-                    )
-                    for f in table.schema
-                ]
-            )
-            spark.createDataFrame(table.to_pylist(), schema).createOrReplaceTempView(name)
+            # Sent as Arrow (a local relation): a list of rows would run Python on the executors.
+            spark.createDataFrame(table).createOrReplaceTempView(name)
 
     def _aggregate(
         self, spark: SparkSession, hits: DataFrame, opts: HuntOptions

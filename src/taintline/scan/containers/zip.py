@@ -44,12 +44,12 @@ def members(data: bytes, subject: str, name: str, budget: Budget) -> Iterator[Pr
             if info.flag_bits & 0x1:
                 yield error_finding("error.encrypted", where, "encrypted member; not read")
                 continue
-            # never trust the declared compressed size beyond what the container can hold
-            compressed = min(info.compress_size, len(data))
             fast = _zip_member_fast(data, info, budget)
             if fast is not None:
                 yield Member(member, fast)
                 continue
+            # never trust the declared compressed size beyond what the container can hold
+            compressed = min(info.compress_size, len(data))
             try:
                 with zf.open(info) as fh:
                     content = read_stream(
