@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from taintline.case import Case
@@ -232,14 +233,41 @@ def run_parquet_cascade(
         F.col("recorded_at").alias("edge_recorded_at"),
         F.col("source").alias("edge_source"),
     )
+    table = None
     if output:
         say(f"writing {output}")
         reached.write.mode("overwrite").parquet(output)
         reached = spark.read.parquet(output)
+        table = _read_written(output)
     say("storing the result in the case")
-    table = reached.toArrow()
+    if table is None:
+        # No output written (or a filesystem pyarrow cannot open): the rows come home through
+        # the driver, which must hold them all at once (about 1.5 KB each: 3 million reached
+        # nodes wanted more than a 4 GiB driver heap). --output-parquet avoids that.
+        table = reached.toArrow()
     run_id = _store(case, table, seeds, missing, rules, edges_uri)
     return ParquetCascade(run_id, table.num_rows, rounds, time.monotonic() - started, output)
+
+
+def _read_written(uri: str) -> Any:
+    """The reached rows just written as Parquet, read back by pyarrow from the same place
+    (local paths, ``file://``, and what pyarrow's filesystems open: ``s3://``, ``hdfs://``,
+    ``gs://``, ``abfs://``): the driver JVM never holds them. ``None`` when pyarrow cannot open
+    the URI (``s3a://`` is Hadoop's name, for example), so the caller collects through Spark."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    try:
+        fs, path = pafs.FileSystem.from_uri(uri)
+    except (pa.ArrowException, ValueError):  # not a URI, or a scheme pyarrow does not know
+        if "://" in uri:
+            return None
+        fs, path = pafs.LocalFileSystem(), str(Path(uri).resolve())
+    try:
+        return ds.dataset(path, filesystem=fs, format="parquet").to_table()
+    except (pa.ArrowException, OSError):
+        return None
 
 
 def _store(
