@@ -31,7 +31,12 @@ import pyarrow as pa
 from taintline.errors import Problem
 from taintline.hunt import prefilter
 from taintline.hunt.certs import CERT_HOST_PREFIX
-from taintline.hunt.engines.interface import EngineResult, Progress
+from taintline.hunt.engines.interface import (
+    EngineResult,
+    Progress,
+    count_records,
+    time_window_sql,
+)
 from taintline.hunt.indicators import TAIL, IndicatorSet
 from taintline.hunt.model import (
     Field,
@@ -42,7 +47,6 @@ from taintline.hunt.model import (
     LogSource,
 )
 from taintline.hunt.readers.textio import LineScan, iter_lines, scan_file
-from taintline.model import utc
 
 NAME = "duckdb"
 
@@ -399,9 +403,7 @@ class DuckDBEngine:
         self._match(con, src)
         if src.format in (LogFormat.ZEEK_TSV,):
             stats.comments = scan.hash_lines
-        stats.records = max(
-            0, stats.lines - stats.blank - stats.comments - stats.garbage - src.header_lines
-        )
+        count_records(stats, src.header_lines)
         return stats
 
     def _candidates(
@@ -620,12 +622,7 @@ class DuckDBEngine:
     def _aggregate(
         self, con: duckdb.DuckDBPyConnection, opts: HuntOptions
     ) -> tuple[list[HitGroup], dict[str, int]]:
-        where = []
-        if opts.since is not None:
-            where.append(f"us >= {int(utc(opts.since).timestamp() * 1_000_000)}")
-        if opts.until is not None:
-            where.append(f"us <= {int(utc(opts.until).timestamp() * 1_000_000)}")
-        cond = " AND ".join(where) or "true"
+        cond = time_window_sql(opts)
         _x(
             con,
             f"""

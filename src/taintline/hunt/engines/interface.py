@@ -25,8 +25,27 @@ from typing import Protocol
 
 from taintline.hunt.indicators import IndicatorSet
 from taintline.hunt.model import FileStats, HitGroup, HuntOptions, LogSource
+from taintline.model import utc
 
 Progress = Callable[[LogSource, FileStats], None]
+
+
+def time_window_sql(opts: HuntOptions) -> str:
+    """The SQL condition on the hit rows' ``us`` column (microseconds UTC) for
+    ``--since``/``--until``; the same text for DuckDB and Spark SQL."""
+    where = []
+    if opts.since is not None:
+        where.append(f"us >= {int(utc(opts.since).timestamp() * 1_000_000)}")
+    if opts.until is not None:
+        where.append(f"us <= {int(utc(opts.until).timestamp() * 1_000_000)}")
+    return " AND ".join(where) or "true"
+
+
+def count_records(stats: FileStats, header_lines: int) -> None:
+    """A file's records: its lines less blank, comment, garbage and header lines."""
+    stats.records = max(
+        0, stats.lines - stats.blank - stats.comments - stats.garbage - header_lines
+    )
 
 
 @dataclass(slots=True)

@@ -44,7 +44,7 @@ from pyspark.sql import types as T
 from taintline.compressed import SUFFIXES
 from taintline.errors import Problem
 from taintline.hunt.engines import spark_match
-from taintline.hunt.engines.interface import EngineResult, Progress
+from taintline.hunt.engines.interface import EngineResult, Progress, count_records
 from taintline.hunt.engines.spark_engine import CAND_FIELDS, layout_columns, parsed_input
 from taintline.hunt.indicators import IndicatorSet
 from taintline.hunt.model import Field, FileStats, HuntOptions, LogFormat, LogKind, LogSource
@@ -286,14 +286,7 @@ class ClusterHunt:
             stats.hits = per_file.get(stats.path, 0)
             if stats.format != "parquet":
                 stats.garbage = garbage.get(stats.path, 0)
-                stats.records = max(
-                    0,
-                    stats.lines
-                    - stats.blank
-                    - stats.comments
-                    - stats.garbage
-                    - header.get(stats.path, 0),
-                )
+                count_records(stats, header.get(stats.path, 0))
         if progress is not None:
             by_path = {s.path: s for s in out.sources}
             for stats in out.result.stats:

@@ -22,7 +22,12 @@ from pyspark.sql import types as T
 from taintline import sparklocal
 from taintline.errors import Problem
 from taintline.hunt.certs import CERT_HOST_PREFIX
-from taintline.hunt.engines.interface import EngineResult, Progress
+from taintline.hunt.engines.interface import (
+    EngineResult,
+    Progress,
+    count_records,
+    time_window_sql,
+)
 from taintline.hunt.indicators import IndicatorSet
 from taintline.hunt.model import (
     Field,
@@ -33,7 +38,6 @@ from taintline.hunt.model import (
     LogSource,
 )
 from taintline.hunt.readers.textio import scan_file
-from taintline.model import utc
 
 NAME = "spark"
 CAND_FIELDS: tuple[Field, ...] = tuple(Field)
@@ -373,14 +377,7 @@ class SparkEngine:
             }
             for stats in result.stats:
                 stats.garbage += counts.get(stats.path, 0)
-                stats.records = max(
-                    0,
-                    stats.lines
-                    - stats.blank
-                    - stats.comments
-                    - stats.garbage
-                    - header.get(stats.path, 0),
-                )
+                count_records(stats, header.get(stats.path, 0))
                 if progress is not None:
                     progress(next(s for s in sources if s.path == stats.path), stats)
         try:
@@ -415,12 +412,7 @@ class SparkEngine:
         self, spark: SparkSession, hits: DataFrame, opts: HuntOptions
     ) -> tuple[list[HitGroup], dict[str, int]]:
         hits.createOrReplaceTempView("hits")
-        where = []
-        if opts.since is not None:
-            where.append(f"us >= {int(utc(opts.since).timestamp() * 1_000_000)}")
-        if opts.until is not None:
-            where.append(f"us <= {int(utc(opts.until).timestamp() * 1_000_000)}")
-        cond = " AND ".join(where) or "true"
+        cond = time_window_sql(opts)
         spark.sql(
             f"""
             SELECT * FROM (

@@ -33,10 +33,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from taintline.hunt.certs import CERT_HOST_PREFIX
+from taintline.hunt.engines.interface import time_window_sql
 from taintline.hunt.engines.spark_engine import _ts_us, _url_host, _url_key, lit
 from taintline.hunt.indicators import IndicatorSet
 from taintline.hunt.model import Field, HitGroup, HuntOptions
-from taintline.model import utc
 
 #: The pseudo indicator type a garbage line is counted under.
 BAD = "!bad"
@@ -288,12 +288,7 @@ def aggregate(
     """Hit groups, distinct hit lines per file and garbage lines per file, like
     :meth:`SparkEngine._aggregate` (one job for the groups, one small one for the counts)."""
     rows.createOrReplaceTempView("hits")
-    where = []
-    if opts.since is not None:
-        where.append(f"us >= {int(utc(opts.since).timestamp() * 1_000_000)}")
-    if opts.until is not None:
-        where.append(f"us <= {int(utc(opts.until).timestamp() * 1_000_000)}")
-    cond = " AND ".join(where) or "true"
+    cond = time_window_sql(opts)
     # A garbage line has no line number here: all of a file's fall into one row, with n.
     hrows = spark.sql(
         f"""
