@@ -74,6 +74,8 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "eol_products": ("product", "source"),
     "intel_context": ("type", "value", "source"),
     "file_facts": ("run_id", "top", "path", "analyser"),
+    # a re-scan's unchanged file: its rows are those another run stored (scan/carry.py)
+    "file_facts_links": ("run_id", "top", "display"),
     # incremental scans: the latest identity of a path on a host; what one content's analysis
     # (under one analyser version, limits and context) and YARA run (one rule set) computed
     "scan_identities": ("host", "path"),
@@ -101,6 +103,15 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "cascade_runs": ("run_id",),
     "cascade_reached": ("run_id", "kind", "key"),
+}
+
+
+#: Views a migration creates -> (the table they read, what they are in a case from before
+#: that migration, which holds the table but not yet what the view adds to it): a case opened
+#: read-only cannot be migrated, and its readers still read the view.
+STAND_IN_VIEWS: dict[str, tuple[str, str]] = {
+    # scan/005: a re-scan's linked rows; a case without links has its own rows only
+    "file_facts_all": ("file_facts", "SELECT * FROM file_facts"),
 }
 
 
@@ -229,8 +240,33 @@ class Case:
         except duckdb.Error as exc:
             raise CaseError(f"{self.path}: cannot open case: {exc}") from exc
         self.con.execute("SET TimeZone = 'UTC'")
+        self.read_only = read_only
         if not read_only:
             self.migrate()
+        else:
+            self._stand_in_views(self.con)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to the case (to read in chunks, or beside the main
+        connection's results), which sees what the main connection sees."""
+        con = self.con.cursor()
+        if self.read_only:
+            self._stand_in_views(con)
+        return con
+
+    @staticmethod
+    def _stand_in_views(con: duckdb.DuckDBPyConnection) -> None:
+        """A case opened read-only is not migrated: a view its schema predates is made a
+        temporary one (of this connection) over the tables it has (:data:`STAND_IN_VIEWS`)."""
+        names = {
+            str(r[0])
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+        }
+        for view, (table, select) in STAND_IN_VIEWS.items():
+            if view not in names and table in names:
+                con.execute(f"CREATE TEMP VIEW {view} AS {select}")
 
     # -- time ------------------------------------------------------------------------------
     def now(self) -> datetime:

@@ -149,6 +149,7 @@ RECORDS: dict[str, str] = {
     "hunt_sightings": "sighting",
     "hunt_files": "hunt_file",
     "file_facts": "file_fact",
+    "file_facts_links": "file_facts_link",
     "yara_sources": "yara_source",
     "eol_cycles": "eol_cycle",
     "eol_products": "eol_product",

@@ -1,5 +1,6 @@
-"""Re-scans that copy the stored rows of unchanged files in SQL (scan/carry.py) and bundle
-checks read back from the case (scan/bundles.py): the same findings and rows as a fresh scan."""
+"""Re-scans that link the stored rows of unchanged files instead of rebuilding them
+(scan/carry.py) and bundle checks read back from the case (scan/bundles.py): the same findings
+and rows as a fresh scan, for every reader of a run's rows (manifest, retro, export, report)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ import pytest
 from taintline.case import Case
 from taintline.interchange import export_case, import_jsonl
 from taintline.model import Indicator, IndicatorType
-from taintline.scan import analysers, bundles
+from taintline.release.manifest import manifest_from_case, manifest_from_paths, to_document
+from taintline.report.casedata import from_case
+from taintline.scan import analysers, bundles, store
 from taintline.scan import cache as cache_mod
 from taintline.scan.cache import ScanCache
 from taintline.scan.engine import ScanOptions, ScanResult, scan_paths
+from taintline.scan.retro import match_stored
 from taintline.testing.archives import asar_bytes, zip_bytes
 from taintline.testing.pe import build_pe
 
@@ -59,7 +63,9 @@ def replays(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _scan(case: Case, root: Path, rules: Path, **kw: Any) -> ScanResult:
-    options = ScanOptions(workers=0, rule_files=(rules,), ensure_intel=False, host="ws-1", **kw)
+    options = ScanOptions(
+        workers=0, rule_files=(rules,), ensure_intel=False, **{"host": "ws-1", **kw}
+    )
     return scan_paths([root], case, options)
 
 
@@ -70,7 +76,7 @@ def _view(result: ScanResult) -> list[tuple[str, str, str]]:
 def _rows(case: Case, run_id: str | None) -> list[tuple[Any, ...]]:
     return case.con.execute(
         "SELECT top, path, sha256, sha1, md5, size, filetype, depth, analyser, facts::VARCHAR"
-        " FROM file_facts WHERE run_id = ? ORDER BY path, analyser",
+        " FROM file_facts_all WHERE run_id = ? ORDER BY path, analyser",
         [run_id],
     ).fetchall()
 
@@ -213,3 +219,194 @@ def test_cli_start_up_does_not_import_pandas(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pandas loaded: False" in done.stdout
+
+
+# -- links: a re-scan refers to the rows of the run that stored them ---------------------------
+
+
+def _links(case: Case, run_id: str | None) -> list[tuple[Any, ...]]:
+    return case.con.execute(
+        "SELECT display, src_run, src_top, top, host FROM file_facts_links WHERE run_id = ?"
+        " ORDER BY display",
+        [run_id],
+    ).fetchall()
+
+
+def _stored_runs(case: Case) -> set[str]:
+    """The runs that hold rows themselves."""
+    return {
+        str(r[0]) for r in case.con.execute("SELECT DISTINCT run_id FROM file_facts").fetchall()
+    }
+
+
+def test_rescans_link_to_the_run_that_holds_the_rows(
+    tmp_path: Path, tree: tuple[Path, Path], replays: list[str]
+) -> None:
+    root, rules = tree
+    with Case(tmp_path / "case.duckdb") as case:
+        first = _scan(case, root, rules)
+        second = _scan(case, root, rules)
+        third = _scan(case, root, rules)
+        assert replays == [] and third.unchanged == third.files == first.files
+        # only the first run wrote rows; the others link to it, never to each other
+        assert _stored_runs(case) == {str(first.run_id)}
+        links = _links(case, third.run_id)
+        assert len(links) == first.files
+        assert {(src, src_top, top, host) for _, src, src_top, top, host in links} == {
+            (first.run_id, str(root), str(root), "ws-1")
+        }
+        identities = case.con.execute("SELECT DISTINCT run_id FROM scan_identities").fetchall()
+        assert identities == [(first.run_id,)]
+        assert _rows(case, third.run_id) == _rows(case, second.run_id) == _rows(case, first.run_id)
+        assert _view(third) == _view(second) == _view(first)
+        assert third.members == second.members == first.members > 0
+        # a changed file is stored by the run that read it; the next scan links to that run
+        # for it and to the first run for the rest
+        plain = f"{root}/plain.txt"
+        (root / "plain.txt").write_bytes(b"other text")
+        _settle()
+        fourth = _scan(case, root, rules)
+        fifth = _scan(case, root, rules)
+        assert replays == [] and _stored_runs(case) == {first.run_id, fourth.run_id}
+        sources = {display: src for display, src, *_ in _links(case, fifth.run_id)}
+        assert sources.pop(plain) == fourth.run_id
+        assert set(sources.values()) == {first.run_id}
+        with Case(tmp_path / "fresh.duckdb") as fresh:
+            reference = _scan(fresh, root, rules)
+            assert _rows(case, fifth.run_id) == _rows(fresh, reference.run_id)
+            assert _rows(case, fourth.run_id) == _rows(fresh, reference.run_id)
+            assert _view(fifth) == _view(fourth) == _view(reference)
+
+
+def test_manifest_of_a_linked_run_equals_a_fresh_one(
+    tmp_path: Path, tree: tuple[Path, Path]
+) -> None:
+    root, rules = tree
+    with Case(tmp_path / "case.duckdb") as case:
+        first = _scan(case, root, rules)
+        again = _scan(case, root, rules)
+        assert again.run_id not in _stored_runs(case) and _links(case, again.run_id)
+        linked = to_document(manifest_from_case(case, again.run_id))
+        assert linked == to_document(manifest_from_case(case, first.run_id))
+        assert to_document(manifest_from_case(case)) == linked  # the latest run: linked
+        # `taintline manifest PATH` scans into the case: the second time it links
+        made, _ = manifest_from_paths([root], case, workers=0)
+        remade, _ = manifest_from_paths([root], case, workers=0)
+        assert len(_stored_runs(case)) == 2  # the scan run, the first manifest run
+        assert to_document(remade) == to_document(made)
+    with Case(tmp_path / "fresh.duckdb") as fresh:
+        reference = _scan(fresh, root, rules)
+        assert to_document(manifest_from_case(fresh, reference.run_id)) == linked
+
+
+def test_retro_matching_names_the_linked_runs_and_hosts(
+    tmp_path: Path, tree: tuple[Path, Path]
+) -> None:
+    root, rules = tree
+    with Case(tmp_path / "case.duckdb") as case:
+        a1 = _scan(case, root, rules)
+        a2 = _scan(case, root, rules)  # linked
+        b1 = _scan(case, root, rules, host="ws-2")  # identities are per host: read
+        b2 = _scan(case, root, rules, host="ws-2")  # linked
+        assert _stored_runs(case) == {a1.run_id, b1.run_id}
+        member = f"{root}/lib/j2.jar!/org/x/C3.class"
+        sha = case.con.execute(
+            "SELECT sha256 FROM file_facts_all WHERE run_id = ? AND path = ?", [b2.run_id, member]
+        ).fetchone()
+        assert sha is not None
+        case.add_indicators(
+            [
+                Indicator(IndicatorType.SHA256, str(sha[0]), "feed-a"),
+                Indicator(IndicatorType.FILENAME_REGEX, r"j0\.jar!/org/x/C1\.class$", "feed-b"),
+            ]
+        )
+        result = match_stored(case)
+        found = {
+            (f.kind, f.evidence["scan_run"], f.host, f.subject)
+            for f in result.findings
+            if f.kind.startswith("ioc.")
+        }
+        named = f"{root}/lib/j0.jar!/org/x/C1.class"
+        assert found == {
+            ("ioc.hash", a1.run_id, "ws-1", member),
+            ("ioc.hash", a2.run_id, "ws-1", member),
+            ("ioc.hash", b1.run_id, "ws-2", member),
+            ("ioc.hash", b2.run_id, "ws-2", member),
+            # a path: the latest run of each host that saw it
+            ("ioc.filename", a2.run_id, "ws-1", named),
+            ("ioc.filename", b2.run_id, "ws-2", named),
+        }
+        assert result.hosts == {"ws-1", "ws-2"} and result.matched == 6
+        # a re-scan now finds the same ioc.hash and ioc.filename findings (same fingerprints)
+        again = _scan(case, root, rules)
+        scanned = {f.fingerprint for f in again.findings if f.kind.startswith("ioc.")}
+        assert scanned == {
+            f.fingerprint for f in result.findings if f.host == "ws-1" and f.kind.startswith("ioc.")
+        }
+
+
+def test_export_and_import_keep_the_links(
+    tmp_path: Path, tree: tuple[Path, Path], replays: list[str]
+) -> None:
+    root, rules = tree
+    with Case(tmp_path / "a.duckdb") as a:
+        first = _scan(a, root, rules)
+        again = _scan(a, root, rules)
+        export_case(a, "jsonl", tmp_path / "a.jsonl")
+        rows = _rows(a, again.run_id)
+        links = _links(a, again.run_id)
+    assert links and rows == _rows_of_fresh(tmp_path, root, rules)
+    with Case(tmp_path / "b.duckdb") as b:
+        imported = import_jsonl(b, tmp_path / "a.jsonl")
+        assert imported.problems == [] and imported.counts["file_facts_link"] == len(links)
+        assert _links(b, again.run_id) == links and _rows(b, again.run_id) == rows
+        assert _stored_runs(b) == {first.run_id}
+        assert set(import_jsonl(b, tmp_path / "a.jsonl").counts.values()) == {0}
+        export_case(b, "jsonl", tmp_path / "b.jsonl")
+        third = _scan(b, root, rules)  # the imported identities: linked to the first run
+        assert replays == [] and {src for _, src, *_ in _links(b, third.run_id)} == {first.run_id}
+        assert _rows(b, third.run_id) == rows
+    exported = sorted((tmp_path / "a.jsonl").read_bytes().splitlines())
+    assert sorted((tmp_path / "b.jsonl").read_bytes().splitlines()) == exported
+
+
+def _rows_of_fresh(tmp_path: Path, root: Path, rules: Path) -> list[tuple[Any, ...]]:
+    with Case(tmp_path / "fresh.duckdb") as fresh:
+        return _rows(fresh, _scan(fresh, root, rules).run_id)
+
+
+def _as_before_links(path: Path, run_id: str | None) -> None:
+    """Make the case at ``path`` one written before ``scan/005``: run ``run_id``'s linked rows
+    copied (as re-scans did then), no link table, no view."""
+    with Case(path) as case:
+        case.con.execute(
+            "INSERT INTO file_facts SELECT * FROM file_facts_all WHERE run_id = ?"
+            " AND run_id IN (SELECT run_id FROM file_facts_links)",
+            [run_id],
+        )
+        case.con.execute("DROP VIEW file_facts_all")
+        case.con.execute("DROP TABLE file_facts_links")
+        case.con.execute("UPDATE schema_versions SET version = 4 WHERE component = 'scan'")
+
+
+def test_a_case_from_before_links_reads_and_rescans(
+    tmp_path: Path, tree: tuple[Path, Path], replays: list[str]
+) -> None:
+    root, rules = tree
+    path = tmp_path / "case.duckdb"
+    with Case(path) as case:
+        first = _scan(case, root, rules)
+        copied = _scan(case, root, rules)
+        rows = _rows(case, copied.run_id)
+    _as_before_links(path, copied.run_id)
+    with Case(path, read_only=True) as old:  # not migrated: its readers read its own rows
+        assert _rows(old, copied.run_id) == rows
+        assert len(store.file_facts(old, run_id=copied.run_id)) == len(rows)
+        assert from_case(old).inputs_total == first.files
+    with Case(path) as case:  # migrated now
+        assert _stored_runs(case) == {first.run_id, copied.run_id}
+        third = _scan(case, root, rules)
+        assert replays == [] and third.unchanged == first.files
+        assert {src for _, src, *_ in _links(case, third.run_id)} == {first.run_id}
+        assert _rows(case, third.run_id) == _rows(case, copied.run_id) == rows
+        assert _view(third) == _view(copied)

@@ -71,7 +71,7 @@ def _scan(case: Case, root: Path, rules: list[Path], *, full: bool = False) -> S
 def _facts(case: Case, run_id: str | None) -> list[tuple[Any, ...]]:
     return case.con.execute(
         "SELECT top, path, sha256, sha1, md5, size, filetype, depth, analyser, facts::VARCHAR"
-        " FROM file_facts WHERE run_id = ? ORDER BY path, analyser",
+        " FROM file_facts_all WHERE run_id = ? ORDER BY path, analyser",
         [run_id],
     ).fetchall()
 
@@ -183,13 +183,13 @@ def test_rescan_after_changes_equals_a_fresh_scan(tmp_path: Path) -> None:
         # the sneaky edits are in: their new hashes were recorded
         shas = dict(
             case.con.execute(
-                "SELECT path, sha256 FROM file_facts WHERE run_id = ?", [again.run_id]
+                "SELECT path, sha256 FROM file_facts_all WHERE run_id = ?", [again.run_id]
             ).fetchall()
         )
         with Case(tmp_path / "fresh.duckdb") as fresh:
             assert shas == dict(
                 fresh.con.execute(
-                    "SELECT path, sha256 FROM file_facts WHERE run_id = ?", [reference.run_id]
+                    "SELECT path, sha256 FROM file_facts_all WHERE run_id = ?", [reference.run_id]
                 ).fetchall()
             )
         # --full reads everything again and finds the same

@@ -320,7 +320,7 @@ def manifest_from_case(case: Case, run_id: str | None = None, label: str | None 
     ``run_id`` defaults to the latest scan run with facts."""
     if run_id is None:
         row = case.con.execute(
-            "SELECT f.run_id FROM file_facts f JOIN runs r USING (run_id)"
+            "SELECT f.run_id FROM file_facts_all f JOIN runs r USING (run_id)"
             " GROUP BY f.run_id, r.started ORDER BY r.started DESC LIMIT 1"
         ).fetchone()
         if row is None:
@@ -328,7 +328,7 @@ def manifest_from_case(case: Case, run_id: str | None = None, label: str | None 
         run_id = str(row[0])
     rows = case.con.execute(
         "SELECT top, path, sha256, sha1, md5, size, filetype, analyser, facts::VARCHAR"
-        " FROM file_facts WHERE run_id = ? ORDER BY path, analyser",
+        " FROM file_facts_all WHERE run_id = ? ORDER BY path, analyser",
         [run_id],
     ).fetchall()
     if not rows:
@@ -360,7 +360,7 @@ def manifest_from_paths(
         raise TaintlineError("scan recorded nothing")
     rows = case.con.execute(
         "SELECT top, path, sha256, sha1, md5, size, filetype, analyser, facts::VARCHAR"
-        " FROM file_facts WHERE run_id = ? ORDER BY path, analyser",
+        " FROM file_facts_all WHERE run_id = ? ORDER BY path, analyser",
         [result.run_id],
     ).fetchall()
     tops = [str(p) for p in paths]

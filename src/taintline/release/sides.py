@@ -230,7 +230,7 @@ class Reader:
             )
             rows = mem.con.execute(
                 "SELECT top, path, sha256, sha1, md5, size, filetype, analyser, facts::VARCHAR"
-                " FROM file_facts ORDER BY path, analyser"
+                " FROM file_facts_all ORDER BY path, analyser"
             ).fetchall()
         return rows, [f for f in result.findings if f.kind.startswith("error.")]
 

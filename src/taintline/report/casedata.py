@@ -604,7 +604,7 @@ def _inputs(con: duckdb.DuckDBPyConnection, data: ReportData) -> None:
         SELECT stage, path, sha256, note, count(*) OVER () FROM (
             SELECT 'scan' AS stage, path, any_value(sha256) AS sha256,
                    coalesce(any_value(filetype), '') AS note, min(recorded) AS t
-            FROM file_facts WHERE depth = 0 GROUP BY path
+            FROM file_facts_all WHERE depth = 0 GROUP BY path
             UNION ALL
             SELECT 'hunt', path, '', format || ', ' || lines || ' lines', min(recorded_at)
             FROM hunt_files GROUP BY path, format, lines
@@ -885,7 +885,7 @@ def from_case(
     generated: datetime | None = None,
 ) -> ReportData:
     """Everything the report shows, read from ``case`` (the newest cascade run by default)."""
-    con = case.con.cursor()
+    con = case.cursor()
     if run_id is not None:
         found = con.execute(
             "SELECT count(*) FROM cascade_runs WHERE run_id = ?", [run_id]

@@ -8,7 +8,7 @@ unless the bundle holds an Electron marker or a catalog. So a scan that records 
 does not keep records in memory for them: at the end it asks the case which bundles hold a
 member that could start a bundle analyser (:data:`TRIGGERS`, one SQL pass over the run's
 ``file_facts`` rows) and loads only those bundles' members (in path order) to run the
-analysers. A re-scan that copied its rows in SQL (:mod:`taintline.scan.carry`) is judged the
+analysers. A re-scan that linked its rows in SQL (:mod:`taintline.scan.carry`) is judged the
 same way, without materialising its records.
 
 The triggers are kept here (not in the analysers' modules) so that the parent need not import
@@ -87,7 +87,7 @@ def triggered_roots(
             root
             for root in wanted
             if case.con.execute(
-                "SELECT 1 FROM file_facts WHERE run_id = ? AND starts_with(path, ?) LIMIT 1",
+                "SELECT 1 FROM file_facts_all WHERE run_id = ? AND starts_with(path, ?) LIMIT 1",
                 [run_id, _prefix(root)],
             ).fetchone()
         ]
@@ -95,7 +95,7 @@ def triggered_roots(
     paths = [
         str(r[0])
         for r in case.con.execute(
-            f"SELECT DISTINCT path FROM file_facts WHERE run_id = ? AND ({condition})",  # noqa: S608
+            f"SELECT DISTINCT path FROM file_facts_all WHERE run_id = ? AND ({condition})",  # noqa: S608
             [run_id, *params],
         ).fetchall()
     ]
@@ -120,7 +120,7 @@ def bundle_records(case: Case, run_id: str, root: str) -> list[FileRecord]:
     facts (as JSON values, as the analysers also read cached facts)."""
     rows = case.con.execute(
         "SELECT top, path, sha256, sha1, md5, size, filetype, depth, analyser, facts::VARCHAR"
-        " FROM file_facts WHERE run_id = ? AND starts_with(path, ?) ORDER BY path, analyser, top",
+        " FROM file_facts_all WHERE run_id = ? AND starts_with(path, ?) ORDER BY path, analyser, top",
         [run_id, _prefix(root)],
     ).fetchall()
     records: list[FileRecord] = []

@@ -279,7 +279,7 @@ class ScanCache:
             chunk = items[start : start + FETCH_CHUNK]
             fetched = self.fetch(chunk)
             missed.extend(t for t, _, _ in chunk if t.display not in fetched)
-            # this run records them now: the next re-scan copies its rows (taintline.scan.carry)
+            # this run records them now: the next re-scan links to its rows (taintline.scan.carry)
             self.pending.adopted.extend(
                 (storable(t.path), t.display) for t, _, _ in chunk if t.display in fetched
             )

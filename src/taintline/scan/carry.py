@@ -1,25 +1,33 @@
-"""Re-scans of unchanged files without rebuilding their records: the rows are copied in SQL.
+"""Re-scans of unchanged files without rebuilding their records: the new run links the rows.
 
 A re-scan of an unchanged tree reads no file (:mod:`taintline.scan.cache`), but it still has
 to record what it saw: one ``file_facts`` row per file, container member and analyser, under
 the new run (release verification and retroactive matching read them by run), plus the
 findings. Rebuilding 180,000 jar members' records as Python objects from the cache and
-writing them back cost about 60 us each, as long as yara took to scan the whole tree. Here the
-rows of every unchanged file whose identity says which run recorded it, under which display
-path and analysis key, are copied by one ``INSERT ... SELECT`` from that run; only what is
-small comes to Python:
+writing them back cost about 60 us each; copying the rows in SQL still cost about a second
+(writing 187,000 rows and their JSON facts). So the new run writes one ``file_facts_links``
+row per unchanged file instead (``migrations/scan/005_file_facts_links.sql``): "this run saw
+the file under this top; its rows (its own and its members') are those that run stored".
+Every reader sees a run's rows, linked or not, through the ``file_facts_all`` view. Only
+what is small comes to Python:
 
 * the findings cached for the file's content (analysers, containers, YARA), usually none,
   fetched only where the cached list is not empty;
-* the hash-indicator matches, found by a join of the copied rows with ``indicator_sources``
+* the hash-indicator matches, found by a join of the linked rows with ``indicator_sources``
   and turned into findings by :func:`~taintline.scan.hashes.match_hashes` (the same findings
   as a scan's) for the matching records only;
-* the filename-regex matches, the copied paths going to the matcher as one Arrow column.
+* the filename-regex matches, the linked paths going to the matcher as one Arrow column.
+
+A link always names the run that holds the rows itself: the identity of a linked file keeps
+naming that run (only files read or replayed from the cache are recorded, and adopted, by
+the new run), so a link of a link never happens. When that run saw the file under several
+tops (overlapping inputs), the first top's rows are linked.
 
 A file recorded under another display path (renamed, scanned through another path) or
 another analysis key, or one whose display path holds ``!/`` (a folder named ``x!``: a
-member path and a file path could then be the same text), is not copied: its cached results
-are replayed as before (:meth:`~taintline.scan.cache.ScanCache.replay`).
+member path and a file path could then be the same text), or by a run whose file paths hold
+``!/``, is not linked: its cached results are replayed as before
+(:meth:`~taintline.scan.cache.ScanCache.replay`).
 """
 
 from __future__ import annotations
@@ -40,18 +48,18 @@ from taintline.scan.walk import FileTask
 
 @dataclass(slots=True)
 class Carried:
-    """What copying the unchanged files' rows gave."""
+    """What linking the unchanged files' rows gave."""
 
-    #: task indexes whose rows were copied
+    #: task indexes whose rows were linked
     done: set[int] = field(default_factory=set)
     members: int = 0
-    #: cached findings of the copied files, and their hash and filename matches
+    #: cached findings of the linked files, and their hash and filename matches
     findings: list[Finding] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
-    """A copied record as :func:`match_hashes` reads it."""
+    """A linked record as :func:`match_hashes` reads it."""
 
     path: str
     md5: str
@@ -68,23 +76,18 @@ def carry_unchanged(
     unchanged: dict[int, Unchanged],
     path_rules: FilenameRules | None,
 ) -> Carried:
-    """Copy the stored rows of the unchanged files that can be copied (see the module
-    docstring) into ``run_id``, in the caller's transaction when one is open. Call before
+    """Link the stored rows of the unchanged files that can be linked (see the module
+    docstring) to ``run_id``, in the caller's transaction when one is open. Call before
     anything else is recorded under ``run_id``."""
     out = Carried()
-    seen: set[tuple[str, str]] = set()
-    eligible: list[tuple[int, Unchanged]] = []
-    for i, u in sorted(unchanged.items()):
-        task = tasks[i]
-        if (
-            u.run_id is not None
-            and u.analysis_key == cache.analysis_key
-            and u.display == task.display
-            and "!/" not in task.display
-            and (task.top, task.display) not in seen  # the same file given twice: once
-        ):
-            seen.add((task.top, task.display))
-            eligible.append((i, u))
+    eligible = [
+        (i, u)
+        for i, u in sorted(unchanged.items())
+        if u.run_id is not None
+        and u.analysis_key == cache.analysis_key
+        and u.display == tasks[i].display
+        and "!/" not in tasks[i].display
+    ]
     if not eligible:
         return out
     carry_files = pa.table(
@@ -101,48 +104,38 @@ def carry_unchanged(
     con = case.con
     con.register("carry_files", carry_files)
     try:
-        # a run that recorded a file on disk whose path holds "!/" cannot tell its members
-        # from that file's: its rows are not copied
+        # the file's own row in the run that recorded it, under its first top (a run that
+        # scanned overlapping inputs holds it under several); a run that recorded a file on
+        # disk whose path holds "!/" cannot tell its members from that file's: not linked
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE carry_ok AS
-            SELECT * FROM carry_files WHERE src_run NOT IN (
+            SELECT u.*, s.src_top FROM carry_files u
+            JOIN (SELECT run_id, path, min(top) AS src_top FROM file_facts
+                  WHERE run_id IN (SELECT src_run FROM carry_files) AND depth = 0
+                  GROUP BY run_id, path) s
+              ON s.run_id = u.src_run AND s.path = u.display
+            WHERE u.src_run NOT IN (
                 SELECT DISTINCT run_id FROM file_facts
                 WHERE run_id IN (SELECT src_run FROM carry_files)
                   AND depth = 0 AND contains(path, '!/'))
             """
         )
-        # a run that scanned overlapping inputs holds a path under several tops: one is copied
-        tops = con.execute(
-            "SELECT max(n) FROM (SELECT count(DISTINCT top) AS n FROM file_facts"
-            " WHERE run_id IN (SELECT src_run FROM carry_ok) GROUP BY run_id)"
-        ).fetchone()
-        once = "DISTINCT ON (u.top, f.path, f.analyser)" if tops and (tops[0] or 0) > 1 else ""
-        # straight into the new run (nothing else is recorded in it yet, so what it holds
-        # next is what was copied); a file whose own row is missing there is replayed (its
-        # rows are then stored once: the run's rows are keyed by top, path and analyser)
+        # one link per (top, display): the same file given twice is seen once, as the run's
+        # rows are keyed by top, path and analyser
         con.execute(
-            f"""
-            INSERT INTO file_facts
-            SELECT {once} ?, ?, u.top, f.path, f.sha256, f.sha1, f.md5, f.size, f.filetype,
-                   f.depth, f.analyser, f.facts, ?
-            FROM file_facts f
-            JOIN carry_ok u ON f.run_id = u.src_run AND split_part(f.path, '!/', 1) = u.display
-            WHERE f.run_id IN (SELECT src_run FROM carry_ok) AND (f.depth > 0 OR f.path = u.display)
-            """,  # noqa: S608  (a constant)
+            """
+            INSERT INTO file_facts_links
+            SELECT DISTINCT ON (top, display) ?, ?, top, display, src_run, src_top, ?
+            FROM carry_ok ORDER BY top, display, idx
+            """,
             [run_id, cache.host, case.now_naive()],
         )
-        shown = {
-            str(r[0])
-            for r in con.execute(
-                "SELECT DISTINCT path FROM file_facts WHERE run_id = ? AND depth = 0", [run_id]
-            ).fetchall()
-        }
-        out.done = {i for i, _ in eligible if tasks[i].display in shown}
+        out.done = {int(r[0]) for r in con.execute("SELECT idx FROM carry_ok").fetchall()}
         if not out.done:
             return out
         members = con.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT top, path FROM file_facts"
+            "SELECT count(*) FROM (SELECT DISTINCT top, path FROM file_facts_all"
             " WHERE run_id = ? AND depth > 0)",
             [run_id],
         ).fetchone()
@@ -151,7 +144,7 @@ def carry_unchanged(
         out.findings.extend(_hash_matches(case, run_id))
         if path_rules:
             paths = con.sql(
-                "SELECT DISTINCT path FROM file_facts WHERE run_id = ?", params=[run_id]
+                "SELECT DISTINCT path FROM file_facts_all WHERE run_id = ?", params=[run_id]
             ).to_arrow_table()
             out.findings.extend(path_rules.match_array(paths.column(0).combine_chunks()))
     finally:
@@ -166,7 +159,7 @@ def _cached_findings(
     done: set[int],
     tasks: Sequence[FileTask],
 ) -> list[Finding]:
-    """The cached analysis and YARA findings of the copied files (where there are any)."""
+    """The cached analysis and YARA findings of the linked files (where there are any)."""
     rows = case.con.execute(
         """
         SELECT u.idx, c.display, c.findings, y.display, y.findings
@@ -191,10 +184,10 @@ def _cached_findings(
 
 
 def _hash_matches(case: Case, run_id: str) -> list[Finding]:
-    """``ioc.hash`` findings of the copied records whose hash is an indicator."""
+    """``ioc.hash`` findings of the linked records whose hash is an indicator."""
     rows = case.con.execute(
         """
-        SELECT DISTINCT path, md5, sha1, sha256, size FROM file_facts
+        SELECT DISTINCT path, md5, sha1, sha256, size FROM file_facts_all
         WHERE run_id = ? AND sha256 IS NOT NULL AND (
             sha256 IN (SELECT value FROM indicator_sources WHERE type = 'sha256')
             OR sha1 IN (SELECT value FROM indicator_sources WHERE type = 'sha1')

@@ -11,7 +11,7 @@ a container and does the same for every member (recursively, within
 everything already recorded, then runs the bundle analysers over the folder bundles that hold
 a member they could judge, reading those members back from the case (in path order, whatever
 order the workers finished in: :mod:`taintline.scan.bundles`), so the parent keeps no records.
-A re-scan copies the stored rows of unchanged files in SQL (:mod:`taintline.scan.carry`).
+A re-scan links the stored rows of unchanged files in SQL (:mod:`taintline.scan.carry`).
 
 A worker that dies (a native parser crashing on hostile input) is replaced; the files of the
 batches it was running are retried one at a time, and the file that kills a worker again gets
@@ -265,7 +265,7 @@ def _scan(
     if progress is not None:
         progress.start(len(tasks), sum(t.size for t in to_read))
     if cache is not None and unchanged and run_id is not None:
-        # unchanged files recorded under the same path and analysis: their rows are copied
+        # unchanged files recorded under the same path and analysis: their rows are linked
         # in the case, no record of them is built here (first: nothing else is in the run yet)
         with case.transaction():
             carried = carry_unchanged(case, cache, run_id, tasks, unchanged, recorder.path_rules)

@@ -25,6 +25,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pyarrow as pa
+
 from taintline.case import Case
 from taintline.model import Finding, FindingSource, Severity, utc
 from taintline.scan.filenames import FilenameRules
@@ -32,19 +34,22 @@ from taintline.scan.filenames import FilenameRules
 _LABELS = {"sha256": "SHA-256", "sha1": "SHA-1", "md5": "MD5"}
 
 # Every stored file record whose hash is an indicator (all of them, or only those added since
-# a time); DISTINCT because a record has one row per analyser that recognised the file.
+# a time). The indicators are joined with file_facts_all directly, not with its distinct
+# records: DuckDB then filters the stored rows by the indicators' hashes before it follows a
+# re-scan's links (expanding every link of every run first cost seconds on a large case).
 _SQL = """
-WITH files AS (
-    SELECT DISTINCT run_id, host, path, sha256, sha1, md5, size FROM file_facts
-), wanted AS (
+WITH wanted AS (
     SELECT type, value, source, campaign, description FROM indicator_sources
     WHERE type IN ('sha256', 'sha1', 'md5') AND ({since})
 ), hits AS (
-    SELECT f.*, w.type, w.value FROM files f JOIN wanted w ON w.type = 'sha256' AND w.value = f.sha256
+    SELECT f.run_id, f.host, f.path, f.sha256, f.sha1, f.md5, f.size
+    FROM file_facts_all f JOIN wanted w ON w.type = 'sha256' AND w.value = f.sha256
     UNION ALL
-    SELECT f.*, w.type, w.value FROM files f JOIN wanted w ON w.type = 'sha1' AND w.value = f.sha1
+    SELECT f.run_id, f.host, f.path, f.sha256, f.sha1, f.md5, f.size
+    FROM file_facts_all f JOIN wanted w ON w.type = 'sha1' AND w.value = f.sha1
     UNION ALL
-    SELECT f.*, w.type, w.value FROM files f JOIN wanted w ON w.type = 'md5' AND w.value = f.md5
+    SELECT f.run_id, f.host, f.path, f.sha256, f.sha1, f.md5, f.size
+    FROM file_facts_all f JOIN wanted w ON w.type = 'md5' AND w.value = f.md5
 ), matched AS (SELECT DISTINCT run_id, host, path, sha256, sha1, md5, size FROM hits),
 -- For each matched record, every hash indicator it matches (old and new), as a scan names them.
 every AS (
@@ -142,16 +147,28 @@ def _match_paths(case: Case, since: datetime | None, result: RetroResult) -> Non
     rules = FilenameRules.from_case(case, since)
     if not rules:
         return
-    # every (path, host) stored, with the latest run of that host that saw the path
-    rows = case.con.execute(
-        "SELECT path, host, arg_max(run_id, recorded) FROM file_facts GROUP BY path, host"
-        " ORDER BY path, host NULLS FIRST"
-    ).fetchall()
+    # every path stored (a linked row is a stored row under another run: file_facts holds
+    # every path file_facts_all does), then, for the paths that match, every host that saw
+    # them with its latest run that did
+    paths = case.con.sql("SELECT DISTINCT path FROM file_facts ORDER BY path").to_arrow_table()
+    found = rules.match_array(paths.column(0).combine_chunks())
+    if not found:
+        return
+    subjects = pa.table({"path": pa.array(sorted({f.subject for f in found}), pa.string())})
+    case.con.register("matched_paths", subjects)
+    try:
+        rows = case.con.execute(
+            "SELECT path, host, arg_max(run_id, recorded) FROM file_facts_all"
+            " WHERE path IN (SELECT path FROM matched_paths) GROUP BY path, host"
+            " ORDER BY path, host NULLS FIRST"
+        ).fetchall()
+    finally:
+        case.con.unregister("matched_paths")
     seen: dict[str, list[tuple[str | None, str]]] = defaultdict(list)
     for path, host, run in rows:
         seen[str(path)].append((host, str(run)))
     matched: set[tuple[str | None, str]] = set()
-    for finding in rules.match(list(seen)):
+    for finding in found:
         for host, run in seen[finding.subject]:
             matched.add((host, finding.subject))
             result.findings.append(

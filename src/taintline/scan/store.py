@@ -85,7 +85,7 @@ def file_facts(
     case: Case, *, run_id: str | None = None, top: str | None = None
 ) -> list[StoredFacts]:
     """Stored facts, optionally of one run and/or one top-level input, in path order."""
-    sql = "SELECT run_id, top, path, sha256, size, analyser, facts FROM file_facts"
+    sql = "SELECT run_id, top, path, sha256, size, analyser, facts FROM file_facts_all"
     where: list[str] = []
     params: list[Any] = []
     if run_id is not None:
