@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import orjson
-import pyarrow as pa
 
 from taintline.errors import CaseError
+from taintline.lazy import LazyModule
 from taintline.model import (
     Edge,
     EdgeKind,
@@ -39,6 +39,11 @@ from taintline.model import (
     Severity,
     utc,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:
+    pa = LazyModule("pyarrow")  # a re-scan that reads nothing never needs it
 
 DEFAULT_CASE_PATH = Path("taintline-case.duckdb")
 
@@ -473,18 +478,20 @@ class Case:
             }
         )
 
-    _INDICATOR_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-        ("type", pa.string()),
-        ("value", pa.string()),
-        ("source", pa.string()),
-        ("campaign", pa.string()),
-        ("confidence", pa.int32()),
-        ("valid_from", pa.timestamp("us")),
-        ("valid_until", pa.timestamp("us")),
-        ("description", pa.string()),
-        ("labels", pa.list_(pa.string())),
-        ("context", pa.string()),
-    )
+    @staticmethod
+    def _indicator_column_types() -> tuple[tuple[str, pa.DataType], ...]:
+        return (
+            ("type", pa.string()),
+            ("value", pa.string()),
+            ("source", pa.string()),
+            ("campaign", pa.string()),
+            ("confidence", pa.int32()),
+            ("valid_from", pa.timestamp("us")),
+            ("valid_until", pa.timestamp("us")),
+            ("description", pa.string()),
+            ("labels", pa.list_(pa.string())),
+            ("context", pa.string()),
+        )
 
     def add_indicator_tables(self, tables: Sequence[pa.Table]) -> int:
         """Several reader tables (any subset of the columns) stored in one statement."""
@@ -505,7 +512,7 @@ class Case:
 
     def _indicator_columns(self, table: pa.Table) -> pa.Table:
         columns = {}
-        for name, dtype in self._INDICATOR_COLUMNS:
+        for name, dtype in self._indicator_column_types():
             if name in table.column_names:
                 column = table.column(name)
                 columns[name] = column if column.type == dtype else column.cast(dtype)

@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
 
 from taintline.case import Case
 from taintline.errors import Problem, UsageError
+from taintline.lazy import LazyModule
 from taintline.model import (
     Edge,
     EdgeKind,
@@ -40,6 +40,11 @@ from taintline.model import (
     parse_time,
     utc,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:
+    pa = LazyModule("pyarrow")
 
 EXPORT_FORMATS = ("jsonl", "parquet")
 
@@ -258,17 +263,18 @@ class ImportResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "VARCHAR": pa.string(),
-    "JSON": pa.string(),
-    "TIMESTAMP": pa.timestamp("us"),
-    "DATE": pa.date32(),
-    "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "BOOLEAN": pa.bool_(),
-    "VARCHAR[]": pa.list_(pa.string()),
-}
+def _arrow_types() -> dict[str, pa.DataType]:
+    return {
+        "VARCHAR": pa.string(),
+        "JSON": pa.string(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "DATE": pa.date32(),
+        "INTEGER": pa.int32(),
+        "BIGINT": pa.int64(),
+        "DOUBLE": pa.float64(),
+        "BOOLEAN": pa.bool_(),
+        "VARCHAR[]": pa.list_(pa.string()),
+    }
 
 
 def _from_json_value(value: Any, column: Column) -> Any:
@@ -408,6 +414,7 @@ def import_jsonl(case: Case, path: Path) -> ImportResult:
             except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
                 message = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
                 result.problems.append(Problem(str(path), f"bad record: {message}", number))
+    arrow_types = _arrow_types()
     with case.transaction():
         for table in tables:
             if not rows[table] and table not in _LEGACY:
@@ -416,7 +423,7 @@ def import_jsonl(case: Case, path: Path) -> ImportResult:
             data = pa.table(
                 {
                     c.name: pa.array(
-                        [r[i] for r in rows[table]], _ARROW_TYPES.get(c.type, pa.string())
+                        [r[i] for r in rows[table]], arrow_types.get(c.type, pa.string())
                     )
                     for i, c in enumerate(cols)
                 }

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import traceback
 from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
 from types import ModuleType
 
 import typer
@@ -153,24 +155,53 @@ class _HidePandas:
             raise ModuleNotFoundError("pandas hidden during start-up", name=name)
 
 
-def _skip_pandas_probe(args: Sequence[str]) -> None:
-    """pyarrow imports pandas the first time it converts Python objects (to recognise a
-    DataFrame): 0.3 to 1 s of start-up for a command that never gives it one (a re-scan of an
-    unchanged tree takes about a second in all). That first look is made here with pandas
-    hidden, so pyarrow notes it as absent; a pyarrow call that needs pandas (``to_pandas``)
-    still imports it. Only in the console script (a library caller's process is left alone),
-    and not for the commands that may run Spark."""
-    command = next((a for a in args if not a.startswith("-")), None)
-    if command in _PANDAS_COMMANDS or "pandas" in sys.modules:
-        return
+def _probe_with_pandas_hidden(pyarrow: ModuleType) -> None:
     hide = _HidePandas()
     sys.meta_path.insert(0, hide)  # type: ignore[arg-type]
     try:
-        import pyarrow as pa
-
-        pa.array([0])
+        pyarrow.array([0])
     finally:
         sys.meta_path.remove(hide)  # type: ignore[arg-type]
+
+
+class _ProbeWhenPyarrowLoads:
+    """A meta path finder that, when pyarrow is first imported (by taintline, or by DuckDB
+    converting a result), lets the import run, then makes pyarrow's first look for pandas
+    with pandas hidden. It removes itself at once: it acts on one import only."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        if name != "pyarrow":
+            return None
+        sys.meta_path.remove(self)  # type: ignore[arg-type]
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run_module = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            run_module(module)
+            _probe_with_pandas_hidden(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def _skip_pandas_probe(args: Sequence[str]) -> None:
+    """pyarrow imports pandas the first time it converts Python objects (to recognise a
+    DataFrame): 0.3 to 1 s of start-up for a command that never gives it one (a re-scan of an
+    unchanged tree takes about a second in all). That first look is made with pandas hidden,
+    so pyarrow notes it as absent; a pyarrow call that needs pandas (``to_pandas``) still
+    imports it. pyarrow itself is imported on first use (:mod:`taintline.lazy`), so the look
+    is made then, by a finder that waits for pyarrow's import. Only in the console script (a
+    library caller's process is left alone), and not for the commands that may run Spark."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command in _PANDAS_COMMANDS or "pandas" in sys.modules:
+        return
+    if "pyarrow" in sys.modules:
+        _probe_with_pandas_hidden(sys.modules["pyarrow"])
+        return
+    sys.meta_path.insert(0, _ProbeWhenPyarrowLoads())  # type: ignore[arg-type]
 
 
 def run() -> None:

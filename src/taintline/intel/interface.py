@@ -17,13 +17,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Protocol
 
 from taintline.errors import Problem
+from taintline.lazy import LazyModule
 from taintline.limits import IntelLimits
 from taintline.model import Indicator
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:
+    pa = LazyModule("pyarrow")
 
 
 @dataclass(frozen=True, slots=True)

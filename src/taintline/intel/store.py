@@ -24,10 +24,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from taintline.case import INDICATOR_COLUMNS, Case, indicator_from_row
 from taintline.compressed import (
@@ -39,8 +38,16 @@ from taintline.compressed import (
 )
 from taintline.errors import Problem, UsageError
 from taintline.intel.interface import EolProduct, EolRecord, ReadResult, YaraSource
+from taintline.lazy import LazyModule
 from taintline.limits import IntelLimits
 from taintline.model import Indicator
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    pa = LazyModule("pyarrow")
+    pc = LazyModule("pyarrow.compute")
 
 #: Campaign packs shipped inside the package (``taintline/intel/packs/<name>/``).
 PACKS_PACKAGE = "taintline.intel.packs"

@@ -14,8 +14,8 @@ Three tables (``migrations/scan/003_incremental.sql``):
   findings (JSON, with the display path they were computed for).
 * ``scan_yara`` - per content and rules key: the YARA findings of the file and its members.
 
-Lookups are bulk: one DuckDB join of the walk's tasks (an Arrow table) against the identities
-per scan, one against the contents and YARA results per scan, and one fetch of the cached
+Lookups are bulk: one query reads the identities remembered under the scanned inputs (compared
+with the walk's tasks here, :class:`Identities`), one the contents and YARA results they have, and one fetch of the cached
 payloads per batch of results. Hash and filename indicators are matched against every
 record, reused or not, on every scan (in the parent, as before), so new indicators need no
 cache invalidation.
@@ -28,14 +28,15 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
-import pyarrow as pa
 
 from taintline.case import Case
 from taintline.interchange import finding_from_dict, finding_to_dict
+from taintline.lazy import LazyModule
 from taintline.model import Finding
+from taintline.scan.identities import Identities
 from taintline.scan.interface import FileRecord, TaskResult
 from taintline.scan.reuse import (
     TRANSIENT_KINDS,
@@ -48,6 +49,11 @@ from taintline.scan.reuse import (
 )
 from taintline.scan.walk import FileTask
 from taintline.terminal import storable
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:
+    pa = LazyModule("pyarrow")
 
 #: An identity whose ctime is this close to (or after) the scan's start is not trusted.
 RACY_NS = 50_000_000
@@ -153,9 +159,12 @@ class ScanCache:
         *,
         use: bool = True,
         started_ns: int | None = None,
+        identities: Identities | None = None,
     ) -> None:
         self.case = case
         self.host = host
+        #: what the case remembers under the scanned inputs (none given: nothing)
+        self.identities = identities or Identities(case, host, ())
         self.analysis_key = analysis_key
         self.rules_key = reuse.rules_key
         self.externals = reuse.externals
@@ -202,30 +211,40 @@ class ScanCache:
         the last scan and whose analysis and YARA results it holds: nothing of them is read."""
         if not self.use or not tasks:
             return {}
-        walked_files = _identity_table(  # noqa: F841  (read by DuckDB's replacement scan)
-            tasks,
-            name_class=pa.array([name_class(t.display) for t in tasks], pa.string()),
-            place=pa.array([self.place(t) for t in tasks], pa.string()),
-        )
-        yara_join = (
-            "JOIN scan_yara y ON y.sha256 = i.sha256 AND y.rules_key = ? AND y.place = t.place"
-            if self.rules_key
-            else ""
-        )
-        rows = self.case.con.execute(
-            f"""
-            SELECT DISTINCT t.idx, i.sha256, i.display, i.run_id, i.analysis_key FROM walked_files t
-            JOIN scan_identities i ON {_SAME_IDENTITY}
-            JOIN scan_contents c ON c.sha256 = i.sha256 AND c.analysis_key = ?
-                AND c.name_class = t.name_class
-            {yara_join}
-            """,  # noqa: S608  (a constant join)
-            [self.host, self.analysis_key, *([self.rules_key] if self.rules_key else [])],
-        ).fetchall()
-        return {
-            int(idx): Unchanged(str(sha), display, run, akey)
-            for idx, sha, display, run, akey in rows
+        known = self.identities.known(tasks)
+        if not known:
+            return {}
+        # which of the remembered contents have their analysis (and YARA results) cached
+        condition, params = self.identities.under_roots(self.identities.roots)
+        analysed_sql = f"""SELECT DISTINCT c.sha256, c.name_class FROM scan_contents c
+            JOIN scan_identities i ON i.sha256 = c.sha256
+            WHERE c.analysis_key = ? AND i.host = ? AND {condition}"""  # noqa: S608
+        analysed = {
+            (str(sha), str(nc))
+            for sha, nc in self.case.con.execute(
+                analysed_sql, [self.analysis_key, self.host, *params]
+            ).fetchall()
         }
+        scanned: set[tuple[str, str]] | None = None
+        if self.rules_key:
+            scanned_sql = f"""SELECT DISTINCT y.sha256, y.place FROM scan_yara y
+                JOIN scan_identities i ON i.sha256 = y.sha256
+                WHERE y.rules_key = ? AND i.host = ? AND {condition}"""  # noqa: S608
+            scanned = {
+                (str(sha), str(place))
+                for sha, place in self.case.con.execute(
+                    scanned_sql, [self.rules_key, self.host, *params]
+                ).fetchall()
+            }
+        out: dict[int, Unchanged] = {}
+        for i, r in known.items():
+            task = tasks[i]
+            if (r.sha256, name_class(task.display)) not in analysed:
+                continue
+            if scanned is not None and (r.sha256, self.place(task)) not in scanned:
+                continue
+            out[i] = Unchanged(r.sha256, r.display, r.run_id, r.analysis_key)
+        return out
 
     def fetch(self, wanted: Sequence[tuple[FileTask, str, bool]]) -> dict[str, TaskResult]:
         """The cached results of ``(task, sha256, with YARA)``, by display path; tasks whose
@@ -457,57 +476,20 @@ class ScanCache:
         inputs) that this scan did not see; they are forgotten. Call after a complete walk."""
         if not roots:
             return []
-        frame = pa.table({"root": pa.array(list(roots), pa.string())})  # noqa: F841
-        walked = pa.table({"path": pa.array([storable(t.path) for t in seen], pa.string())})  # noqa: F841
-        rows = self.case.con.execute(
-            """
-            SELECT i.path, i.display FROM scan_identities i
-            WHERE i.host = ?
-              AND EXISTS (SELECT 1 FROM frame r
-                          WHERE i.path = r.root OR starts_with(i.path, r.root || ?))
-              AND NOT EXISTS (SELECT 1 FROM walked w WHERE w.path = i.path)
-            ORDER BY i.display
-            """,
-            [self.host, os.sep],
-        ).fetchall()
-        if rows:
-            gone = pa.table({"path": pa.array([str(r[0]) for r in rows], pa.string())})  # noqa: F841
+        walked = {storable(t.path) for t in seen}
+        prefixes = tuple(r if r.endswith(os.sep) else r + os.sep for r in roots)
+        exact = set(roots)
+        gone = sorted(
+            (
+                (k.display or path, path)
+                for path, k in self.identities.rows().items()
+                if path not in walked and (path in exact or path.startswith(prefixes))
+            ),
+        )
+        if gone:
             self.case.con.execute(
-                "DELETE FROM scan_identities WHERE host = ? AND path IN (SELECT path FROM gone)",
-                [self.host],
+                "DELETE FROM scan_identities WHERE host = ?"
+                " AND path IN (SELECT unnest(?::VARCHAR[]))",
+                [self.host, [path for _, path in gone]],
             )
-        return [str(r[1]) for r in rows]
-
-
-def known_identities(case: Case, host: str, tasks: Sequence[FileTask]) -> dict[int, str]:
-    """Task index -> SHA-256 of the files whose identity is unchanged since they were last
-    read on ``host`` (one query; :meth:`ScanCache.unchanged` also checks the results)."""
-    if not tasks:
-        return {}
-    walked_files = _identity_table(tasks)  # noqa: F841  (read by DuckDB's replacement scan)
-    rows = case.con.execute(
-        f"SELECT t.idx, i.sha256 FROM walked_files t JOIN scan_identities i ON {_SAME_IDENTITY}",  # noqa: S608
-        [host],
-    ).fetchall()
-    return {int(idx): str(sha) for idx, sha in rows}
-
-
-_SAME_IDENTITY = (
-    "i.host = ? AND i.path = t.path AND i.size = t.size AND i.mtime_ns = t.mtime_ns"
-    " AND i.ctime_ns = t.ctime_ns AND i.dev = t.dev AND i.ino = t.ino"
-)
-
-
-def _identity_table(tasks: Sequence[FileTask], **extra: pa.Array) -> pa.Table:
-    return pa.table(
-        {
-            "idx": pa.array(range(len(tasks)), pa.int64()),
-            "path": pa.array([storable(t.path) for t in tasks], pa.string()),
-            "size": pa.array([t.size for t in tasks], pa.int64()),
-            "mtime_ns": pa.array([t.mtime_ns for t in tasks], pa.int64()),
-            "ctime_ns": pa.array([t.ctime_ns for t in tasks], pa.int64()),
-            "dev": pa.array([t.dev for t in tasks], pa.int64()),
-            "ino": pa.array([t.ino for t in tasks], pa.int64()),
-            **extra,
-        }
-    )
+        return [display for display, _ in gone]

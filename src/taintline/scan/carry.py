@@ -34,16 +34,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from taintline.case import Case
+from taintline.lazy import LazyModule
 from taintline.model import Finding
 from taintline.scan.cache import ScanCache, Unchanged, findings_from_json
 from taintline.scan.filenames import FilenameRules
 from taintline.scan.hashes import match_hashes
 from taintline.scan.reuse import name_class
 from taintline.scan.walk import FileTask
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:
+    pa = LazyModule("pyarrow")
 
 
 @dataclass(slots=True)

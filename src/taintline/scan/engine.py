@@ -36,10 +36,11 @@ from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding
 from taintline.scan import bundles, store
 from taintline.scan import rules as rules_mod
-from taintline.scan.cache import ScanCache, Unchanged, known_identities
+from taintline.scan.cache import ScanCache, Unchanged
 from taintline.scan.carry import carry_unchanged
 from taintline.scan.context import build_context, ensure_intel
 from taintline.scan.hashes import ALL_HASHES, HashType, unchecked_hash_findings
+from taintline.scan.identities import Identities, known_identities
 from taintline.scan.incremental import complete, input_roots
 from taintline.scan.interface import FileRecord, TaskResult
 from taintline.scan.pool import WorkerPool, run_pool
@@ -181,7 +182,8 @@ def scan_paths(
     host = options.host or socket.gethostname()
     # files whose identity is unchanged since the last scan may need no reading at all: the
     # pool is started early only for the others (the final check needs the rules)
-    maybe_known = known_identities(case, host, tasks) if options.record and not options.full else {}
+    identities = Identities(case, host, [str(p) for p in paths])
+    maybe_known = known_identities(identities, tasks) if options.record and not options.full else {}
     to_read = [t for i, t in enumerate(tasks) if i not in maybe_known]
     pool: WorkerPool | None = None
     if workers > 0 and to_read:
@@ -189,7 +191,17 @@ def scan_paths(
         pool = WorkerPool(min(workers, len(_batches(to_read))))
     try:
         return _scan(
-            paths, case, options, progress, started, started_ns, tasks, walk_findings, pool, host
+            paths,
+            case,
+            options,
+            progress,
+            started,
+            started_ns,
+            tasks,
+            walk_findings,
+            pool,
+            host,
+            identities,
         )
     finally:
         if pool is not None:
@@ -207,6 +219,7 @@ def _scan(
     walk_findings: list[Finding],
     pool: WorkerPool | None,
     host: str,
+    identities: Identities,
 ) -> ScanResult:
     when = case.now().replace(microsecond=0)
     problems: list[Problem] = []
@@ -231,7 +244,15 @@ def _scan(
     unchanged: dict[int, Unchanged] = {}
     if options.record:
         akey = analysis_key(context, options.limits, hashes)
-        cache = ScanCache(case, host, akey, reuse, use=not options.full, started_ns=started_ns)
+        cache = ScanCache(
+            case,
+            host,
+            akey,
+            reuse,
+            use=not options.full,
+            started_ns=started_ns,
+            identities=identities,
+        )
         unchanged = cache.unchanged(tasks)
     to_read = [t for i, t in enumerate(tasks) if i not in unchanged]
     configs: list[WorkerConfig] = []

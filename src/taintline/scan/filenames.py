@@ -27,10 +27,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from taintline.lazy import LazyModule
 from taintline.model import Finding, IndicatorType, Severity, utc
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+else:
+    pa = LazyModule("pyarrow")
+    pc = LazyModule("pyarrow.compute")
 
 if TYPE_CHECKING:
     from taintline.case import Case

@@ -7,8 +7,14 @@ import base64
 import binascii
 import math
 import re
+from typing import TYPE_CHECKING
 
-import numpy as np
+from taintline.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = LazyModule("numpy")  # the parent of a re-scan that reads nothing never needs it
 
 _B64_ALPHABET = frozenset(
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\r\n"

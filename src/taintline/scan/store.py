@@ -11,13 +11,18 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
 
 from taintline.case import Case
+from taintline.lazy import LazyModule
 from taintline.model import Finding
 from taintline.scan.filenames import FilenameRules
 from taintline.scan.hashes import match_hashes
 from taintline.scan.interface import FileRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:
+    pa = LazyModule("pyarrow")
 
 if TYPE_CHECKING:
     from taintline.scan.cache import ScanCache
