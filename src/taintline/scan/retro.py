@@ -24,12 +24,17 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from taintline.case import Case
+from taintline.lazy import LazyModule
 from taintline.model import Finding, FindingSource, Severity, utc
 from taintline.scan.filenames import FilenameRules
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+else:
+    pa = LazyModule("pyarrow")
 
 _LABELS = {"sha256": "SHA-256", "sha1": "SHA-1", "md5": "MD5"}
 
