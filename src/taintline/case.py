@@ -80,7 +80,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "intel_context": ("type", "value", "source"),
     "file_facts": ("run_id", "top", "path", "analyser"),
     # a re-scan's unchanged file: its rows are those another run stored (scan/carry.py)
-    "file_facts_links": ("run_id", "top", "display"),
+    "file_facts_links": ("run_id", "top", "display", "src_run", "src_top"),
     # incremental scans: the latest identity of a path on a host; what one content's analysis
     # (under one analyser version, limits and context) and YARA run (one rule set) computed
     "scan_identities": ("host", "path"),
@@ -117,6 +117,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
 STAND_IN_VIEWS: dict[str, tuple[str, str]] = {
     # scan/005: a re-scan's linked rows; a case without links has its own rows only
     "file_facts_all": ("file_facts", "SELECT * FROM file_facts"),
+    "file_facts_runs": ("file_facts", "SELECT DISTINCT run_id FROM file_facts"),
 }
 
 

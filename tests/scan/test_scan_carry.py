@@ -248,34 +248,48 @@ def test_rescans_link_to_the_run_that_holds_the_rows(
         second = _scan(case, root, rules)
         third = _scan(case, root, rules)
         assert replays == [] and third.unchanged == third.files == first.files
-        # only the first run wrote rows; the others link to it, never to each other
+        # only the first run wrote rows; the others link to it, never to each other: one
+        # link for the whole unchanged tree
         assert _stored_runs(case) == {str(first.run_id)}
-        links = _links(case, third.run_id)
-        assert len(links) == first.files
-        assert {(src, src_top, top, host) for _, src, src_top, top, host in links} == {
-            (first.run_id, str(root), str(root), "ws-1")
-        }
+        whole = [(None, first.run_id, str(root), str(root), "ws-1")]
+        assert _links(case, second.run_id) == _links(case, third.run_id) == whole
         identities = case.con.execute("SELECT DISTINCT run_id FROM scan_identities").fetchall()
         assert identities == [(first.run_id,)]
         assert _rows(case, third.run_id) == _rows(case, second.run_id) == _rows(case, first.run_id)
         assert _view(third) == _view(second) == _view(first)
         assert third.members == second.members == first.members > 0
-        # a changed file is stored by the run that read it; the next scan links to that run
-        # for it and to the first run for the rest
+        # a changed file is stored by the run that read it; the next scan links to all that
+        # run stored (the file) and, file by file, to the rest of the first run
         plain = f"{root}/plain.txt"
         (root / "plain.txt").write_bytes(b"other text")
         _settle()
         fourth = _scan(case, root, rules)
         fifth = _scan(case, root, rules)
         assert replays == [] and _stored_runs(case) == {first.run_id, fourth.run_id}
-        sources = {display: src for display, src, *_ in _links(case, fifth.run_id)}
-        assert sources.pop(plain) == fourth.run_id
-        assert set(sources.values()) == {first.run_id}
+        links = _links(case, fifth.run_id)
+        assert (None, fourth.run_id, str(root), str(root), "ws-1") in links
+        by_file = {display: src for display, src, *_ in links if display is not None}
+        assert len(by_file) == first.files - 1 and plain not in by_file
+        assert set(by_file.values()) == {first.run_id}
+        # a new file: the run that read it is linked whole too, beside the fourth
+        (root / "lib" / "new.txt").write_bytes(b"new text")
+        _settle()
+        sixth = _scan(case, root, rules)
+        seventh = _scan(case, root, rules)
+        assert replays == [] and seventh.unchanged == seventh.files == first.files + 1
+        wholes = {src for display, src, *_ in _links(case, seventh.run_id) if display is None}
+        assert wholes == {fourth.run_id, sixth.run_id}
         with Case(tmp_path / "fresh.duckdb") as fresh:
             reference = _scan(fresh, root, rules)
-            assert _rows(case, fifth.run_id) == _rows(fresh, reference.run_id)
-            assert _rows(case, fourth.run_id) == _rows(fresh, reference.run_id)
-            assert _view(fifth) == _view(fourth) == _view(reference)
+            assert _rows(case, seventh.run_id) == _rows(fresh, reference.run_id)
+            assert _rows(case, sixth.run_id) == _rows(fresh, reference.run_id)
+            assert _view(seventh) == _view(sixth) == _view(reference)
+            assert seventh.members == reference.members
+        (root / "lib" / "new.txt").unlink()
+        eighth = _scan(case, root, rules)
+        assert eighth.disappeared == (f"{root}/lib/new.txt",)
+        assert _rows(case, eighth.run_id) == _rows(case, fifth.run_id)
+        assert _view(eighth) == _view(fifth)
 
 
 def test_manifest_of_a_linked_run_equals_a_fresh_one(
@@ -385,6 +399,7 @@ def _as_before_links(path: Path, run_id: str | None) -> None:
             [run_id],
         )
         case.con.execute("DROP VIEW file_facts_all")
+        case.con.execute("DROP VIEW file_facts_runs")
         case.con.execute("DROP TABLE file_facts_links")
         case.con.execute("UPDATE schema_versions SET version = 4 WHERE component = 'scan'")
 

@@ -320,8 +320,8 @@ def manifest_from_case(case: Case, run_id: str | None = None, label: str | None 
     ``run_id`` defaults to the latest scan run with facts."""
     if run_id is None:
         row = case.con.execute(
-            "SELECT f.run_id FROM file_facts_all f JOIN runs r USING (run_id)"
-            " GROUP BY f.run_id, r.started ORDER BY r.started DESC LIMIT 1"
+            "SELECT f.run_id FROM file_facts_runs f JOIN runs r USING (run_id)"
+            " ORDER BY r.started DESC LIMIT 1"
         ).fetchone()
         if row is None:
             raise TaintlineError("the case holds no scan facts: run `taintline scan PATH` first")

@@ -107,6 +107,14 @@ def carry_unchanged(
         ],
     )
     try:
+        # the files (depth 0) the runs that recorded them stored, once
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE carry_src AS
+            SELECT DISTINCT run_id, top, path FROM file_facts
+            WHERE run_id IN (SELECT src_run FROM carry_files) AND depth = 0
+            """
+        )
         # the file's own row in the run that recorded it, under its first top (a run that
         # scanned overlapping inputs holds it under several); a run that recorded a file on
         # disk whose path holds "!/" cannot tell its members from that file's: not linked
@@ -114,25 +122,42 @@ def carry_unchanged(
             """
             CREATE OR REPLACE TEMP TABLE carry_ok AS
             SELECT u.*, s.src_top FROM carry_files u
-            JOIN (SELECT run_id, path, min(top) AS src_top FROM file_facts
-                  WHERE run_id IN (SELECT src_run FROM carry_files) AND depth = 0
+            JOIN (SELECT run_id, path, min(top) AS src_top FROM carry_src
                   GROUP BY run_id, path) s
               ON s.run_id = u.src_run AND s.path = u.display
-            WHERE u.src_run NOT IN (
-                SELECT DISTINCT run_id FROM file_facts
-                WHERE run_id IN (SELECT src_run FROM carry_files)
-                  AND depth = 0 AND contains(path, '!/'))
+            WHERE u.src_run NOT IN (SELECT run_id FROM carry_src WHERE contains(path, '!/'))
             """
         )
-        # one link per (top, display): the same file given twice is seen once, as the run's
-        # rows are keyed by top, path and analyser
+        # every file a run stored under a top is linked under one new top (an unchanged tree):
+        # one link for all of them (display NULL), followed without splitting any path
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE carry_whole AS
+            SELECT l.top, l.src_run, l.src_top FROM (
+                SELECT top, src_run, src_top, count(DISTINCT display) AS n FROM carry_ok
+                GROUP BY top, src_run, src_top) l
+            JOIN (SELECT run_id, top, count(*) AS n FROM carry_src GROUP BY run_id, top) s
+              ON s.run_id = l.src_run AND s.top = l.src_top AND s.n = l.n
+            """
+        )
+        # otherwise one link per (top, display): the same file given twice is seen once, as
+        # the run's rows are keyed by top, path and analyser
+        stamp = [run_id, cache.host, case.now_naive()]
+        con.execute(
+            "INSERT INTO file_facts_links"
+            " SELECT ?, ?, top, NULL, src_run, src_top, ? FROM carry_whole",
+            stamp,
+        )
         con.execute(
             """
             INSERT INTO file_facts_links
             SELECT DISTINCT ON (top, display) ?, ?, top, display, src_run, src_top, ?
-            FROM carry_ok ORDER BY top, display, idx
+            FROM carry_ok c
+            WHERE NOT EXISTS (SELECT 1 FROM carry_whole w WHERE w.top = c.top
+                              AND w.src_run = c.src_run AND w.src_top = c.src_top)
+            ORDER BY top, display, idx
             """,
-            [run_id, cache.host, case.now_naive()],
+            stamp,
         )
         out.done = {int(r[0]) for r in con.execute("SELECT idx FROM carry_ok").fetchall()}
         if not out.done:
@@ -151,8 +176,8 @@ def carry_unchanged(
             ).to_arrow_table()
             out.findings.extend(path_rules.match_array(paths.column(0).combine_chunks()))
     finally:
-        con.execute("DROP TABLE IF EXISTS carry_files")
-        con.execute("DROP TABLE IF EXISTS carry_ok")
+        for temp in ("carry_files", "carry_src", "carry_ok", "carry_whole"):
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
     return out
 
 
