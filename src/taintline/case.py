@@ -111,14 +111,20 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-#: Views a migration creates -> (the table they read, what they are in a case from before
-#: that migration, which holds the table but not yet what the view adds to it): a case opened
-#: read-only cannot be migrated, and its readers still read the view.
-STAND_IN_VIEWS: dict[str, tuple[str, str]] = {
+#: Views a migration creates, as (view, a table the stand-in reads, the stand-in): a case
+#: opened read-only cannot be migrated, and its readers still read the view, so a case from
+#: before that migration gets the first stand-in whose table it holds, as a temporary view.
+STAND_IN_VIEWS: tuple[tuple[str, str, str], ...] = (
     # scan/005: a re-scan's linked rows; a case without links has its own rows only
-    "file_facts_all": ("file_facts", "SELECT * FROM file_facts"),
-    "file_facts_runs": ("file_facts", "SELECT DISTINCT run_id FROM file_facts"),
-}
+    ("file_facts_all", "file_facts", "SELECT * FROM file_facts"),
+    # scan/006: the runs with rows (a case of scan/005 has links, one of before none)
+    (
+        "file_facts_runs",
+        "file_facts_links",
+        "SELECT DISTINCT run_id FROM file_facts UNION SELECT DISTINCT run_id FROM file_facts_links",
+    ),
+    ("file_facts_runs", "file_facts", "SELECT DISTINCT run_id FROM file_facts"),
+)
 
 
 def now_utc() -> datetime:
@@ -270,9 +276,10 @@ class Case:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
             ).fetchall()
         }
-        for view, (table, select) in STAND_IN_VIEWS.items():
+        for view, table, select in STAND_IN_VIEWS:
             if view not in names and table in names:
                 con.execute(f"CREATE TEMP VIEW {view} AS {select}")
+                names.add(view)
 
     # -- time ------------------------------------------------------------------------------
     def now(self) -> datetime:

@@ -425,3 +425,25 @@ def test_a_case_from_before_links_reads_and_rescans(
         assert {src for _, src, *_ in _links(case, third.run_id)} == {first.run_id}
         assert _rows(case, third.run_id) == _rows(case, copied.run_id) == rows
         assert _view(third) == _view(copied)
+
+
+def test_a_case_of_the_first_link_schema_lists_its_linked_runs(
+    tmp_path: Path, tree: tuple[Path, Path]
+) -> None:
+    root, rules = tree
+    path = tmp_path / "case.duckdb"
+    with Case(path) as case:
+        first = _scan(case, root, rules)
+        again = _scan(case, root, rules)
+        # as a case of scan/005: links, but no view of the runs that have rows
+        case.con.execute("DROP VIEW file_facts_runs")
+        case.con.execute("UPDATE schema_versions SET version = 5 WHERE component = 'scan'")
+    with Case(path, read_only=True) as old:
+        for con in (old.con, old.cursor()):
+            runs = {r[0] for r in con.execute("SELECT run_id FROM file_facts_runs").fetchall()}
+            assert runs == {first.run_id, again.run_id}
+    with Case(path) as case:  # migrated again
+        assert to_document(manifest_from_case(case)) == to_document(
+            manifest_from_case(case, first.run_id)
+        )
+        assert _rows(case, again.run_id) == _rows(case, first.run_id)
