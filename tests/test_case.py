@@ -174,3 +174,18 @@ def test_findings_stored_alike_from_list_parameters_and_from_arrow(
             )
     assert len(stored[0]) == 12
     assert stored[0] == stored[1]
+
+
+def test_insert_new_within_one_run_still_keeps_each_row_once(case: Case) -> None:
+    select = (
+        "SELECT run_id, 'h' AS host, 't' AS top, path, NULL AS sha256, NULL AS sha1,"
+        " NULL AS md5, 1 AS size, NULL AS filetype, 0 AS depth, '' AS analyser,"
+        " NULL AS facts, TIMESTAMP '2026-01-01' AS recorded"
+        " FROM (VALUES ('r1', 'a'), ('r1', 'b'), ('r1', 'a')) AS v(run_id, path)"
+    )
+    assert case.insert_new("file_facts", select, within=("run_id", "r1")) == 2
+    assert case.insert_new("file_facts", select, within=("run_id", "r1")) == 0
+    other = select.replace("'r1'", "'r2'")
+    assert case.insert_new("file_facts", other, within=("run_id", "r2")) == 2
+    with pytest.raises(ValueError, match="natural key"):
+        case.insert_new("file_facts", select, within=("host", "h"))
