@@ -12,6 +12,7 @@ from taintline.model import (
     Edge,
     EdgeKind,
     Finding,
+    FindingSource,
     Indicator,
     IndicatorType,
     Node,
@@ -136,3 +137,55 @@ def test_injected_clock_stamps_runs_indicators_and_hunt_records(tmp_path: Path) 
             r[0] for r in case.con.execute("SELECT DISTINCT added_at FROM indicators").fetchall()
         }
         assert added == {fixed.replace(tzinfo=None)}
+
+
+def test_findings_stored_alike_from_list_parameters_and_from_arrow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A few findings go to DuckDB as list parameters (no pyarrow), many as an Arrow table:
+    both store the same rows, NULLs, empty lists, odd text and times included."""
+    import taintline.case as case_module
+
+    findings = [
+        Finding(
+            "ioc.hash",
+            Severity.HIGH,
+            f"/t/{i}\x00'\";--{{new_rows}}",
+            f"message {i}",
+            FindingSource.SCAN,
+            None if i % 2 else f"host{i}",
+            None if i % 3 else datetime(2023, 3, 29, 12, i, tzinfo=UTC),
+            {"n": i, "nested": {"a": [1, None]}} if i % 2 else {},
+            () if i % 4 else (f"sha256:{i:064x}", "domain:x.example"),
+        )
+        for i in range(12)
+    ]
+    stored = []
+    for small in (True, False):
+        monkeypatch.setattr(case_module, "SMALL_ROWS", 10_000 if small else 0)
+        with Case(tmp_path / f"{small}.duckdb", clock=lambda: datetime(2026, 1, 1)) as c:
+            assert c.add_findings(findings, run_id="r", origin="scan") == 12
+            assert c.add_findings(findings[:3], run_id="r2", origin="scan") == 0  # merged
+            stored.append(
+                c.con.execute(
+                    "SELECT * EXCLUDE (first_recorded, last_recorded) FROM findings"
+                    " ORDER BY fingerprint"
+                ).fetchall()
+            )
+    assert len(stored[0]) == 12
+    assert stored[0] == stored[1]
+
+
+def test_insert_new_within_one_run_still_keeps_each_row_once(case: Case) -> None:
+    select = (
+        "SELECT run_id, 'h' AS host, 't' AS top, path, NULL AS sha256, NULL AS sha1,"
+        " NULL AS md5, 1 AS size, NULL AS filetype, 0 AS depth, '' AS analyser,"
+        " NULL AS facts, TIMESTAMP '2026-01-01' AS recorded"
+        " FROM (VALUES ('r1', 'a'), ('r1', 'b'), ('r1', 'a')) AS v(run_id, path)"
+    )
+    assert case.insert_new("file_facts", select, within=("run_id", "r1")) == 2
+    assert case.insert_new("file_facts", select, within=("run_id", "r1")) == 0
+    other = select.replace("'r1'", "'r2'")
+    assert case.insert_new("file_facts", other, within=("run_id", "r2")) == 2
+    with pytest.raises(ValueError, match="natural key"):
+        case.insert_new("file_facts", select, within=("host", "h"))

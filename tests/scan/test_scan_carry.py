@@ -196,6 +196,42 @@ def test_other_limits_are_never_copied(
         assert _rows(case, again.run_id) == _rows(case, deep.run_id)
 
 
+def test_linked_runs_use_the_trigger_paths_their_source_remembered(
+    tmp_path: Path, tree: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bundle checks of a re-scan search only its own rows: for linked rows, the trigger
+    paths the storing run remembered are used; a run that remembered none (or under other
+    trigger definitions) is searched, with the same findings."""
+    root, rules = tree
+    searched: list[str] = []
+    real = bundles._search
+
+    def counting(case: Case, run_id: str) -> list[tuple[str, str]]:
+        searched.append(run_id)
+        return real(case, run_id)
+
+    monkeypatch.setattr(bundles, "_search", counting)
+    with Case(tmp_path / "case.duckdb") as case:
+        first = _scan(case, root, rules)
+        assert searched == [first.run_id]
+        remembered = case.con.execute(
+            "SELECT json_extract(summary, '$.bundle_triggers') FROM runs WHERE run_id = ?",
+            [first.run_id],
+        ).fetchone()
+        assert remembered is not None and f"{root}/App/resources/app.asar" in remembered[0]
+        searched.clear()
+        again = _scan(case, root, rules)
+        assert searched == [again.run_id]  # its own rows only (none): the source is not searched
+        assert any(f.kind == "electron.native-libraries" for f in again.findings)
+        assert _view(again) == _view(first)
+        # other trigger definitions: what the first run remembered is not used
+        monkeypatch.setattr(bundles, "TRIGGER_KEY", "other")
+        searched.clear()
+        third = _scan(case, root, rules)
+        assert searched == [third.run_id, first.run_id]
+        assert _view(third) == _view(first)
+
+
 def test_bundle_triggers_cover_the_shipped_bundle_analysers() -> None:
     assert {a.NAME for a in analysers.BUNDLE_ANALYSERS} == set(bundles.TRIGGERS)
     assert bundles.record_name("/t/a.jar", 0) == "a.jar"

@@ -17,6 +17,7 @@ the analysers and their parsing libraries to ask; a test checks that they agree.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -73,33 +74,96 @@ def _condition() -> tuple[str, list[str]]:
     return " OR ".join(parts) or "false", params
 
 
+#: Names the trigger definitions: trigger paths a run remembered under other ones are unused.
+TRIGGER_KEY = hashlib.sha256(repr(sorted(TRIGGERS.items())).encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class Triggered:
+    """The bundle roots to judge, and the paths of the run's own rows (not its linked rows)
+    that could start a bundle analyser, as (top, path), which the run remembers in its
+    summary (``bundle_triggers``) so that runs linking to its rows need not look again."""
+
+    roots: list[str]
+    own: list[tuple[str, str]] | None = None
+
+
 def triggered_roots(
     case: Case, run_id: str, roots: Iterable[str], analysers: Iterable[str] = TRIGGERS
-) -> list[str]:
-    """The bundle roots (folders, display paths) under which this run recorded a member that
-    could start one of the bundle ``analysers`` (their NAMEs), in the order given. An analyser
-    without a trigger here judges every bundle that holds a record."""
+) -> Triggered:
+    """The bundle roots (folders, display paths) under which this run recorded or linked a
+    member that could start one of the bundle ``analysers`` (their NAMEs), in the order given.
+    An analyser without a trigger here judges every bundle that holds a record.
+
+    The run's own rows are searched; for its linked rows (:mod:`taintline.scan.carry`), the
+    trigger paths the run that stored them remembered are used (searched only if it did not:
+    a run from before, or other trigger definitions), so a re-scan of an unchanged tree does
+    not run the search over every path again."""
     wanted = list(dict.fromkeys(roots))
     if not wanted:
-        return []
+        return Triggered([])
     if any(name not in TRIGGERS for name in analysers):
-        return [
-            root
-            for root in wanted
-            if case.con.execute(
-                "SELECT 1 FROM file_facts_all WHERE run_id = ? AND starts_with(path, ?) LIMIT 1",
-                [run_id, _prefix(root)],
-            ).fetchone()
-        ]
+        return Triggered(
+            [
+                root
+                for root in wanted
+                if case.con.execute(
+                    "SELECT 1 FROM file_facts_all WHERE run_id = ? AND starts_with(path, ?)"
+                    " LIMIT 1",
+                    [run_id, _prefix(root)],
+                ).fetchone()
+            ]
+        )
+    own = _search(case, run_id)
+    paths = [path for _, path in own]
+    links = case.con.execute(
+        "SELECT top, display, src_run, src_top FROM file_facts_links WHERE run_id = ?", [run_id]
+    ).fetchall()
+    sources: dict[str, list[tuple[str, str]]] = {}
+    for _, display, src_run, src_top in links:
+        if src_run not in sources:
+            sources[src_run] = _remembered(case, src_run)
+        for top, path in sources[src_run]:
+            if top == src_top and (
+                display is None or path == display or path.startswith(display + "!/")
+            ):
+                paths.append(path)
+    return Triggered([r for r in wanted if any(p.startswith(_prefix(r)) for p in paths)], own)
+
+
+def _search(case: Case, run_id: str) -> list[tuple[str, str]]:
+    """(top, path) of the rows ``run_id`` stored itself that could start a bundle analyser."""
     condition, params = _condition()
-    paths = [
-        str(r[0])
-        for r in case.con.execute(
-            f"SELECT DISTINCT path FROM file_facts_all WHERE run_id = ? AND ({condition})",  # noqa: S608
-            [run_id, *params],
-        ).fetchall()
-    ]
-    return [root for root in wanted if any(p.startswith(_prefix(root)) for p in paths)]
+    rows = case.con.execute(
+        f"SELECT DISTINCT top, path FROM file_facts WHERE run_id = ? AND ({condition})"  # noqa: S608
+        " ORDER BY top, path",
+        [run_id, *params],
+    ).fetchall()
+    return [(str(top), str(path)) for top, path in rows]
+
+
+def _remembered(case: Case, run_id: str) -> list[tuple[str, str]]:
+    """The trigger paths ``run_id`` remembered (under these trigger definitions), or those
+    found by searching its rows."""
+    row = case.con.execute(
+        "SELECT json_extract(summary, '$.bundle_triggers') FROM runs WHERE run_id = ?", [run_id]
+    ).fetchone()
+    remembered = orjson.loads(row[0]) if row and row[0] else None
+    if isinstance(remembered, dict) and remembered.get("key") == TRIGGER_KEY:
+        paths = remembered.get("paths")
+        if isinstance(paths, list) and all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+            for p in paths
+        ):
+            return [(p[0], p[1]) for p in paths]
+    return _search(case, run_id)
+
+
+def remembered_summary(own: list[tuple[str, str]] | None) -> dict[str, object]:
+    """What a run's summary holds of its own trigger paths (nothing if not searched)."""
+    if own is None:
+        return {}
+    return {"bundle_triggers": {"key": TRIGGER_KEY, "paths": [list(p) for p in own]}}
 
 
 def record_name(path: str, depth: int) -> str:
@@ -147,9 +211,10 @@ def bundle_records(case: Case, run_id: str, root: str) -> list[FileRecord]:
 
 def judge(
     case: Case, run_id: str, walked: Sequence[tuple[str, ...]], context: AnalysisContext
-) -> list[Finding]:
+) -> tuple[list[Finding], list[tuple[str, str]] | None]:
     """The bundle analysers' findings on the folder bundles (``walked``: each walked file's
-    bundle roots) whose recorded members could interest them, read back from the case."""
+    bundle roots) whose recorded members could interest them, read back from the case; and
+    the run's own trigger paths (:class:`Triggered`) for its summary."""
     from taintline.scan.worker import run_bundle_analysers
 
     roots = list(dict.fromkeys(root for roots in walked for root in roots))
@@ -162,9 +227,10 @@ def judge(
         else list(TRIGGERS)
     )
     findings: list[Finding] = []
-    for root in triggered_roots(case, run_id, roots, names):
+    triggered = triggered_roots(case, run_id, roots, names)
+    for root in triggered.roots:
         from taintline.scan.analysers import BUNDLE_ANALYSERS
 
         records = bundle_records(case, run_id, root)
         findings.extend(run_bundle_analysers(BUNDLE_ANALYSERS, root, records, context))
-    return findings
+    return findings, triggered.own

@@ -329,6 +329,7 @@ def _scan(
             progress.advance(res.files, members, res.bytes_read)
 
     status = "ok"
+    own_triggers: list[tuple[str, str]] | None = None  # searched by the bundle checks
     try:
         if cache is not None and unchanged:
             # nothing of these is read: records and findings come from the case (rows that
@@ -354,7 +355,8 @@ def _scan(
                 worker.close()
         if run_id is not None and not in_memory:
             recorder.flush()  # the bundle checks read the run's rows
-            recorder.add([], bundles.judge(case, run_id, [t.bundles for t in tasks], context))
+            judged, own_triggers = bundles.judge(case, run_id, [t.bundles for t in tasks], context)
+            recorder.add([], judged)
         elif bundle_parts:
             from taintline.scan.analysers import BUNDLE_ANALYSERS
 
@@ -391,6 +393,7 @@ def _scan(
                         "unchanged": result.unchanged,
                         "known_content": result.known_content,
                         "disappeared": list(result.disappeared),
+                        **bundles.remembered_summary(own_triggers),
                     },
                 )
     result.problems = tuple(problems)

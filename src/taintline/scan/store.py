@@ -72,6 +72,7 @@ def add_file_facts(case: Case, run_id: str, host: str, records: Sequence[FileRec
         " filetype, depth, analyser, facts::JSON AS facts, ?::TIMESTAMP AS recorded FROM rows",
         [run_id, host, recorded],
         inputs={"rows": rows},
+        within=("run_id", run_id),
     )
 
 

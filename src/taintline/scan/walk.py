@@ -65,7 +65,8 @@ def is_bundle_root(path: str, name: str) -> bool:
     app folders (those holding ``resources/app.asar``)."""
     if name.lower().endswith(".app"):
         return True
-    return Path(path, "resources", "app.asar").is_file()
+    # os.path, not pathlib: called for every folder of the walk (a tenth of its time)
+    return os.path.isfile(os.path.join(path, "resources", "app.asar"))  # noqa: PTH113, PTH118
 
 
 def _inside(path: str, root: str) -> bool:
