@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from taintline.case import Case
@@ -483,3 +484,38 @@ def test_a_case_of_the_first_link_schema_lists_its_linked_runs(
             manifest_from_case(case, first.run_id)
         )
         assert _rows(case, again.run_id) == _rows(case, first.run_id)
+
+
+def test_a_run_remembers_its_member_counts_for_the_runs_that_link_it(
+    tmp_path: Path, tree: tuple[Path, Path]
+) -> None:
+    root, rules = tree
+
+    def remembered(case: Case, run_id: str | None) -> Any:
+        row = case.con.execute("SELECT summary FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        assert row is not None
+        return orjson.loads(row[0]).get("members_by_top")
+
+    def remember(case: Case, run_id: str | None, counts: Any) -> None:
+        row = case.con.execute("SELECT summary FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        assert row is not None
+        summary = orjson.loads(row[0])
+        summary.pop("members_by_top")
+        if counts is not None:
+            summary["members_by_top"] = counts
+        case.con.execute(
+            "UPDATE runs SET summary = ? WHERE run_id = ?", [orjson.dumps(summary).decode(), run_id]
+        )
+
+    with Case(tmp_path / "case.duckdb") as case:
+        first = _scan(case, root, rules)
+        assert remembered(case, first.run_id) == {str(root): first.members}
+        again = _scan(case, root, rules)
+        assert remembered(case, again.run_id) == {}  # it stored no row
+        assert again.members == first.members
+        # the linking scan takes the count the storing run remembered
+        remember(case, first.run_id, {str(root): 12345})
+        assert _scan(case, root, rules).members == 12345
+        # a run from before the counts were remembered: its rows are counted
+        remember(case, first.run_id, None)
+        assert _scan(case, root, rules).members == first.members

@@ -35,6 +35,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from taintline.case import Case
 from taintline.model import Finding
 from taintline.scan.cache import ScanCache, Unchanged, findings_from_json
@@ -162,12 +164,16 @@ def carry_unchanged(
         out.done = {int(r[0]) for r in con.execute("SELECT idx FROM carry_ok").fetchall()}
         if not out.done:
             return out
-        members = con.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT top, path FROM file_facts_all"
-            " WHERE run_id = ? AND depth > 0)",
-            [run_id],
-        ).fetchone()
-        out.members = int(members[0]) if members else 0
+        remembered = _remembered_members(case, run_id)
+        if remembered is not None:
+            out.members = remembered
+        else:
+            members = con.execute(
+                "SELECT count(*) FROM (SELECT DISTINCT top, path FROM file_facts_all"
+                " WHERE run_id = ? AND depth > 0)",
+                [run_id],
+            ).fetchone()
+            out.members = int(members[0]) if members else 0
         out.findings.extend(_cached_findings(case, cache, out.done, tasks))
         out.findings.extend(_hash_matches(case, run_id))
         if path_rules:
@@ -179,6 +185,39 @@ def carry_unchanged(
         for temp in ("carry_files", "carry_src", "carry_ok", "carry_whole"):
             con.execute(f"DROP TABLE IF EXISTS {temp}")
     return out
+
+
+def members_summary(case: Case, run_id: str) -> dict[str, object]:
+    """What a run's summary remembers of the rows it stored itself: the container members
+    under each top (``members_by_top``), so that a re-scan that links all of them need not
+    count them again (counting 178,000 distinct paths: about 0.07 s)."""
+    rows = case.con.execute(
+        "SELECT top, count(*) FROM (SELECT DISTINCT top, path FROM file_facts"
+        " WHERE run_id = ? AND depth > 0) GROUP BY top",
+        [run_id],
+    ).fetchall()
+    return {"members_by_top": {str(top): int(n) for top, n in rows}}
+
+
+def _remembered_members(case: Case, run_id: str) -> int | None:
+    """The members of ``run_id``'s linked rows from the member counts the storing runs
+    remembered, when every link is one of a whole top (their rows are then disjoint: each
+    file is linked to the one run its identity names); None otherwise."""
+    links = case.con.execute(
+        "SELECT l.display IS NULL, l.src_top, json_extract(r.summary, '$.members_by_top')"
+        " FROM file_facts_links l LEFT JOIN runs r ON r.run_id = l.src_run"
+        " WHERE l.run_id = ?",
+        [run_id],
+    ).fetchall()
+    total = 0
+    for whole, src_top, remembered in links:
+        counts = orjson.loads(remembered) if whole and remembered else None
+        # a top the run stored no member under is not in its counts
+        n = counts.get(src_top, 0) if isinstance(counts, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool):
+            return None
+        total += n
+    return total if links else None
 
 
 def _cached_findings(

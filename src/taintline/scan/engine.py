@@ -37,7 +37,7 @@ from taintline.model import Finding
 from taintline.scan import bundles, store
 from taintline.scan import rules as rules_mod
 from taintline.scan.cache import ScanCache, Unchanged
-from taintline.scan.carry import carry_unchanged
+from taintline.scan.carry import carry_unchanged, members_summary
 from taintline.scan.context import build_context, ensure_intel
 from taintline.scan.hashes import ALL_HASHES, HashType, unchecked_hash_findings
 from taintline.scan.identities import Identities, known_identities
@@ -394,6 +394,7 @@ def _scan(
                         "known_content": result.known_content,
                         "disappeared": list(result.disappeared),
                         **bundles.remembered_summary(own_triggers),
+                        **members_summary(case, run_id),
                     },
                 )
     result.problems = tuple(problems)
