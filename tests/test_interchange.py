@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import orjson
 
 from taintline.case import Case
 from taintline.cli.main import main
@@ -98,3 +99,36 @@ def test_cli_export_import(tmp_path: Path) -> None:
         == 2
     )
     assert main(["import", "--case", str(tmp_path / "b.duckdb"), str(tmp_path / "missing")]) == 2
+
+
+def test_binary_columns_travel_as_base64_and_bad_base64_is_that_line_only(
+    case: Case, tmp_path: Path
+) -> None:
+    row = {
+        "record": "scan_contents",
+        "sha256": "ab" * 32,
+        "analysis_key": "k",
+        "name_class": "",
+        "display": "/t/a.jar",
+        "records": "",
+        "findings": "[]",
+        "recorded": "2026-01-01T00:00:00Z",
+    }
+    src = tmp_path / "contents.jsonl"
+    src.write_text(
+        "\n".join(
+            orjson.dumps({**row, "sha256": sha, "records_zstd": blob}).decode()
+            for sha, blob in (("ab" * 32, "AAEC/w=="), ("cd" * 32, "not base64!"), ("ef" * 32, 7))
+        )
+        + "\n"
+    )
+    result = import_jsonl(case, src)
+    assert [(p.line, "base64" in p.message) for p in result.problems] == [(2, True), (3, True)]
+    stored = case.con.execute("SELECT sha256, records_zstd FROM scan_contents").fetchall()
+    assert stored == [("ab" * 32, b"\x00\x01\x02\xff")]
+    out = tmp_path / "out.jsonl"
+    export_case(case, "jsonl", out)
+    exported = [
+        orjson.loads(line) for line in out.read_text().splitlines() if '"scan_contents"' in line
+    ]
+    assert [e["records_zstd"] for e in exported] == ["AAEC/w=="]

@@ -14,6 +14,7 @@ good lines are still merged.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -193,6 +194,8 @@ def _to_json_value(value: Any, column: Column) -> Any:
         return None
     if column.type == "JSON":
         return orjson.loads(value)
+    if column.type == "BLOB":
+        return base64.b64encode(value).decode()
     if isinstance(value, datetime):
         return iso(value if value.tzinfo else value.replace(tzinfo=UTC))
     if isinstance(value, date):
@@ -274,6 +277,7 @@ def _arrow_types() -> dict[str, pa.DataType]:
         "DOUBLE": pa.float64(),
         "BOOLEAN": pa.bool_(),
         "VARCHAR[]": pa.list_(pa.string()),
+        "BLOB": pa.binary(),
     }
 
 
@@ -312,6 +316,13 @@ def _from_json_value(value: Any, column: Column) -> Any:
         if not isinstance(value, bool):
             raise ValueError(wrong.format("true or false"))
         return value
+    if kind == "BLOB":
+        if not isinstance(value, str):
+            raise ValueError(wrong.format("base64 bytes"))
+        try:
+            return base64.b64decode(value, validate=True)
+        except ValueError:  # binascii.Error
+            raise ValueError(wrong.format("base64 bytes")) from None
     if kind == "VARCHAR[]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError(wrong.format("a list of text"))

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+import zstandard
 
 from taintline.case import Case
 from taintline.interchange import export_case, import_jsonl
@@ -180,6 +181,30 @@ def test_identities_from_before_the_copy_are_replayed_once(
         assert replays == [] and third.unchanged == first.files
         assert _view(third) == _view(second) == _view(first)
         assert _rows(case, third.run_id) == _rows(case, first.run_id)
+
+
+def test_cached_records_stored_as_text_before_compression_still_replay(
+    tmp_path: Path, tree: tuple[Path, Path], replays: list[str]
+) -> None:
+    root, rules = tree
+    with Case(tmp_path / "case.duckdb") as case:
+        first = _scan(case, root, rules)
+        blobs = case.con.execute(
+            "SELECT sha256, name_class, records, records_zstd FROM scan_contents"
+        ).fetchall()
+        assert blobs and all(text == "" and blob for _, _, text, blob in blobs)
+        # as a case written before scan/007: the records as JSON text
+        for sha, name_class, _, blob in blobs:
+            case.con.execute(
+                "UPDATE scan_contents SET records = ?, records_zstd = NULL"
+                " WHERE sha256 = ? AND name_class = ?",
+                [zstandard.ZstdDecompressor().decompress(blob).decode(), sha, name_class],
+            )
+        case.con.execute("UPDATE scan_identities SET analysis_key = NULL")  # replay, not link
+        second = _scan(case, root, rules)
+        assert len(replays) == first.files and second.unchanged == first.files
+        assert _view(second) == _view(first)
+        assert _rows(case, second.run_id) == _rows(case, first.run_id)
 
 
 def test_other_limits_are_never_copied(

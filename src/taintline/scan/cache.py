@@ -31,6 +31,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
+import zstandard
 
 from taintline.case import Case
 from taintline.interchange import finding_from_dict, finding_to_dict
@@ -65,7 +66,7 @@ RACY_NS = 50_000_000
 FETCH_CHUNK = 512
 
 
-def _records_json(records: Sequence[FileRecord], display: str) -> str:
+def _records_json(records: Sequence[FileRecord], display: str) -> bytes:
     rows = [
         [
             r.path[len(display) :],
@@ -80,10 +81,25 @@ def _records_json(records: Sequence[FileRecord], display: str) -> str:
         ]
         for r in records
     ]
-    return orjson.dumps(rows).decode()
+    # zstd (level 1: about 400 MB/s): the JSON of a jar's members is large and repetitive
+    return _COMPRESS.compress(orjson.dumps(rows))
 
 
-def _records_from_json(text: str, old: str, task: FileTask) -> list[FileRecord]:
+_COMPRESS = zstandard.ZstdCompressor(level=1)
+#: A cached record list is decompressed in one piece; it can be no larger than the worker's
+#: records of one top-level file, but a hostile case file could claim any size.
+_MAX_RECORDS_JSON = 1 << 30
+
+
+def _records_text(text: str, blob: bytes | None) -> bytes | str:
+    """The JSON of cached records: decompressed from ``blob`` (``records_zstd``), or the text
+    of a row written before records were compressed."""
+    if blob is None:
+        return text
+    return zstandard.ZstdDecompressor().decompress(blob, max_output_size=_MAX_RECORDS_JSON)
+
+
+def _records_from_json(text: bytes | str, old: str, task: FileTask) -> list[FileRecord]:
     records: list[FileRecord] = []
     for suffix, name, size, md5, sha1, sha256, ftype, depth, facts_json in orjson.loads(text):
         if depth == 0:  # as the worker names it (without building a path per file)
@@ -141,7 +157,7 @@ class Unchanged(NamedTuple):
 @dataclass(slots=True)
 class _Pending:
     identities: list[tuple[Any, ...]] = field(default_factory=list)
-    contents: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
+    contents: list[tuple[str, str, str, str, bytes, str]] = field(default_factory=list)
     yara: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     #: unchanged files replayed from the cache: (real path, display) now recorded by this run
     adopted: list[tuple[str, str]] = field(default_factory=list)
@@ -262,7 +278,8 @@ class ScanCache:
             )
             rows = self.case.con.execute(
                 """
-                SELECT t.idx, any_value(c.display), any_value(c.records), any_value(c.findings),
+                SELECT t.idx, any_value(c.display), any_value(c.records),
+                       any_value(c.records_zstd), any_value(c.findings),
                        any_value(y.display), any_value(y.findings)
                 FROM wanted_files t
                 JOIN scan_contents c ON c.sha256 = t.sha256 AND c.analysis_key = ?
@@ -273,12 +290,12 @@ class ScanCache:
                 """,
                 [self.analysis_key, self.rules_key],
             ).fetchall()
-            for idx, c_display, records, findings, y_display, y_findings in rows:
+            for idx, c_display, records, zstd, findings, y_display, y_findings in rows:
                 task, _, with_yara = chunk[int(idx)]
                 if with_yara and self.rules_key and y_findings is None:
                     continue
                 result = TaskResult(
-                    _records_from_json(records, c_display, task),
+                    _records_from_json(_records_text(records, zstd), c_display, task),
                     findings_from_json(findings, c_display, task.display),
                     0,
                     1,
@@ -415,7 +432,7 @@ class ScanCache:
             cols = list(zip(*pending.contents, strict=True))
             contents = pa.table(
                 {
-                    name: pa.array(list(col), pa.string())
+                    name: pa.array(list(col), pa.binary() if name == "records" else pa.string())
                     for name, col in zip(
                         ("sha256", "analysis_key", "name_class", "display", "records", "findings"),
                         cols,
@@ -437,8 +454,8 @@ class ScanCache:
                     case.con.unregister("fresh_contents")
             case.insert_new(
                 "scan_contents",
-                "SELECT sha256, analysis_key, name_class, display, records, findings,"
-                " ?::TIMESTAMP FROM rows",
+                "SELECT sha256, analysis_key, name_class, display, '', findings,"
+                " ?::TIMESTAMP, records FROM rows",
                 [recorded],
                 inputs={"rows": contents},
             )
