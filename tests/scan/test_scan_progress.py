@@ -71,3 +71,20 @@ def test_an_empty_scan_is_done_at_once() -> None:
     meter = ScanMeter(_Clock())
     meter.start(0, 0)
     assert meter.reading().eta_s == 0.0
+
+
+def test_the_terminal_meter_draws_rates_while_a_scan_advances() -> None:
+    import io
+
+    from rich.console import Console
+
+    from taintline.cli.scanmeter import live_meter
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    with live_meter(console) as meter:
+        meter.start(3, 3_000_000)
+        meter.advance(2, 40, 2_000_000)
+        meter.advance(1, 0, 1_000_000)
+        assert meter.files == 3 and meter.members == 40 and meter.bytes_done == 3_000_000
+    assert "files" in out.getvalue()

@@ -6,7 +6,6 @@ import importlib
 import importlib.util
 import os
 import sys
-import traceback
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
@@ -14,7 +13,6 @@ from types import ModuleType
 import typer
 
 from taintline import __version__
-from taintline.cli import crash
 from taintline.cli.common import ExitCode, stderr_console
 from taintline.errors import TaintlineError
 from taintline.terminal import labelled, printable
@@ -117,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _crashed(args: Sequence[str], exc: Exception) -> int:
     """One line naming the command and the file holding the traceback; never exit 0/1/2."""
+    import traceback  # here: the traceback module is a hundredth of a second of start-up
+
+    from taintline.cli import crash
+
     name = crash.command_name(args)
     report = crash.write_report(args, exc)
     where = f"the traceback is in {report}" if report else "no folder was writable for it"

@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID
-from rich.text import Text
 
 from taintline.case import Case
 from taintline.cli.common import (
@@ -28,7 +26,6 @@ from taintline.limits import ScanLimits
 from taintline.report import OutputFormat, RenderContext, render_findings
 from taintline.scan.engine import ScanOptions, scan_paths
 from taintline.scan.hashes import HashType, hash_set
-from taintline.scan.progress import ScanMeter, describe
 from taintline.terminal import labelled, printable
 
 #: Paths of vanished files listed on the terminal (all of them are in the run's summary).
@@ -54,34 +51,6 @@ def format_size(size: int) -> str:
         if size and size % _UNITS[unit] == 0:
             return f"{size // _UNITS[unit]}{unit.upper()}"
     return str(size)
-
-
-class _LiveMeter(ScanMeter):
-    """The scan's meter on stderr: a bar of bytes and one line of rates and ETA, redrawn by
-    rich several times a second (so the rates and the ETA move while a large file is scanned)."""
-
-    def __init__(self, progress: Progress) -> None:
-        super().__init__()
-        self.progress = progress
-        self.task: TaskID | None = None
-
-    def start(self, total_files: int, total_bytes: int) -> None:
-        super().start(total_files, total_bytes)
-        self.task = self.progress.add_task("scan", total=total_bytes or None)
-
-    def advance(self, files: int, members: int, nbytes: int) -> None:
-        super().advance(files, members, nbytes)
-        if self.task is not None:
-            self.progress.update(self.task, completed=self.bytes_done)
-
-
-class _MeterColumn(ProgressColumn):
-    def __init__(self) -> None:
-        super().__init__()
-        self.meter: ScanMeter | None = None
-
-    def render(self, task: Task) -> Text:
-        return Text(describe(self.meter.reading()) if self.meter is not None else "")
 
 
 def parse_hashes(text: str) -> frozenset[HashType]:
@@ -188,10 +157,11 @@ def scan_cmd(
     err = stderr_console()
     with Case(case) as c:
         if progress_enabled(err):
-            line = _MeterColumn()
-            with Progress(BarColumn(bar_width=10), line, console=err, transient=True) as bar:
-                line.meter = _LiveMeter(bar)
-                result = scan_paths(paths, c, options, line.meter)
+            # rich's progress module only on a terminal (a re-scan takes under a second)
+            from taintline.cli.scanmeter import live_meter
+
+            with live_meter(err) as meter:
+                result = scan_paths(paths, c, options, meter)
         else:
             result = scan_paths(paths, c, options)
     for problem in result.problems:
