@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 
 import yara_x
@@ -156,6 +157,11 @@ def flatten(path: Path, limits: IntelLimits) -> Flattened:
         # libyara takes any bytes; yara-x takes text: bytes that are not UTF-8 (a Latin-1
         # comment, as some published rule files have) become U+FFFD.
         text = data.decode("utf-8", errors="replace")
+        if "include" not in text:  # most rule files: no line to look at one by one
+            split = text.splitlines()
+            lines.extend(split)
+            origins.extend(zip(repeat(shown), range(1, len(split) + 1), strict=False))
+            return
         for number, line in enumerate(text.splitlines(), start=1):
             match = _INCLUDE.match(line)
             if match is None:
