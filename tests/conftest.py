@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -8,6 +10,10 @@ from typing import Any
 import pytest
 
 from taintline.case import Case
+
+# compiled YARA rules are cached in the user's cache folder (scan/rules.py): the tests keep
+# theirs in a folder of their own (per test process), never in the developer's
+os.environ["TAINTLINE_CACHE_DIR"] = tempfile.mkdtemp(prefix="taintline-test-cache-")
 
 
 @pytest.fixture

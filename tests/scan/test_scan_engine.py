@@ -174,3 +174,26 @@ def test_process_pool_matches_in_process(tmp_path: Path, case: Case) -> None:
     assert sorted(f.subject for f in pooled.findings) == sorted(f.subject for f in serial.findings)
     assert len(pooled.findings) == 10
     assert pooled.members == serial.members == 10
+
+
+def test_workers_started_before_the_walk_stop_when_it_finds_nothing(
+    tmp_path: Path, case: Case
+) -> None:
+    """A first scan starts its workers before walking (nothing can be unchanged); when the
+    walk finds no file they are stopped, and the scan still records its run."""
+    import multiprocessing
+
+    (tmp_path / "empty").mkdir()
+    result = scan_paths(
+        [tmp_path / "empty"], case, ScanOptions(workers=2, ensure_intel=False, use_rules=False)
+    )
+    assert result.files == 0 and result.run_id is not None
+    assert multiprocessing.active_children() == []
+    # and a first scan that does find files uses them
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "a.zip").write_bytes(zip_bytes({"m.txt": b"x"}))
+    found = scan_paths(
+        [tmp_path / "tree"], case, ScanOptions(workers=2, ensure_intel=False, use_rules=False)
+    )
+    assert found.files == 1 and found.members == 1
+    assert multiprocessing.active_children() == []

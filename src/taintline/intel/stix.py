@@ -31,7 +31,6 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from stix2patterns.v21.pattern import Pattern
 
 from taintline.errors import Problem
 from taintline.intel.interface import ReadResult
@@ -330,6 +329,10 @@ def _compound(
     index: int,
     meta: Meta,
 ) -> None:
+    # imported here: the pattern grammar (antlr4) is a few hundredths of a second of start-up
+    # for every command that only sniffs STIX
+    from stix2patterns.v21.pattern import Pattern
+
     try:
         inspected = Pattern(pattern).inspect()
     except Exception as exc:  # the ANTLR parser raises many kinds; each is one Problem

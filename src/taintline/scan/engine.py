@@ -173,20 +173,32 @@ def scan_paths(
     started_ns = time.time_ns()
     tasks: list[FileTask] = []
     walk_findings: list[Finding] = []
-    for produced in walk_inputs([str(p) for p in paths], options.limits):
-        if isinstance(produced, Finding):
-            walk_findings.append(produced)
-        else:
-            tasks.append(produced)
     workers = (os.cpu_count() or 1) if options.workers is None else options.workers
     host = options.host or socket.gethostname()
-    # files whose identity is unchanged since the last scan may need no reading at all: the
-    # pool is started early only for the others (the final check needs the rules)
     identities = Identities(case, host, [str(p) for p in paths])
+    pool: WorkerPool | None = None
+    if workers > 0 and (not options.record or options.full or not identities.rows()):
+        # nothing under the inputs can be unchanged (a first scan): the worker processes
+        # start before the walk, their imports overlap it and the intel, rules and context
+        pool = WorkerPool(workers)
+    try:
+        for produced in walk_inputs([str(p) for p in paths], options.limits):
+            if isinstance(produced, Finding):
+                walk_findings.append(produced)
+            else:
+                tasks.append(produced)
+    except BaseException:
+        if pool is not None:
+            pool.shutdown()
+        raise
+    # files whose identity is unchanged since the last scan may need no reading at all: the
+    # pool is started now only for the others (the final check needs the rules)
     maybe_known = known_identities(identities, tasks) if options.record and not options.full else {}
     to_read = [t for i, t in enumerate(tasks) if i not in maybe_known]
-    pool: WorkerPool | None = None
-    if workers > 0 and to_read:
+    if pool is not None and not to_read:
+        pool.shutdown()
+        pool = None
+    elif pool is None and workers > 0 and to_read:
         # the worker processes start now: their imports overlap the intel, rules and context
         pool = WorkerPool(min(workers, len(_batches(to_read))))
     try:

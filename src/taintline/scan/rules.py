@@ -9,13 +9,17 @@ its dot (``.exe``), ``filetype`` an upper-case magic-based type (``EXE``, ``ZIP`
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import re
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import yara_x
 
 from taintline.errors import InputError, Problem
@@ -97,7 +101,91 @@ def compile_rules(sources: Iterable[RuleSource], *, strict: Sequence[str] = ()) 
     A source that does not compile is left out with a :class:`Problem` (the others still
     work), unless its origin is in ``strict`` (the user's ``--rules`` files), which raises
     :class:`InputError`.
+
+    The compiled rules are kept in the user's cache folder (:func:`rules_cache_dir`), keyed
+    by the sources, ``strict`` and yara-x's version: a scan with the same rules as an earlier
+    one does not compile them again (1,000 rules: about 0.25 s before any worker can start).
     """
+    sources = list(sources)
+    key = _compile_key(sources, strict)
+    cached = _cache_read(key)
+    if cached is not None:
+        return cached
+    compiled = _compile(sources, strict)
+    _cache_write(key, compiled)
+    return compiled
+
+
+def rules_cache_dir() -> Path:
+    """``$TAINTLINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/taintline``, else
+    ``~/.cache/taintline``; compiled rules go into its ``rules`` folder."""
+    if explicit := os.environ.get("TAINTLINE_CACHE_DIR"):
+        return Path(explicit) / "rules"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "taintline" / "rules"
+
+
+#: Compiled rule sets kept; the least recently used beyond these are deleted.
+RULES_CACHE_ENTRIES = 8
+_CACHE_MAGIC = b"taintline-rules-1\n"
+
+
+def _compile_key(sources: Sequence[RuleSource], strict: Sequence[str]) -> str:
+    from taintline.scan.reuse import yara_version
+
+    h = hashlib.sha256()
+    for part in (yara_version(), *sorted(strict)):
+        h.update(part.encode("utf-8", "surrogateescape") + b"\x00")
+    for source in sources:
+        for part in (source.namespace, source.origin, source.text):
+            data = part.encode("utf-8", "surrogateescape")
+            h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()
+
+
+def _cache_read(key: str) -> CompiledRules | None:
+    """The cached compilation of ``key``; None when absent, unreadable or not intact (a
+    cache file is checked against its own digest before it is used)."""
+    path = rules_cache_dir() / f"{key}.bin"
+    try:
+        blob = path.read_bytes()
+        head, _, rest = blob.partition(b"\n\n")
+        meta = orjson.loads(head[len(_CACHE_MAGIC) :]) if head.startswith(_CACHE_MAGIC) else None
+        if not isinstance(meta, dict) or meta.get("sha256") != hashlib.sha256(rest).hexdigest():
+            return None
+        problems = tuple(
+            Problem(str(p[0]), str(p[1]), p[2] if isinstance(p[2], int) else None)
+            for p in meta.get("problems", [])
+        )
+        os.utime(path)  # recently used
+        return CompiledRules(rest or None, int(meta.get("count", 0)), problems)
+    except (OSError, ValueError, TypeError, IndexError, orjson.JSONDecodeError):
+        return None
+
+
+def _cache_write(key: str, compiled: CompiledRules) -> None:
+    """Keep ``compiled`` (written to a temporary file, then renamed: a reader never sees
+    half of it); a cache that cannot be written is no error."""
+    folder = rules_cache_dir()
+    data = compiled.data or b""
+    meta = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "count": compiled.count,
+        "problems": [[p.item, p.message, p.line] for p in compiled.problems],
+    }
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as out:
+            out.write(_CACHE_MAGIC + orjson.dumps(meta) + b"\n\n" + data)
+        Path(out.name).replace(folder / f"{key}.bin")
+        entries = sorted(folder.glob("*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[RULES_CACHE_ENTRIES:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        return
+
+
+def _compile(sources: Sequence[RuleSource], strict: Sequence[str]) -> CompiledRules:
     from taintline.intel.yara_rules import new_compiler
 
     compiler = new_compiler()  # the externals and options the import check uses too
