@@ -231,27 +231,12 @@ class ScanCache:
         if not known:
             return {}
         # which of the remembered contents have their analysis (and YARA results) cached
-        condition, params = self.identities.under_roots(self.identities.roots)
-        analysed_sql = f"""SELECT DISTINCT c.sha256, c.name_class FROM scan_contents c
-            JOIN scan_identities i ON i.sha256 = c.sha256
-            WHERE c.analysis_key = ? AND i.host = ? AND {condition}"""  # noqa: S608
-        analysed = {
-            (str(sha), str(nc))
-            for sha, nc in self.case.con.execute(
-                analysed_sql, [self.analysis_key, self.host, *params]
-            ).fetchall()
-        }
-        scanned: set[tuple[str, str]] | None = None
-        if self.rules_key:
-            scanned_sql = f"""SELECT DISTINCT y.sha256, y.place FROM scan_yara y
-                JOIN scan_identities i ON i.sha256 = y.sha256
-                WHERE y.rules_key = ? AND i.host = ? AND {condition}"""  # noqa: S608
-            scanned = {
-                (str(sha), str(place))
-                for sha, place in self.case.con.execute(
-                    scanned_sql, [self.rules_key, self.host, *params]
-                ).fetchall()
-            }
+        analysed = self._cached_under_roots("scan_contents", "analysis_key", self.analysis_key)
+        scanned = (
+            self._cached_under_roots("scan_yara", "rules_key", self.rules_key)
+            if self.rules_key
+            else None
+        )
         out: dict[int, Unchanged] = {}
         for i, r in known.items():
             task = tasks[i]
@@ -261,6 +246,17 @@ class ScanCache:
                 continue
             out[i] = Unchanged(r.sha256, r.display, r.run_id, r.analysis_key)
         return out
+
+    def _cached_under_roots(self, table: str, key: str, value: str) -> set[tuple[str, str]]:
+        """(SHA-256, name class or place) of ``table``'s rows under ``key`` = ``value`` for
+        the contents remembered under the scanned inputs."""
+        second = "name_class" if table == "scan_contents" else "place"
+        condition, params = self.identities.under_roots(self.identities.roots)
+        sql = f"""SELECT DISTINCT c.sha256, c.{second} FROM {table} c
+            JOIN scan_identities i ON i.sha256 = c.sha256
+            WHERE c.{key} = ? AND i.host = ? AND {condition}"""  # noqa: S608  (constants)
+        rows = self.case.con.execute(sql, [value, self.host, *params]).fetchall()
+        return {(str(sha), str(other)) for sha, other in rows}
 
     def fetch(self, wanted: Sequence[tuple[FileTask, str, bool]]) -> dict[str, TaskResult]:
         """The cached results of ``(task, sha256, with YARA)``, by display path; tasks whose

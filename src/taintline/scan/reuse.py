@@ -55,12 +55,14 @@ _MSI_NAMES = (".msi", ".msp", ".msm")
 
 
 def _digest(*parts: bytes | str) -> str:
-    h = hashlib.sha256()
+    # one update of the joined parts (the same digest as one update per piece): this runs for
+    # every file of a re-scan whose rules read external variables
+    chunks: list[bytes] = []
     for part in parts:
         data = part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
-        h.update(len(data).to_bytes(8, "little"))
-        h.update(data)
-    return h.hexdigest()[:32]
+        chunks.append(len(data).to_bytes(8, "little"))
+        chunks.append(data)
+    return hashlib.sha256(b"".join(chunks)).hexdigest()[:32]
 
 
 def analysis_key(context: AnalysisContext, limits: ScanLimits, hashes: Iterable[str] = ()) -> str:
