@@ -944,9 +944,10 @@ _MERGE_FINDINGS = """
 """
 
 #: Up to this many rows go to DuckDB as list parameters (one ``unnest`` per column), more as
-#: an Arrow table: lists cost about 3 us a value, but need no pyarrow (0.15 s to import), which
-#: a re-scan that reads nothing would otherwise import only to store a few findings.
-SMALL_ROWS = 2_000
+#: an Arrow table: lists need no pyarrow (0.15 s to import), which a re-scan that reads
+#: nothing would otherwise import only to store a few findings, but their cost grows faster
+#: than their length (see ``LIST_PARAMETER_FILES`` in :mod:`taintline.scan.hashes`).
+SMALL_ROWS = 500
 
 
 def _relation(
