@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "compressed": 0,  # decompressing readers' input (stdlib and zstandard only)
     "csvsafe": 0,  # the one CSV writer (spreadsheet formula injection neutralised)
     "lazy": 0,  # modules imported on first use (pyarrow: start-up)
+    "cachedir": 0,  # the user's cache folder (compiled rules, pack rows)
     # 1: the case store and what has no stage (test-file builders, Spark session)
     "case": 1,
     "migrations": 1,

@@ -4,8 +4,11 @@ import base64
 import csv
 import re
 import struct
+from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 
+import pytest
 import yara_x
 
 from taintline.case import Case
@@ -122,3 +125,79 @@ def test_pack_reads_the_certificate_table_of_pe32_too(case: Case) -> None:
     assert "taintline_xtrader_tt_certificate" not in hits(
         rules, _pe32_with_certificate_table(tt, directories=4)
     )
+
+
+# -- the pack's snapshot in the user's cache folder ---------------------------------------------
+
+
+def _pack_rows(case: Case) -> dict[str, list[tuple[object, ...]]]:
+    from taintline.intel.store import PACK_TABLES
+
+    return {
+        t: case.con.execute(f"SELECT * EXCLUDE (added_at) FROM {t} ORDER BY ALL").fetchall()
+        for t in PACK_TABLES
+    }
+
+
+def test_a_new_case_gets_the_pack_from_its_snapshot_with_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from taintline.intel import store
+
+    monkeypatch.setenv("TAINTLINE_CACHE_DIR", str(tmp_path / "cache"))
+    read: list[str] = []
+    real = store.ingest_pack
+    monkeypatch.setattr(
+        store, "ingest_pack", lambda case, name: read.append(name) or real(case, name)
+    )
+    with Case(tmp_path / "a.duckdb") as a:
+        assert store.ensure_intel(a) is True
+        first = _pack_rows(a)
+    with Case(tmp_path / "b.duckdb", clock=lambda: datetime(2030, 1, 2, tzinfo=UTC)) as b:
+        assert store.ensure_intel(b) is True
+        assert _pack_rows(b) == first and all(first.values())
+        stamps = b.con.execute("SELECT DISTINCT added_at FROM indicator_sources").fetchall()
+        assert stamps == [(datetime(2030, 1, 2),)]  # added now, not when the snapshot was made
+        assert store.ensure_intel(b) is False
+    assert read == ["3cx-xtrader"]  # the files were read once; the second case took the copy
+    # every table the pack fills is in the snapshot
+    with Case(tmp_path / "c.duckdb") as c:
+        real(c, "3cx-xtrader")
+        filled = {
+            t for t in c.tables() if c.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]
+        }
+        assert filled <= set(store.PACK_TABLES)
+
+
+def test_a_damaged_snapshot_is_read_around(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from taintline.intel import store
+
+    monkeypatch.setenv("TAINTLINE_CACHE_DIR", str(tmp_path / "cache"))
+    with Case(tmp_path / "a.duckdb") as a:
+        store.ensure_intel(a)
+        reference = _pack_rows(a)
+    (snapshot,) = (tmp_path / "cache" / "packs").iterdir()
+    part = snapshot / "eol_cycles.parquet"
+    part.write_bytes(part.read_bytes()[:40])
+    with Case(tmp_path / "b.duckdb") as b:
+        assert store.ensure_intel(b) is True
+        assert _pack_rows(b) == reference  # read from the pack's files, nothing half-copied
+
+
+def test_a_case_with_other_intel_reads_the_pack_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case holding rows of its own in the pack's tables: the pack is read from its files
+    (copying a snapshot could repeat rows the case has) and no snapshot is written from it."""
+    from taintline.intel import store
+
+    monkeypatch.setenv("TAINTLINE_CACHE_DIR", str(tmp_path / "cache"))
+    rules = tmp_path / "mine.yar"
+    rules.write_text('rule mine { strings: $a = "mine" condition: $a }\n')
+    with Case(tmp_path / "a.duckdb") as a:
+        store.ingest(a, [rules])
+        # rows in the pack's tables but no indicator (the rule's name indicator removed)
+        a.con.execute("DELETE FROM indicator_sources")
+        assert store.ensure_intel(a) is True
+        assert a.con.execute("SELECT count(*) FROM yara_sources").fetchall() == [(2,)]
+    assert not (tmp_path / "cache" / "packs").exists()

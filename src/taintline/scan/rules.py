@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import yara_x
 
+from taintline.cachedir import cache_dir
 from taintline.errors import InputError, Problem
 from taintline.limits import IntelLimits
 from taintline.model import Finding, Severity
@@ -117,12 +118,8 @@ def compile_rules(sources: Iterable[RuleSource], *, strict: Sequence[str] = ()) 
 
 
 def rules_cache_dir() -> Path:
-    """``$TAINTLINE_CACHE_DIR``, else ``$XDG_CACHE_HOME/taintline``, else
-    ``~/.cache/taintline``; compiled rules go into its ``rules`` folder."""
-    if explicit := os.environ.get("TAINTLINE_CACHE_DIR"):
-        return Path(explicit) / "rules"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "taintline" / "rules"
+    """Where compiled rules are kept (:func:`taintline.cachedir.cache_dir`)."""
+    return cache_dir("rules")
 
 
 #: Compiled rule sets kept; the least recently used beyond these are deleted.
