@@ -197,3 +197,26 @@ def test_workers_started_before_the_walk_stop_when_it_finds_nothing(
     )
     assert found.files == 1 and found.members == 1
     assert multiprocessing.active_children() == []
+
+
+def test_a_pool_started_by_the_caller_is_used_and_left_running(tmp_path: Path, case: Case) -> None:
+    """``taintline scan`` into a new case file starts the workers before creating the case:
+    scan_paths uses them (also when there is nothing to read) and leaves them to the caller."""
+    from taintline.scan.engine import start_pool
+
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "a.zip").write_bytes(zip_bytes({"m.txt": b"x"}))
+    (tmp_path / "empty").mkdir()
+    options = ScanOptions(workers=2, ensure_intel=False, use_rules=False)
+    pool = start_pool(options)
+    assert pool is not None
+    try:
+        assert scan_paths([tmp_path / "empty"], case, options, pool=pool).files == 0
+        found = scan_paths([tmp_path / "tree"], case, options, pool=pool)
+        assert found.files == 1 and found.members == 1
+        pool.ping()  # still running
+        with pytest.raises(ValueError, match="one scan"):
+            scan_paths([tmp_path / "tree"], case, options, pool=pool)
+    finally:
+        pool.shutdown()
+    assert start_pool(ScanOptions(workers=0)) is None

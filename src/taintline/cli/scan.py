@@ -24,7 +24,7 @@ from taintline.cli.common import (
 from taintline.errors import UsageError
 from taintline.limits import ScanLimits
 from taintline.report import OutputFormat, RenderContext, render_findings
-from taintline.scan.engine import ScanOptions, scan_paths
+from taintline.scan.engine import ScanOptions, scan_paths, start_pool
 from taintline.scan.hashes import HashType, hash_set
 from taintline.terminal import labelled, printable
 
@@ -155,15 +155,22 @@ def scan_cmd(
         full=full,
     )
     err = stderr_console()
-    with Case(case) as c:
-        if progress_enabled(err):
-            # rich's progress module only on a terminal (a re-scan takes under a second)
-            from taintline.cli.scanmeter import live_meter
+    # a case file that does not exist yet remembers nothing: every file will be read, so the
+    # workers start before the case is created (their imports overlap its migrations)
+    pool = start_pool(options) if not case.exists() else None
+    try:
+        with Case(case) as c:
+            if progress_enabled(err):
+                # rich's progress module only on a terminal (a re-scan takes under a second)
+                from taintline.cli.scanmeter import live_meter
 
-            with live_meter(err) as meter:
-                result = scan_paths(paths, c, options, meter)
-        else:
-            result = scan_paths(paths, c, options)
+                with live_meter(err) as meter:
+                    result = scan_paths(paths, c, options, meter, pool=pool)
+            else:
+                result = scan_paths(paths, c, options, pool=pool)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     for problem in result.problems:
         err.print(labelled("warning", "yellow", problem.one_line()), soft_wrap=True)
     err.print(result.reuse_summary(), markup=False, highlight=False)

@@ -161,13 +161,24 @@ def _batches(tasks: Sequence[FileTask]) -> list[list[FileTask]]:
     return out
 
 
+def start_pool(options: ScanOptions) -> WorkerPool | None:
+    """The scan's worker processes, started before the case is open, for a scan that will
+    read every file (a new case): give it to :func:`scan_paths` (``pool=``), which uses it
+    and leaves it to the caller to shut down; None for ``--workers 0``."""
+    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    return WorkerPool(workers) if workers > 0 else None
+
+
 def scan_paths(
     paths: Sequence[str | Path],
     case: Case,
     options: ScanOptions | None = None,
     progress: ScanProgress | None = None,
+    *,
+    pool: WorkerPool | None = None,
 ) -> ScanResult:
-    """Scan files, folders and containers; findings (and file facts) go into ``case``."""
+    """Scan files, folders and containers; findings (and file facts) go into ``case``.
+    ``pool``: workers the caller started (:func:`start_pool`) and shuts down itself."""
     options = options or ScanOptions()
     started = time.monotonic()
     started_ns = time.time_ns()
@@ -176,8 +187,14 @@ def scan_paths(
     workers = (os.cpu_count() or 1) if options.workers is None else options.workers
     host = options.host or socket.gethostname()
     identities = Identities(case, host, [str(p) for p in paths])
-    pool: WorkerPool | None = None
-    if workers > 0 and (not options.record or options.full or not identities.rows()):
+    given = pool  # the caller's: used, never shut down here
+    if given is not None and given.config is not None:
+        raise ValueError("a worker pool serves one scan (its workers hold that scan's rules)")
+    if (
+        pool is None
+        and workers > 0
+        and (not options.record or options.full or not identities.rows())
+    ):
         # nothing under the inputs can be unchanged (a first scan): the worker processes
         # start before the walk, their imports overlap it and the intel, rules and context
         pool = WorkerPool(workers)
@@ -188,7 +205,7 @@ def scan_paths(
             else:
                 tasks.append(produced)
     except BaseException:
-        if pool is not None:
+        if pool is not None and pool is not given:
             pool.shutdown()
         raise
     # files whose identity is unchanged since the last scan may need no reading at all: the
@@ -196,7 +213,8 @@ def scan_paths(
     maybe_known = known_identities(identities, tasks) if options.record and not options.full else {}
     to_read = [t for i, t in enumerate(tasks) if i not in maybe_known]
     if pool is not None and not to_read:
-        pool.shutdown()
+        if pool is not given:
+            pool.shutdown()
         pool = None
     elif pool is None and workers > 0 and to_read:
         # the worker processes start now: their imports overlap the intel, rules and context
@@ -216,7 +234,7 @@ def scan_paths(
             identities,
         )
     finally:
-        if pool is not None:
+        if pool is not None and pool is not given:
             pool.shutdown()
 
 

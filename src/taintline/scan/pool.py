@@ -109,6 +109,7 @@ def run_pool(
             ) from exc
 
     inflight: dict[Future[TaskResult], list[FileTask]] = {}
+    tail_flushed = False
     try:
         while pending or quarantine or inflight:
             if quarantine:
@@ -141,6 +142,11 @@ def run_pool(
                             for t in batch
                         ],
                     )
+            if not pending and not quarantine and inflight and not tail_flushed:
+                # the last batches are running: what came back so far is written now, while
+                # the workers finish, instead of after them (the end of a scan is serial)
+                recorder.flush()
+                tail_flushed = True
             if not broken:
                 continue
             broken.extend(inflight.values())
