@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from taintline.case import Case
 from taintline.limits import ScanLimits
 from taintline.model import Finding
+from taintline.scan.cache import RACY_NS
 from taintline.scan.engine import ScanOptions, ScanResult, scan_paths
 
 
@@ -39,3 +41,8 @@ def kinds(findings: Sequence[Finding]) -> dict[str, list[str]]:
 def write_rules(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def settle() -> None:
+    """Files written just now are not trusted by identity (racily clean): wait past that."""
+    time.sleep(RACY_NS / 1e9 + 0.02)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,15 @@ from taintline.model import Indicator, IndicatorType
 from taintline.release.manifest import manifest_from_case, manifest_from_paths, to_document
 from taintline.report.casedata import from_case
 from taintline.scan import analysers, bundles, store
-from taintline.scan import cache as cache_mod
 from taintline.scan.cache import ScanCache
 from taintline.scan.engine import ScanOptions, ScanResult, scan_paths
 from taintline.scan.retro import match_stored
 from taintline.testing.archives import asar_bytes, zip_bytes
 from taintline.testing.pe import build_pe
 
+from .scanhelpers import settle
+
 RULE = 'rule marker_a { strings: $a = "taintline-marker-a" condition: $a }\n'
-
-
-def _settle() -> None:
-    time.sleep(cache_mod.RACY_NS / 1e9 + 0.02)
 
 
 def _tree(root: Path) -> None:
@@ -89,7 +85,7 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     _tree(root)
     rules = tmp_path / "a.yar"
     rules.write_text(RULE)
-    _settle()
+    settle()
     return root, rules
 
 
@@ -108,7 +104,7 @@ def test_one_changed_jar_is_read_the_rest_copied(
         (root / "lib" / "j1.jar").write_bytes(
             zip_bytes({"org/x/New.class": b"\xca\xfe\xba\xbe new", "m.txt": b"taintline-marker-a"})
         )
-        _settle()
+        settle()
         third = _scan(case, root, rules)
         assert replays == [] and third.unchanged == first.files - 1
         with Case(tmp_path / "fresh.duckdb") as fresh:
@@ -282,7 +278,7 @@ def test_cli_start_up_does_not_import_pandas(tmp_path: Path) -> None:
     )
     outputs = []
     for _ in range(2):
-        _settle()
+        settle()
         done = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
         )
@@ -333,7 +329,7 @@ def test_rescans_link_to_the_run_that_holds_the_rows(
         # run stored (the file) and, file by file, to the rest of the first run
         plain = f"{root}/plain.txt"
         (root / "plain.txt").write_bytes(b"other text")
-        _settle()
+        settle()
         fourth = _scan(case, root, rules)
         fifth = _scan(case, root, rules)
         assert replays == [] and _stored_runs(case) == {first.run_id, fourth.run_id}
@@ -344,7 +340,7 @@ def test_rescans_link_to_the_run_that_holds_the_rows(
         assert set(by_file.values()) == {first.run_id}
         # a new file: the run that read it is linked whole too, beside the fourth
         (root / "lib" / "new.txt").write_bytes(b"new text")
-        _settle()
+        settle()
         sixth = _scan(case, root, rules)
         seventh = _scan(case, root, rules)
         assert replays == [] and seventh.unchanged == seventh.files == first.files + 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,20 +11,16 @@ import pytest
 
 from taintline.case import Case
 from taintline.cli.main import main
-from taintline.scan import cache as cache_mod
 from taintline.scan.engine import ScanOptions, ScanResult, scan_paths
 from taintline.scan.worker import Worker
 from taintline.testing.archives import zip_bytes
 from taintline.testing.image import png, with_trailing
 from taintline.testing.pe import build_pe
 
+from .scanhelpers import settle
+
 RULE_A = 'rule marker_a { strings: $a = "taintline-marker-a" condition: $a }\n'
 RULE_B = 'rule marker_b { strings: $b = "taintline-marker-b" condition: $b }\n'
-
-
-def _settle() -> None:
-    """Files written just now are not trusted by identity (racily clean): wait past that."""
-    time.sleep(cache_mod.RACY_NS / 1e9 + 0.02)
 
 
 def _tree(root: Path) -> None:
@@ -115,7 +110,7 @@ def test_rescan_of_an_unchanged_tree_reads_no_file(
     _tree(root)
     rules = tmp_path / "a.yar"
     rules.write_text(RULE_A)
-    _settle()
+    settle()
     with Case(tmp_path / "case.duckdb") as case:
         first = _scan(case, root, [rules])
         assert first.unchanged == 0 and len(set(opened(root))) == first.files == 10
@@ -143,7 +138,7 @@ def test_new_rules_rerun_yara_only(
     a, b = tmp_path / "a.yar", tmp_path / "b.yar"
     a.write_text(RULE_A)
     b.write_text(RULE_B)
-    _settle()
+    settle()
     with Case(tmp_path / "case.duckdb") as case:
         first = _scan(case, root, [a])
         assert not any(f.evidence.get("rule") == "marker_b" for f in first.findings)
@@ -165,11 +160,11 @@ def test_rescan_after_changes_equals_a_fresh_scan(tmp_path: Path) -> None:
     _tree(root)
     rules = tmp_path / "a.yar"
     rules.write_text(RULE_A)
-    _settle()
+    settle()
     with Case(tmp_path / "case.duckdb") as case:
         _scan(case, root, [rules])
         _change(root)
-        _settle()
+        settle()
         again = _scan(case, root, [rules])
         # unchanged: loose.dll, marker.txt, img.png, bundle.zip, keep.txt; the renamed file
         # is read but its content is known
@@ -214,7 +209,7 @@ def test_cli_says_how_much_was_reused(tmp_path: Path, capsys: pytest.CaptureFixt
     root.mkdir()
     for i in range(3):
         (root / f"f{i}.txt").write_bytes(b"file %d" % i)
-    _settle()
+    settle()
     case = str(tmp_path / "case.duckdb")
     argv = ["scan", str(root), "--no-rules", "--workers", "0", "--case", case]
     assert main(argv) == 0

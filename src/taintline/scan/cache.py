@@ -23,7 +23,6 @@ cache invalidation.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from taintline.case import Case
 from taintline.interchange import finding_from_dict, finding_to_dict
 from taintline.lazy import LazyModule
 from taintline.model import Finding
-from taintline.scan.identities import Identities
+from taintline.scan.identities import Identities, under
 from taintline.scan.interface import FileRecord, TaskResult
 from taintline.scan.reuse import (
     TRANSIENT_KINDS,
@@ -490,7 +489,7 @@ class ScanCache:
         if not roots:
             return []
         walked = {storable(t.path) for t in seen}
-        prefixes = tuple(r if r.endswith(os.sep) else r + os.sep for r in roots)
+        prefixes = tuple(under(r) for r in roots)
         exact = set(roots)
         gone = sorted(
             (

@@ -102,6 +102,10 @@ class ScanOptions:
     #: stored as NULL, and the case's indicators of that type are reported as not checked.
     hashes: frozenset[HashType] = ALL_HASHES
 
+    def worker_processes(self) -> int:
+        """How many worker processes ``workers`` asks for (``None``: the CPU count)."""
+        return (os.cpu_count() or 1) if self.workers is None else self.workers
+
 
 @dataclass(slots=True)
 class ScanResult:
@@ -165,7 +169,7 @@ def start_pool(options: ScanOptions) -> WorkerPool | None:
     """The scan's worker processes, started before the case is open, for a scan that will
     read every file (a new case): give it to :func:`scan_paths` (``pool=``), which uses it
     and leaves it to the caller to shut down; None for ``--workers 0``."""
-    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    workers = options.worker_processes()
     return WorkerPool(workers) if workers > 0 else None
 
 
@@ -184,7 +188,7 @@ def scan_paths(
     started_ns = time.time_ns()
     tasks: list[FileTask] = []
     walk_findings: list[Finding] = []
-    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    workers = options.worker_processes()
     host = options.host or socket.gethostname()
     identities = Identities(case, host, [str(p) for p in paths])
     given = pool  # the caller's: used, never shut down here
@@ -304,7 +308,7 @@ def _scan(
 
     if to_read:
         config()  # before the run starts: rules that do not compile are a usage error
-    workers = (os.cpu_count() or 1) if options.workers is None else options.workers
+    workers = options.worker_processes()
     started_pool: WorkerPool | None = None  # started here (not by scan_paths): stopped here
 
     run_id = case.start_run("scan " + " ".join(str(p) for p in paths)) if options.record else None

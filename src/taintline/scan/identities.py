@@ -20,6 +20,11 @@ from taintline.scan.walk import FileTask
 from taintline.terminal import storable
 
 
+def under(root: str) -> str:
+    """The prefix of every path inside the folder ``root`` (a real path)."""
+    return root if root.endswith(os.sep) else root + os.sep
+
+
 class _Known(NamedTuple):
     """What the case remembers of a path on this host."""
 
@@ -56,7 +61,7 @@ class Identities:
             return "FALSE", []
         params: list[str] = []
         for root in roots:
-            params += [root, root if root.endswith(os.sep) else root + os.sep]
+            params += [root, under(root)]
         condition = " OR ".join(["(i.path = ? OR starts_with(i.path, ?))"] * len(roots))
         return f"({condition})", params
 
