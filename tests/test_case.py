@@ -189,3 +189,37 @@ def test_insert_new_within_one_run_still_keeps_each_row_once(case: Case) -> None
     assert case.insert_new("file_facts", other, within=("run_id", "r2")) == 2
     with pytest.raises(ValueError, match="natural key"):
         case.insert_new("file_facts", select, within=("host", "h"))
+
+
+def test_hash_matches_alike_from_list_parameters_and_from_arrow(
+    case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records' hashes go to DuckDB as list parameters (a few) or as Arrow (many): the
+    same ``ioc.hash`` findings either way."""
+    from dataclasses import dataclass
+
+    import taintline.case as case_module
+    from taintline.scan.hashes import match_hashes
+
+    @dataclass(frozen=True)
+    class Hashed:
+        path: str
+        md5: str
+        sha1: str
+        sha256: str
+        size: int
+
+    files = [Hashed(f"/t/{i}", f"{i:032x}", f"{i:040x}", f"{i:064x}", i) for i in range(40)]
+    case.add_indicators(
+        [
+            Indicator(IndicatorType.SHA256, f"{3:064x}", "feed-a"),
+            Indicator(IndicatorType.MD5, f"{3:032x}", "feed-b"),
+            Indicator(IndicatorType.SHA1, f"{17:040x}", "feed-a"),
+        ]
+    )
+    found = []
+    for small in (10_000, 0):
+        monkeypatch.setattr(case_module, "SMALL_ROWS", small)
+        found.append(sorted((f.subject, f.message) for f in match_hashes(case, files)))
+    assert [subject for subject, _ in found[0]] == ["/t/17", "/t/3"]
+    assert found[0] == found[1]

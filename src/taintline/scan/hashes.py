@@ -208,12 +208,6 @@ class Hashed(Protocol):
 
 _LABELS = {"sha256": "SHA-256", "sha1": "SHA-1", "md5": "MD5"}
 
-#: Up to this many files go to DuckDB as list parameters, more as an Arrow table: lists need
-#: no pyarrow (a re-scan's few linked matches), but their cost grows faster than their length:
-#: 33 ms for 2,000 files where Arrow takes 8 ms, 190 ms for 10,000 where Arrow takes 14 ms (a
-#: first scan of the pyspark tree sends 187,000 records in batches of 10,000).
-LIST_PARAMETER_FILES = 500
-
 
 def match_hashes(case: Case, files: Sequence[Hashed]) -> list[Finding]:
     """``ioc.hash`` findings (critical) for files whose MD5, SHA-1 or SHA-256 is a hash
@@ -224,40 +218,33 @@ def match_hashes(case: Case, files: Sequence[Hashed]) -> list[Finding]:
     """
     if not files:
         return []
-    match = """
-        h AS (
-            SELECT idx, 'sha256' AS type, sha256 AS value FROM batch
-            UNION ALL SELECT idx, 'sha1', sha1 FROM batch
-            UNION ALL SELECT idx, 'md5', md5 FROM batch
-        )
-        SELECT h.idx, s.type, s.value,
-               list(DISTINCT s.source ORDER BY s.source),
-               any_value(s.campaign) FILTER (WHERE s.campaign IS NOT NULL),
-               any_value(s.description) FILTER (WHERE s.description IS NOT NULL)
-        FROM h JOIN indicator_sources s ON s.type = h.type AND s.value = h.value
-        GROUP BY h.idx, s.type, s.value
-        ORDER BY h.idx, s.type
-    """
-    columns = [[f.md5 for f in files], [f.sha1 for f in files], [f.sha256 for f in files]]
-    if len(files) <= LIST_PARAMETER_FILES:
-        # a few files (a re-scan's linked matches) go as list parameters: no pyarrow import
-        rows = case.con.execute(
-            "WITH batch AS (SELECT unnest(range(?)) AS idx, unnest(?::VARCHAR[]) AS md5,"
-            " unnest(?::VARCHAR[]) AS sha1, unnest(?::VARCHAR[]) AS sha256)," + match,
-            [len(files), *columns],
-        ).fetchall()
-    else:
-        import pyarrow as pa
+    from taintline.case import rows_relation  # here: the workers import this module too
 
-        batch = pa.table(  # noqa: F841  (read by DuckDB's replacement scan)
-            {
-                "idx": pa.array(range(len(files)), pa.int64()),
-                "md5": pa.array(columns[0], pa.string()),
-                "sha1": pa.array(columns[1], pa.string()),
-                "sha256": pa.array(columns[2], pa.string()),
-            }
-        )
-        rows = case.con.execute("WITH " + match).fetchall()
+    columns: dict[str, tuple[str, list[Any]]] = {
+        "idx": ("BIGINT", list(range(len(files)))),
+        "md5": ("VARCHAR", [f.md5 for f in files]),
+        "sha1": ("VARCHAR", [f.sha1 for f in files]),
+        "sha256": ("VARCHAR", [f.sha256 for f in files]),
+    }
+    # a few files (a re-scan's linked matches) need no pyarrow (see Case's rows_relation)
+    with rows_relation(case.con, columns) as (batch, params):
+        rows = case.con.execute(
+            f"""
+            WITH batch AS (SELECT * FROM {batch}), h AS (
+                SELECT idx, 'sha256' AS type, sha256 AS value FROM batch
+                UNION ALL SELECT idx, 'sha1', sha1 FROM batch
+                UNION ALL SELECT idx, 'md5', md5 FROM batch
+            )
+            SELECT h.idx, s.type, s.value,
+                   list(DISTINCT s.source ORDER BY s.source),
+                   any_value(s.campaign) FILTER (WHERE s.campaign IS NOT NULL),
+                   any_value(s.description) FILTER (WHERE s.description IS NOT NULL)
+            FROM h JOIN indicator_sources s ON s.type = h.type AND s.value = h.value
+            GROUP BY h.idx, s.type, s.value
+            ORDER BY h.idx, s.type
+            """,  # noqa: S608  (a relation name or a SELECT of placeholders)
+            params,
+        ).fetchall()
     by_file: dict[int, list[tuple[str, str, list[str], str | None, str | None]]] = {}
     for idx, type_, value, sources, campaign, description in rows:
         by_file.setdefault(int(idx), []).append(
