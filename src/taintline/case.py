@@ -86,6 +86,8 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "scan_identities": ("host", "path"),
     "scan_contents": ("sha256", "analysis_key", "name_class"),
     "scan_yara": ("sha256", "rules_key", "place"),
+    # a tree as a finished run left it: a re-scan that finds it so links it whole
+    "scan_tree_states": ("host", "top", "analysis_key", "rules_key"),
     "hunt_sightings": (
         "host",
         "indicator_type",
@@ -445,6 +447,18 @@ class Case:
         )
 
     # -- indicators ------------------------------------------------------------------------
+    def eol_dates(self) -> dict[str, str]:
+        """Product -> its end-of-life date (ISO), the latest across its cycles; products with
+        a cycle still supported or whose EOL is a flag without a date left out (see
+        :func:`taintline.intel.store.eol_map`). Here, one query: every scan asks."""
+        rows = self.con.execute(
+            "SELECT product, max(eol_date) FROM eol_cycles GROUP BY product"
+            " HAVING max(eol_date) IS NOT NULL"
+            " AND count(*) FILTER (WHERE eol_date IS NULL AND eol_flag IS DISTINCT FROM TRUE) = 0"
+            " ORDER BY product"
+        ).fetchall()
+        return {str(p): d.isoformat() for p, d in rows}
+
     def add_indicators(self, indicators: Iterable[Indicator], *, batch_size: int = 200_000) -> int:
         """Add indicator statements; returns how many (indicator, source) pairs were new.
 

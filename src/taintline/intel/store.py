@@ -22,7 +22,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -829,13 +828,4 @@ def eol_map(case: Case) -> dict[str, str]:
     A product with a cycle that is still supported (``eol: false``) or whose EOL is only a
     flag without a date is left out: it has no date after which signing it is suspicious.
     """
-    out: dict[str, date] = {}
-    open_products: set[str] = set()
-    for record in eol_records(case):
-        if record.eol_date is None:
-            if record.eol_flag is not True:
-                open_products.add(record.product)
-            continue
-        if record.product not in out or record.eol_date > out[record.product]:
-            out[record.product] = record.eol_date
-    return {p: d.isoformat() for p, d in sorted(out.items()) if p not in open_products}
+    return case.eol_dates()

@@ -23,12 +23,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-
-import yara_x
+from typing import TYPE_CHECKING
 
 from taintline.intel.interface import ReadResult, YaraSource
+from taintline.lazy import LazyModule
 from taintline.limits import IntelLimits
 from taintline.model import Indicator, IndicatorType
+
+if TYPE_CHECKING:
+    import yara_x
+else:
+    # compiling and scanning only: a re-scan that reads no file never needs it
+    yara_x = LazyModule("yara_x")
 
 NAME = "yara"
 

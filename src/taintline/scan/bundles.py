@@ -215,8 +215,6 @@ def judge(
     """The bundle analysers' findings on the folder bundles (``walked``: each walked file's
     bundle roots) whose recorded members could interest them, read back from the case; and
     the run's own trigger paths (:class:`Triggered`) for its summary."""
-    from taintline.scan.worker import run_bundle_analysers
-
     roots = list(dict.fromkeys(root for roots in walked for root in roots))
     # the shipped bundle analysers, or those of the analysers module when it is loaded (the
     # parent of a worker pool does not load it unless a bundle needs judging)
@@ -230,6 +228,7 @@ def judge(
     triggered = triggered_roots(case, run_id, roots, names)
     for root in triggered.roots:
         from taintline.scan.analysers import BUNDLE_ANALYSERS
+        from taintline.scan.worker import run_bundle_analysers
 
         records = bundle_records(case, run_id, root)
         findings.extend(run_bundle_analysers(BUNDLE_ANALYSERS, root, records, context))

@@ -127,7 +127,7 @@ def _records_from_json(text: bytes | str, old: str, task: FileTask) -> list[File
     return records
 
 
-def _findings_json(findings: Sequence[Finding]) -> str:
+def findings_json(findings: Sequence[Finding]) -> str:
     rows = []
     for f in findings:
         row = finding_to_dict(f)
@@ -359,7 +359,7 @@ class ScanCache:
                     name_class(task.display),
                     task.display,
                     _records_json(records, task.display),
-                    _findings_json([f for f in findings if f.kind not in YARA_KINDS]),
+                    findings_json([f for f in findings if f.kind not in YARA_KINDS]),
                 )
             )
         if yara and self.rules_key:
@@ -369,7 +369,7 @@ class ScanCache:
                     self.rules_key,
                     self.place(task),
                     task.display,
-                    _findings_json([f for f in findings if f.kind in YARA_KINDS]),
+                    findings_json([f for f in findings if f.kind in YARA_KINDS]),
                 )
             )
 
@@ -483,10 +483,16 @@ class ScanCache:
             )
 
     # -- what disappeared ------------------------------------------------------------------
-    def disappeared(self, roots: Sequence[str], seen: Sequence[FileTask]) -> list[str]:
+    def disappeared(
+        self, roots: Sequence[str], seen: Sequence[FileTask], *, all_known: bool = False
+    ) -> list[str]:
         """Display paths of files remembered under ``roots`` (real paths of the scanned
-        inputs) that this scan did not see; they are forgotten. Call after a complete walk."""
+        inputs) that this scan did not see; they are forgotten. Call after a complete walk.
+        ``all_known``: every file seen is remembered (a tree as a run left it), so as many
+        remembered as seen means none disappeared, which one count tells."""
         if not roots:
+            return []
+        if all_known and self.identities.count() == len(seen):
             return []
         walked = {storable(t.path) for t in seen}
         prefixes = tuple(under(r) for r in roots)

@@ -58,7 +58,7 @@ class Carried:
 
 
 @dataclass(frozen=True, slots=True)
-class _Stored:
+class Stored:
     """A linked record as :func:`match_hashes` reads it."""
 
     path: str
@@ -170,27 +170,41 @@ def carry_unchanged(
         out.done = {int(r[0]) for r in con.execute("SELECT idx FROM carry_ok").fetchall()}
         if not out.done:
             return out
-        remembered = _remembered_members(case, run_id)
-        if remembered is not None:
-            out.members = remembered
-        else:
-            members = con.execute(
-                "SELECT count(*) FROM (SELECT DISTINCT top, path FROM file_facts_all"
-                " WHERE run_id = ? AND depth > 0)",
-                [run_id],
-            ).fetchone()
-            out.members = int(members[0]) if members else 0
+        out.members = linked_members(case, run_id)
         out.findings.extend(_cached_findings(case, cache, out.done, tasks))
-        out.findings.extend(_hash_matches(case, run_id))
-        if path_rules:
-            paths = con.sql(
-                "SELECT DISTINCT path FROM file_facts_all WHERE run_id = ?", params=[run_id]
-            ).to_arrow_table()
-            out.findings.extend(path_rules.match_array(paths.column(0).combine_chunks()))
+        out.findings.extend(indicator_matches(case, run_id, path_rules))
     finally:
         for temp in ("carry_files", "carry_src", "carry_ok", "carry_whole"):
             con.execute(f"DROP TABLE IF EXISTS {temp}")
     return out
+
+
+def linked_members(case: Case, run_id: str) -> int:
+    """The container members among ``run_id``'s linked rows."""
+    remembered = _remembered_members(case, run_id)
+    if remembered is not None:
+        return remembered
+    members = case.con.execute(
+        "SELECT count(*) FROM (SELECT DISTINCT top, path FROM file_facts_all"
+        " WHERE run_id = ? AND depth > 0)",
+        [run_id],
+    ).fetchone()
+    return int(members[0]) if members else 0
+
+
+def indicator_matches(case: Case, run_id: str, path_rules: FilenameRules | None) -> list[Finding]:
+    """The hash and filename indicator matches of ``run_id``'s linked rows."""
+    return [*match_hashes(case, hash_rows(case, run_id)), *path_matches(case, run_id, path_rules)]
+
+
+def path_matches(case: Case, run_id: str, path_rules: FilenameRules | None) -> list[Finding]:
+    """The filename indicator matches of ``run_id``'s linked rows."""
+    if not path_rules:
+        return []
+    paths = case.con.sql(
+        "SELECT DISTINCT path FROM file_facts_all WHERE run_id = ?", params=[run_id]
+    ).to_arrow_table()
+    return path_rules.match_array(paths.column(0).combine_chunks())
 
 
 def members_summary(case: Case, run_id: str) -> dict[str, object]:
@@ -256,21 +270,32 @@ def _cached_findings(
     return out
 
 
-def _hash_matches(case: Case, run_id: str) -> list[Finding]:
-    """``ioc.hash`` findings of the linked records whose hash is an indicator."""
+def hash_rows(case: Case, run_id: str, top: str | None = None) -> list[Stored]:
+    """The records of ``run_id`` (under ``top``: all when None) whose MD5, SHA-1 or SHA-256
+    is a hash indicator, as :func:`match_hashes` reads them."""
+    under_top = "" if top is None else " AND top = ?"
     rows = case.con.execute(
-        """
+        f"""
         SELECT DISTINCT path, md5, sha1, sha256, size FROM file_facts_all
-        WHERE run_id = ? AND sha256 IS NOT NULL AND (
+        WHERE run_id = ?{under_top} AND sha256 IS NOT NULL AND (
             sha256 IN (SELECT value FROM indicator_sources WHERE type = 'sha256')
             OR sha1 IN (SELECT value FROM indicator_sources WHERE type = 'sha1')
             OR md5 IN (SELECT value FROM indicator_sources WHERE type = 'md5'))
         ORDER BY path
-        """,
-        [run_id],
+        """,  # noqa: S608  (a constant condition)
+        [run_id] if top is None else [run_id, top],
     ).fetchall()
-    stored = [
-        _Stored(str(p), md5 or "", sha1 or "", str(sha), int(size or 0))
+    return [
+        Stored(str(p), md5 or "", sha1 or "", str(sha), int(size or 0))
         for p, md5, sha1, sha, size in rows
     ]
-    return match_hashes(case, stored)
+
+
+def hash_digest(case: Case) -> str:
+    """What the case's hash indicators are, in a few bytes: equal digests, equal indicators
+    (their values and sources; DuckDB's hash, so only ever compared within one case)."""
+    row = case.con.execute(
+        "SELECT count(*), coalesce(sum(hash(type, value, source)), 0) FROM indicator_sources"
+        " WHERE type IN ('sha256', 'sha1', 'md5')"
+    ).fetchone()
+    return f"{row[0]}:{row[1]}" if row else "0:0"

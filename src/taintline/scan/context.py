@@ -20,9 +20,7 @@ def _normal_serial(value: str) -> str:
 
 def build_context(case: Case, ca_bundle: Path | None = None) -> AnalysisContext:
     """What the analysers may know from the case, loaded once per scan."""
-    from taintline.intel.store import eol_map
-
-    eol = {str(k).lower(): str(v) for k, v in eol_map(case).items()}
+    eol = {str(k).lower(): str(v) for k, v in case.eol_dates().items()}
     signers = frozenset(i.value.lower() for i in case.indicators(types=[IndicatorType.SIGNER]))
     serials = frozenset(
         _normal_serial(i.value) for i in case.indicators(types=[IndicatorType.CERT_SERIAL])
@@ -35,6 +33,8 @@ def build_context(case: Case, ca_bundle: Path | None = None) -> AnalysisContext:
 
 def ensure_intel(case: Case) -> Problem | None:
     """Load the shipped campaign pack into an empty case; a failure is a warning, not fatal."""
+    if case.con.execute("SELECT 1 FROM indicator_sources LIMIT 1").fetchone() is not None:
+        return None  # a case with intel (the intel store is not even imported)
     from taintline.intel.store import ensure_intel
 
     try:

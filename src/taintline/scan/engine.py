@@ -28,13 +28,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from taintline.case import Case
 from taintline.errors import Problem
 from taintline.limits import MiB, ScanLimits
 from taintline.model import Finding
-from taintline.scan import bundles, store
+from taintline.scan import bundles, store, treestate
 from taintline.scan import rules as rules_mod
 from taintline.scan.cache import ScanCache, Unchanged
 from taintline.scan.carry import carry_unchanged, members_summary
@@ -43,7 +43,6 @@ from taintline.scan.hashes import ALL_HASHES, HashType, unchecked_hash_findings
 from taintline.scan.identities import Identities, known_identities
 from taintline.scan.incremental import complete, input_roots
 from taintline.scan.interface import FileRecord, TaskResult
-from taintline.scan.pool import WorkerPool, run_pool
 from taintline.scan.reuse import (
     ReuseConfig,
     analysis_key,
@@ -52,12 +51,10 @@ from taintline.scan.reuse import (
     yara_version,
 )
 from taintline.scan.walk import FileTask, walk_inputs
-from taintline.scan.worker import (
-    Worker,
-    WorkerConfig,
-    facts_to_json,
-    run_bundle_analysers,
-)
+
+if TYPE_CHECKING:
+    from taintline.scan.pool import WorkerPool
+    from taintline.scan.worker import WorkerConfig
 
 __all__ = [
     "FileRecord",
@@ -65,11 +62,7 @@ __all__ = [
     "ScanProgress",
     "ScanResult",
     "TaskResult",
-    "Worker",
-    "WorkerConfig",
     "build_context",
-    "facts_to_json",
-    "run_bundle_analysers",
     "scan_paths",
 ]
 
@@ -169,6 +162,8 @@ def start_pool(options: ScanOptions) -> WorkerPool | None:
     """The scan's worker processes, started before the case is open, for a scan that will
     read every file (a new case): give it to :func:`scan_paths` (``pool=``), which uses it
     and leaves it to the caller to shut down; None for ``--workers 0``."""
+    from taintline.scan.pool import WorkerPool
+
     workers = options.worker_processes()
     return WorkerPool(workers) if workers > 0 else None
 
@@ -197,10 +192,12 @@ def scan_paths(
     if (
         pool is None
         and workers > 0
-        and (not options.record or options.full or not identities.rows())
+        and (not options.record or options.full or not identities.exist())
     ):
         # nothing under the inputs can be unchanged (a first scan): the worker processes
         # start before the walk, their imports overlap it and the intel, rules and context
+        from taintline.scan.pool import WorkerPool
+
         pool = WorkerPool(workers)
     try:
         for produced in walk_inputs([str(p) for p in paths], options.limits):
@@ -212,16 +209,24 @@ def scan_paths(
         if pool is not None and pool is not given:
             pool.shutdown()
         raise
-    # files whose identity is unchanged since the last scan may need no reading at all: the
-    # pool is started now only for the others (the final check needs the rules)
-    maybe_known = known_identities(identities, tasks) if options.record and not options.full else {}
-    to_read = [t for i, t in enumerate(tasks) if i not in maybe_known]
+    # a tree as a finished run left it needs no per-file work at all (checked under the keys
+    # in _scan); otherwise files whose identity is unchanged since the last scan may need no
+    # reading: the pool is started now only for the others (the final check needs the rules)
+    trees: dict[str, list[treestate.TreeState]] | None = None
+    maybe_known: dict[int, str] = {}
+    if options.record and not options.full:
+        trees = treestate.candidates(case, host, tasks, identities.roots)
+        if trees is None:
+            maybe_known = known_identities(identities, tasks)
+    to_read = [] if trees else [t for i, t in enumerate(tasks) if i not in maybe_known]
     if pool is not None and not to_read:
         if pool is not given:
             pool.shutdown()
         pool = None
     elif pool is None and workers > 0 and to_read:
         # the worker processes start now: their imports overlap the intel, rules and context
+        from taintline.scan.pool import WorkerPool
+
         pool = WorkerPool(min(workers, len(_batches(to_read))))
     try:
         return _scan(
@@ -236,6 +241,7 @@ def scan_paths(
             pool,
             host,
             identities,
+            trees,
         )
     finally:
         if pool is not None and pool is not given:
@@ -254,6 +260,7 @@ def _scan(
     pool: WorkerPool | None,
     host: str,
     identities: Identities,
+    trees: dict[str, list[treestate.TreeState]] | None = None,
 ) -> ScanResult:
     when = case.now().replace(microsecond=0)
     problems: list[Problem] = []
@@ -276,6 +283,7 @@ def _scan(
     )
     cache: ScanCache | None = None
     unchanged: dict[int, Unchanged] = {}
+    whole: dict[str, treestate.TreeState] | None = None  # every top as a run left it
     if options.record:
         akey = analysis_key(context, options.limits, hashes)
         cache = ScanCache(
@@ -287,8 +295,11 @@ def _scan(
             started_ns=started_ns,
             identities=identities,
         )
-        unchanged = cache.unchanged(tasks)
-    to_read = [t for i, t in enumerate(tasks) if i not in unchanged]
+        if not options.full:
+            whole = treestate.matching(trees, akey, reuse.rules_key)
+        if whole is None:
+            unchanged = cache.unchanged(tasks)
+    to_read = [] if whole else [t for i, t in enumerate(tasks) if i not in unchanged]
     configs: list[WorkerConfig] = []
 
     def config() -> WorkerConfig:
@@ -303,6 +314,8 @@ def _scan(
             rules_data = compiled.data if compiled else None
             # what the case knows (looked up only when a file is read)
             known = cache.worker_config() if cache is not None else reuse
+            from taintline.scan.worker import WorkerConfig
+
             configs.append(WorkerConfig(rules_data, options.limits, context, hashes, known))
         return configs[0]
 
@@ -319,7 +332,17 @@ def _scan(
 
     if progress is not None:
         progress.start(len(tasks), sum(t.size for t in to_read))
-    if cache is not None and unchanged and run_id is not None:
+    if whole and run_id is not None:
+        # every top as a run left it: that run's rows are linked as it saw them
+        with case.transaction():
+            carried = treestate.link_trees(case, host, run_id, whole, recorder.path_rules)
+        result.files += len(tasks)
+        result.unchanged += len(tasks)
+        result.members += carried.members
+        recorder.add([], carried.findings)
+        if progress is not None:
+            progress.advance(len(tasks), carried.members, 0)
+    elif cache is not None and unchanged and run_id is not None:
         # unchanged files recorded under the same path and analysis: their rows are linked
         # in the case, no record of them is built here (first: nothing else is in the run yet)
         with case.transaction():
@@ -372,6 +395,9 @@ def _scan(
             for res in cache.replay(items, to_read):
                 result.unchanged += 1
                 collect(res, from_cache=True)
+        if to_read:
+            from taintline.scan.pool import WorkerPool, run_pool
+            from taintline.scan.worker import Worker
         if pool is None and workers > 0 and to_read:
             pool = started_pool = WorkerPool(min(workers, len(_batches(to_read))))
             pool.configure(config())
@@ -393,6 +419,7 @@ def _scan(
             recorder.add([], judged)
         elif bundle_parts:
             from taintline.scan.analysers import BUNDLE_ANALYSERS
+            from taintline.scan.worker import run_bundle_analysers
 
             roots = dict.fromkeys(root for t in tasks for root in t.bundles if root in bundle_parts)
             for root in roots:
@@ -400,7 +427,13 @@ def _scan(
                 records = [r for _, part in parts for r in part]
                 recorder.add([], run_bundle_analysers(BUNDLE_ANALYSERS, root, records, context))
         if cache is not None:
-            result.disappeared = tuple(cache.disappeared(input_roots(paths, walk_findings), tasks))
+            result.disappeared = tuple(
+                cache.disappeared(input_roots(paths, walk_findings), tasks, all_known=bool(whole))
+            )
+            if run_id is not None and not whole:
+                # the tree as this run leaves it: the next scan that finds it so links it whole
+                recorder.flush()
+                treestate.remember(case, cache, run_id, tasks, identities.roots)
     except KeyboardInterrupt:
         status = "interrupted"
         result.interrupted = True

@@ -65,6 +65,23 @@ class Identities:
         condition = " OR ".join(["(i.path = ? OR starts_with(i.path, ?))"] * len(roots))
         return f"({condition})", params
 
+    def exist(self) -> bool:
+        """Does the case remember any file under the inputs (without reading them all)?"""
+        if self._rows is not None:
+            return bool(self._rows)
+        condition, params = self.under_roots(self.roots)
+        sql = f"SELECT 1 FROM scan_identities i WHERE i.host = ? AND {condition} LIMIT 1"  # noqa: S608
+        return self.case.con.execute(sql, [self.host, *params]).fetchone() is not None
+
+    def count(self) -> int:
+        """How many files the case remembers under the inputs."""
+        if self._rows is not None:
+            return len(self._rows)
+        condition, params = self.under_roots(self.roots)
+        sql = f"SELECT count(*) FROM scan_identities i WHERE i.host = ? AND {condition}"  # noqa: S608
+        row = self.case.con.execute(sql, [self.host, *params]).fetchone()
+        return int(row[0]) if row else 0
+
     def rows(self) -> dict[str, _Known]:
         if self._rows is None:
             condition, params = self.under_roots(self.roots)

@@ -20,15 +20,20 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import yara_x
 
 from taintline.cachedir import cache_dir
 from taintline.errors import InputError, Problem
+from taintline.lazy import LazyModule
 from taintline.limits import IntelLimits
 from taintline.model import Finding, Severity
 
 if TYPE_CHECKING:
+    import yara_x
+
     from taintline.case import Case
+else:
+    # compiling and scanning only: a re-scan that reads no file never needs it
+    yara_x = LazyModule("yara_x")
 
 
 #: Matches kept per pattern by the scanner, and offsets reported per pattern in a finding.

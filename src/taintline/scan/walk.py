@@ -21,6 +21,7 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 
 from taintline.kinds import error_finding
 from taintline.limits import MiB, ScanLimits
@@ -28,7 +29,9 @@ from taintline.model import Finding
 from taintline.terminal import storable
 
 
-@dataclass(frozen=True, slots=True)
+# not frozen: a frozen dataclass sets each field through object.__setattr__, which made its
+# construction 4 times slower (about 3 us more per file of the walk); nothing changes a task
+@dataclass(slots=True)
 class FileTask:
     """A regular file to scan: ``path`` to open (real), ``display`` to report."""
 
@@ -76,9 +79,13 @@ def _inside(path: str, root: str) -> bool:
         return False
 
 
+#: Files up to this size are never called sparse.
+SPARSE_MIN = 16 * MiB
+
+
 def _is_sparse(st: os.stat_result) -> bool:
     blocks = getattr(st, "st_blocks", None)
-    return blocks is not None and st.st_size > 16 * MiB and blocks * 512 < st.st_size // 8
+    return blocks is not None and st.st_size > SPARSE_MIN and blocks * 512 < st.st_size // 8
 
 
 def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -86,10 +93,21 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 def walk_inputs(paths: Sequence[str], limits: ScanLimits) -> Iterator[FileTask | Finding]:
-    """Regular files under ``paths`` (files or folders), in a stable order, or error findings."""
+    """Regular files under ``paths`` (files or folders), in a stable order, or error findings.
+    A file reached from several inputs (one inside another, or given twice) is yielded once,
+    under the first: scanned twice in one run, its results would be recorded twice."""
     owners = _Owners()
+    if len(paths) == 1:
+        yield from _walk_one(paths[0], limits, owners)
+        return
+    seen: set[str] = set()
     for top in paths:
-        yield from _walk_one(top, limits, owners)
+        for produced in _walk_one(top, limits, owners):
+            if isinstance(produced, FileTask):
+                if produced.path in seen:
+                    continue
+                seen.add(produced.path)
+            yield produced
 
 
 def _walk_one(top: str, limits: ScanLimits, owners: _Owners) -> Iterator[FileTask | Finding]:
@@ -112,6 +130,8 @@ def _walk_one(top: str, limits: ScanLimits, owners: _Owners) -> Iterator[FileTas
         yield error_finding("error.not-regular", top, "not a regular file or folder; not opened")
         return
     count = 0
+    max_files = limits.max_files
+    owner = owners.name
     # the top folder is always a bundle (the user pointed at it: often an app folder)
     top_bundles: tuple[str, ...] = (top,)
     # (real dir, display dir, bundles, ancestors as (dev, ino))
@@ -129,8 +149,9 @@ def _walk_one(top: str, limits: ScanLimits, owners: _Owners) -> Iterator[FileTas
             )
             continue
         subdirs: list[tuple[str, str, tuple[str, ...], frozenset[tuple[int, int]]]] = []
+        base = shown_dir.rstrip("/") + "/"
         for entry in entries:
-            shown = f"{shown_dir.rstrip('/')}/{storable(entry.name)}"
+            shown = base + storable(entry.name)
             try:
                 if entry.is_symlink():
                     finding = _judge_symlink(entry.path, shown, root, ancestors)
@@ -141,30 +162,34 @@ def _walk_one(top: str, limits: ScanLimits, owners: _Owners) -> Iterator[FileTas
             except OSError as exc:
                 yield error_finding("error.unreadable", shown, f"cannot stat: {exc.strerror}")
                 continue
-            if stat.S_ISDIR(est.st_mode):
+            if S_ISDIR(est.st_mode):
                 key = (est.st_dev, est.st_ino)
                 child_bundles = bundles
                 if is_bundle_root(entry.path, entry.name):
                     child_bundles = (*bundles, shown)
                 subdirs.append((entry.path, shown, child_bundles, ancestors | {key}))
-            elif stat.S_ISREG(est.st_mode):
+            elif S_ISREG(est.st_mode):
                 count += 1
-                if count > limits.max_files:
+                if count > max_files:
                     yield error_finding(
                         "error.too-many-files",
                         top,
                         f"more than {limits.max_files} files (--max-files); rest not scanned",
                     )
                     return
+                size = est.st_size
                 yield FileTask(
                     entry.path,
                     shown,
                     top,
-                    est.st_size,
-                    owners.name(est.st_uid),
+                    size,
+                    owner(est.st_uid),
                     bundles,
-                    _is_sparse(est),
-                    *_identity(est),
+                    size > SPARSE_MIN and _is_sparse(est),
+                    est.st_mtime_ns,
+                    est.st_ctime_ns,
+                    est.st_dev,
+                    est.st_ino,
                 )
             else:
                 yield error_finding(
