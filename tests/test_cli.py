@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from taintline.case import Case
+from taintline.cli.common import ExitCode
 from taintline.cli.main import main
 
 
@@ -127,3 +134,75 @@ def test_readme_documents_every_exit_code() -> None:
     section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     for code in ExitCode:
         assert f"| {int(code)} |" in section, code
+
+
+def test_console_script_exit_keeps_output_exit_code_and_cleanup(tmp_path: Path) -> None:
+    """The console script ends without tearing the interpreter down (cli/main.py _exit_now):
+    everything written reaches stdout and the output file, the exit code is the command's,
+    atexit handlers still run, and the case is complete for the next command."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    for i in range(50):
+        (tree / f"f{i}.txt").write_bytes(b"%d" % i)
+    case = tmp_path / "c.duckdb"
+    marker = tmp_path / "atexit-ran"
+    code = (
+        "import atexit, pathlib, sys\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "sys.argv = ['taintline', *sys.argv[1:]]\n"
+        "from taintline.cli.main import run\n"
+        "run()\n"
+    )
+    run_cli = [sys.executable, "-c", code]
+    # stdout a pipe with Python's own buffer (as usual; not as in CI's environment)
+    env = {**os.environ, "PYTHONUNBUFFERED": ""}
+    iocs = tmp_path / "iocs.txt"
+    iocs.write_text(hashlib.sha256(b"7").hexdigest() + "\n")
+    added = subprocess.run(
+        [*run_cli, "intel", "add", str(iocs), "--case", str(case)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert added.returncode == ExitCode.CLEAN, added.stderr
+    scan = [*run_cli, "scan", str(tree), "--no-rules", "--workers", "0", "--case", str(case)]
+    done = subprocess.run(
+        [*scan, "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == ExitCode.FINDINGS, done.stderr
+    assert marker.read_text() == "yes"
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(f["kind"], f["subject"]) for f in lines] == [("ioc.hash", f"{tree}/f7.txt")]
+    out = tmp_path / "out.jsonl"
+    again = subprocess.run(
+        [*scan, "--format", "jsonl", "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert again.returncode == ExitCode.FINDINGS, again.stderr
+    assert "50 of 50 files unchanged" in again.stderr
+    assert [json.loads(line)["kind"] for line in out.read_text().splitlines()] == ["ioc.hash"]
+    with Case(case, read_only=True) as c:
+        runs = c.con.execute(
+            "SELECT count(*), min(status) FROM runs WHERE command LIKE 'scan%'"
+        ).fetchone()
+    assert runs == (2, "ok")
+    bad = subprocess.run(
+        [*scan, "--format", "nonsense"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert bad.returncode == ExitCode.USAGE and bad.stderr.strip()

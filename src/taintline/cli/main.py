@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
+from typing import NoReturn
 
 import typer
 
@@ -209,7 +213,27 @@ def _skip_pandas_probe(args: Sequence[str]) -> None:
 def run() -> None:
     """Console-script entry point."""
     _skip_pandas_probe(sys.argv[1:])
-    sys.exit(main())
+    _exit_now(main())
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process without tearing the interpreter down: freeing every module and
+    DuckDB's engine took about 0.05 s, a tenth of a re-scan of an unchanged tree. What an
+    orderly exit does that matters still happens: the ``atexit`` handlers run (temporary
+    folders, multiprocessing), and the output is flushed. The command has closed its case
+    (DuckDB has written it) before it returns. Only when no other thread runs (an orderly
+    exit would wait for it); otherwise, and in a library caller's process, Python exits as
+    usual."""
+    if threading.active_count() > 1:
+        sys.exit(code)
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            # a closed pipe or stream: nothing more to say
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,9 @@ class ScanCache:
         self.started_ns = time.time_ns() if started_ns is None else started_ns
         self.pending = _Pending()
         self._places: dict[tuple[str, str], str] = {}
+        #: real path -> SHA-256 of the files this scan recorded (read, replayed or linked)
+        #: whose identity and results the case holds once the pending rows are written
+        self.settled: dict[str, str] = {}
 
     # -- keys ----------------------------------------------------------------------------------
     def place(self, task: FileTask) -> str:
@@ -311,9 +314,10 @@ class ScanCache:
             fetched = self.fetch(chunk)
             missed.extend(t for t, _, _ in chunk if t.display not in fetched)
             # this run records them now: the next re-scan links to its rows (taintline.scan.carry)
-            self.pending.adopted.extend(
-                (storable(t.path), t.display) for t, _, _ in chunk if t.display in fetched
-            )
+            for t, sha, _ in chunk:
+                if t.display in fetched:
+                    self.pending.adopted.append((storable(t.path), t.display))
+                    self.settled[storable(t.path)] = sha
             yield from fetched.values()
 
     # -- what to remember ------------------------------------------------------------------
@@ -339,6 +343,7 @@ class ScanCache:
         if task.ctime_ns >= self.started_ns - RACY_NS:
             self.forget([task])  # changed too recently to trust (see the module docstring)
         else:
+            self.settled[storable(task.path)] = top.sha256
             self.pending.identities.append(
                 (
                     storable(task.path),
@@ -375,7 +380,14 @@ class ScanCache:
 
     def forget(self, tasks: Sequence[FileTask]) -> None:
         """Tasks that were looked at but gave nothing to remember: their old identity goes."""
+        for t in tasks:
+            self.settled.pop(storable(t.path), None)
         self.pending.identities.extend((storable(t.path), None, 0, 0, 0, 0, 0, None) for t in tasks)
+
+    def settle(self, task: FileTask, sha256: str) -> None:
+        """A file whose identity and results the case already holds, recorded by this scan
+        (linked to the rows of the run that read it)."""
+        self.settled[storable(task.path)] = sha256
 
     def flush(self, run_id: str | None) -> None:
         """Write what was queued (in the caller's transaction when one is open)."""

@@ -347,6 +347,8 @@ def _scan(
         # in the case, no record of them is built here (first: nothing else is in the run yet)
         with case.transaction():
             carried = carry_unchanged(case, cache, run_id, tasks, unchanged, recorder.path_rules)
+        for i in carried.done:
+            cache.settle(tasks[i], unchanged[i].sha256)
         if carried.done:
             result.files += len(carried.done)
             result.unchanged += len(carried.done)

@@ -92,12 +92,15 @@ def read_rule_files(paths: Sequence[Path], limits: IntelLimits | None = None) ->
 
 
 def case_rule_sources(case: Case) -> list[RuleSource]:
-    """YARA sources the case holds (added by ``taintline intel``), each in its namespace."""
-    from taintline.intel.store import load_yara_sources
-
+    """YARA sources the case holds (added by ``taintline intel``), each in its namespace, in
+    the order they were added (as :func:`taintline.intel.store.load_yara_sources` reads them;
+    queried here, as every scan asks, without importing the intel store)."""
+    rows = case.con.execute(
+        "SELECT namespace, origin, text FROM yara_sources ORDER BY added_at, namespace"
+    ).fetchall()
     return [
-        RuleSource(src.origin, src.text, namespace_for(src.namespace or src.origin))
-        for src in load_yara_sources(case)
+        RuleSource(str(origin), str(text), namespace_for(namespace or origin))
+        for namespace, origin, text in rows
     ]
 
 
