@@ -189,11 +189,9 @@ def scan_paths(
     given = pool  # the caller's: used, never shut down here
     if given is not None and given.config is not None:
         raise ValueError("a worker pool serves one scan (its workers hold that scan's rules)")
-    if (
-        pool is None
-        and workers > 0
-        and (not options.record or options.full or not identities.exist())
-    ):
+    # files under the inputs may be known from an earlier scan (otherwise nothing is looked up)
+    maybe_known_before = options.record and not options.full and identities.exist()
+    if pool is None and workers > 0 and not maybe_known_before:
         # nothing under the inputs can be unchanged (a first scan): the worker processes
         # start before the walk, their imports overlap it and the intel, rules and context
         from taintline.scan.pool import WorkerPool
@@ -214,7 +212,7 @@ def scan_paths(
     # reading: the pool is started now only for the others (the final check needs the rules)
     trees: dict[str, list[treestate.TreeState]] | None = None
     maybe_known: dict[int, str] = {}
-    if options.record and not options.full:
+    if maybe_known_before:
         trees = treestate.candidates(case, host, tasks, identities.roots)
         if trees is None:
             maybe_known = known_identities(identities, tasks)
