@@ -36,7 +36,7 @@ from taintline.model import Finding, Severity
 from taintline.scan import image, magic
 from taintline.scan.containers.interface import SEP
 from taintline.scan.hashes import HashType, hash_stream
-from taintline.scan.interface import FileRecord, TaskResult
+from taintline.scan.interface import FileRecord, TaskResult, display_name
 from taintline.scan.magic import filetype
 from taintline.scan.walk import FileTask
 
@@ -312,7 +312,7 @@ def scan_big_file(
     fh.seek(0)
     hashes = hash_stream(fh, which=which)
     out.bytes_read += hashes.size
-    name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
+    name = display_name(task.display)
     ftype = filetype(head, name)
     members = _member_records(task, fh, size, ftype, which, out)
     windows = [("head", 0, len(head)), ("tail", tail_offset, len(tail))] if window else []

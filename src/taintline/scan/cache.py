@@ -26,7 +26,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -37,7 +36,7 @@ from taintline.interchange import finding_from_dict, finding_to_dict
 from taintline.lazy import LazyModule
 from taintline.model import Finding
 from taintline.scan.identities import Identities, under
-from taintline.scan.interface import FileRecord, TaskResult
+from taintline.scan.interface import FileRecord, TaskResult, display_name
 from taintline.scan.reuse import (
     TRANSIENT_KINDS,
     YARA_KINDS,
@@ -101,13 +100,8 @@ def _records_text(text: str, blob: bytes | None) -> bytes | str:
 def _records_from_json(text: bytes | str, old: str, task: FileTask) -> list[FileRecord]:
     records: list[FileRecord] = []
     for suffix, name, size, md5, sha1, sha256, ftype, depth, facts_json in orjson.loads(text):
-        if depth == 0:  # as the worker names it (without building a path per file)
-            tail = task.display.replace("\\", "/").rpartition("/")[2]
-            name = (
-                tail
-                if tail and tail not in (".", "..")
-                else PurePosixPath(task.display.replace("\\", "/")).name or task.display
-            )
+        if depth == 0:  # as the worker names it
+            name = display_name(task.display)
         moved = {k: rebase_text(v, old, task.display) for k, v in facts_json.items()}
         records.append(
             FileRecord(

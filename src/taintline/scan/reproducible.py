@@ -138,21 +138,58 @@ def normalise_pe(data: bytes) -> tuple[bytes, list[str]]:
 
 def normalise_elf(data: bytes) -> tuple[bytes, list[str]]:
     """Zero the descriptor of every GNU build-id note (namesz 4, type 3, name "GNU")."""
+    ranges, done = _elf_build_ids(data)
+    if not ranges:
+        return data, done
     buf = bytearray(data)
-    done: list[str] = []
+    for start, size in ranges:
+        _zero(buf, start, size)
+    return bytes(buf), done
+
+
+def _elf_build_ids(data: bytes) -> tuple[list[tuple[int, int]], list[str]]:
+    """Where the descriptors of the GNU build-id notes are (offset, size, in order), found
+    in ``data`` without copying it: a note header is read as it would be after the earlier
+    descriptors were zeroed (a descriptor is never searched again)."""
+    ranges: list[tuple[int, int]] = []
     pos = 0
     for _ in range(16):
-        hit = buf.find(b"GNU\0", pos)
+        hit = data.find(b"GNU\0", pos)
         if hit < 0:
             break
         pos = hit + 4
         note = hit - 12
-        if note < 0 or _u32(buf, note) != 4 or _u32(buf, note + 8) != 3:
+        if note < 0:
             continue
-        size = _u32(buf, note + 4)
-        if 0 < size <= 64 and _zero(buf, hit + 4, size):
-            done.append("elf.build-id")
-    return bytes(buf), sorted(set(done))
+        header = bytearray(data[note:hit])
+        for start, size in ranges:  # descriptors zeroed before this note header
+            for i in range(max(start, note), min(start + size, hit)):
+                header[i - note] = 0
+        if _u32(header, 0) != 4 or _u32(header, 8) != 3:
+            continue
+        size = _u32(header, 4)
+        if 0 < size <= 64 and hit + 4 + size <= len(data):
+            ranges.append((hit + 4, size))
+            pos = hit + 4 + size
+    return ranges, ["elf.build-id"] if ranges else []
+
+
+def normalised_sha256(data: bytes) -> tuple[str, list[str]]:
+    """The SHA-256 of :func:`normalise`'s bytes, and what was blanked; an ELF file is hashed
+    in place (a 60 MB shared library was copied twice to blank 20 bytes)."""
+    if _native(data) != "elf":
+        normal, done = normalise(data)
+        return hashlib.sha256(normal).hexdigest(), done
+    ranges, done = _elf_build_ids(data)
+    digest = hashlib.sha256()
+    view = memoryview(data)
+    pos = 0
+    for start, size in ranges:
+        digest.update(view[pos:start])
+        digest.update(bytes(size))
+        pos = start + size
+    digest.update(view[pos:])
+    return digest.hexdigest(), done
 
 
 def _normalise_macho_slice(data: bytes) -> tuple[bytes, list[str]]:
@@ -235,7 +272,7 @@ def _bundle(data: bytes) -> dict[str, str] | None:
 
 def analyse(item: FileItem, ctx: AnalysisContext) -> AnalysisResult:
     if _native_of(item.kind(), item.data) is not None:
-        normal, done = normalise(item.data)
-        return AnalysisResult(NAME, ReleaseFacts(hashlib.sha256(normal).hexdigest(), tuple(done)))
+        digest, done = normalised_sha256(item.data)
+        return AnalysisResult(NAME, ReleaseFacts(digest, tuple(done)))
     bundle = _bundle(item.data)
     return AnalysisResult(NAME, ReleaseFacts(bundle=bundle) if bundle else None)

@@ -55,6 +55,7 @@ from taintline.scan.interface import (
     FileItem,
     FileRecord,
     TaskResult,
+    display_name,
 )
 from taintline.scan.magic import FileType, sniff
 from taintline.scan.reuse import ReuseConfig, name_class, rebase, rebase_text, yara_place
@@ -69,6 +70,10 @@ CHUNK_BYTES = 8 * 1024 * 1024
 #: same DLL loose and inside an MSI, the same class in two jars) is analysed once; the memo is
 #: emptied when it holds this many.
 MEMO_MAX = 20_000
+
+
+#: Files smaller than this are not announced to the kernel before they are read.
+PREFETCH_MIN = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +187,13 @@ class Worker:
     def _prefetch(self, task: FileTask) -> None:
         """Have the kernel start reading the next file while this one is scanned (a cold page
         cache otherwise stalls the worker on every read). Only a hint: errors are ignored
-        (:meth:`run_task` reports them), and only regular files that will be read whole."""
+        (:meth:`run_task` reports them), and only regular files that will be read whole and
+        are large enough for it to matter (the hint costs an open, a stat and a close: on a
+        tree of 9,000 mostly small files, 0.1 s of CPU for files the kernel's own read-ahead
+        fetches in one go)."""
         if (
-            task.sparse
+            task.size < PREFETCH_MIN
+            or task.sparse
             or task.size > self.limits.max_file_bytes
             or not hasattr(os, "posix_fadvise")
         ):
@@ -234,7 +243,7 @@ class Worker:
                 return
         out.bytes_read += len(data)
         budget = Budget(limits)
-        name = PurePosixPath(task.display.replace("\\", "/")).name or task.display
+        name = display_name(task.display)
         hashes: Hashes | None = None
         if self.reuse is not None and self.reuse.known_contents:
             hashes = hash_bytes(data, self.hashes)
