@@ -447,6 +447,15 @@ class Case:
         )
 
     # -- indicators ------------------------------------------------------------------------
+    def indicator_values(self, type_: IndicatorType | str) -> list[str]:
+        """The values of one type of indicator, in order (what :meth:`indicators` gives,
+        without building a summary of each: every scan asks for signers and serials)."""
+        rows = self.con.execute(
+            "SELECT DISTINCT value FROM indicator_sources WHERE type = ? ORDER BY value",
+            [str(type_)],
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def eol_dates(self) -> dict[str, str]:
         """Product -> its end-of-life date (ISO), the latest across its cycles; products with
         a cycle still supported or whose EOL is a flag without a date left out (see

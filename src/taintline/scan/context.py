@@ -21,10 +21,8 @@ def _normal_serial(value: str) -> str:
 def build_context(case: Case, ca_bundle: Path | None = None) -> AnalysisContext:
     """What the analysers may know from the case, loaded once per scan."""
     eol = {str(k).lower(): str(v) for k, v in case.eol_dates().items()}
-    signers = frozenset(i.value.lower() for i in case.indicators(types=[IndicatorType.SIGNER]))
-    serials = frozenset(
-        _normal_serial(i.value) for i in case.indicators(types=[IndicatorType.CERT_SERIAL])
-    )
+    signers = frozenset(v.lower() for v in case.indicator_values(IndicatorType.SIGNER))
+    serials = frozenset(_normal_serial(v) for v in case.indicator_values(IndicatorType.CERT_SERIAL))
     # Microsoft's and Apple's code-signing roots are always trusted (scan/trust.py); a
     # --ca-bundle adds a private PKI's roots to them
     trust = ca_bundle.read_bytes() if ca_bundle is not None else None

@@ -364,11 +364,12 @@ def _scan(
     # their verdicts never depend on scheduling
     in_memory = recorder.case is None
     bundle_parts: dict[str, list[tuple[int, list[FileRecord]]]] = {}
-    bundles_of_top: dict[str, tuple[int, tuple[str, ...]]] = {
-        t.display: (i, t.bundles) for i, t in enumerate(tasks)
-    }
-
-    by_display = {t.display: t for t in tasks}
+    # both only when a file may be read or replayed (the first only without a case)
+    some_read = bool(to_read or unchanged)
+    bundles_of_top: dict[str, tuple[int, tuple[str, ...]]] = (
+        {t.display: (i, t.bundles) for i, t in enumerate(tasks)} if in_memory and some_read else {}
+    )
+    by_display = {t.display: t for t in tasks} if some_read else {}
 
     def collect(res: TaskResult, from_cache: bool = False) -> None:
         if cache is not None and not from_cache:

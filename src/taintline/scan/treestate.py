@@ -9,8 +9,8 @@ path and owner when the rules read external variables), and the rows linked per 
 
 So a run that ends with every file under an input (a *top*) recorded, and its results
 cached, remembers that in ``scan_tree_states`` (``migrations/scan/008_tree_states.sql``):
-the *fingerprint* of what its walk gave under the top (each file's real and display path,
-size, mtime, ctime, device, inode, owner and bundles, digested in walk order), the keys of
+the *fingerprint* of what its walk gave under the top (each file's real path, size, mtime,
+ctime, device and inode, in walk order, with the top and the owners' names), the keys of
 the analysis and of the rules, and the cached findings of those files. A later scan on the
 same host whose walk gives the same fingerprint, under the same keys, sees what that run saw:
 the identities are those the run checked (the fingerprint holds them), and cached results
@@ -80,20 +80,24 @@ def disjoint(roots: Sequence[str]) -> bool:
 
 
 def fingerprints(tasks: Sequence[FileTask]) -> dict[str, str]:
-    """Top -> the digest of what the walk gave under it, in walk order."""
-    fields = attrgetter(
-        "path", "display", "size", "mtime_ns", "ctime_ns", "dev", "ino", "owner", "bundles",
-        "sparse",
-    )  # fmt: skip
-    by_top: dict[str, list[tuple[object, ...]]] = {}
+    """Top -> the digest of what the walk gave under it, in walk order: each file's real path
+    and identity, and the owners' names. The rest of a task follows from these and the top
+    (its display path from the top and the real path; its owner's uid, its size on disk and
+    the folder's bundles change its ctime or another file's identity)."""
+    identity = attrgetter("path", "size", "mtime_ns", "ctime_ns", "dev", "ino")
+    by_top: dict[str, list[FileTask]] = {}
     for t in tasks:
-        by_top.setdefault(t.top, []).append(fields(t))
+        by_top.setdefault(t.top, []).append(t)
     # marshal: tuples of text and numbers as bytes in C (9,177 files: 5 ms, where formatting
     # a line per file took 30 ms); its format may differ between Python versions, which only
     # makes a tree remembered by another Python go the per-file way once
     return {
-        top: hashlib.blake2b(_VERSION + marshal.dumps(rows), digest_size=20).hexdigest()
-        for top, rows in by_top.items()
+        top: hashlib.blake2b(
+            _VERSION
+            + marshal.dumps((top, sorted({t.owner for t in part}), list(map(identity, part)))),
+            digest_size=20,
+        ).hexdigest()
+        for top, part in by_top.items()
     }
 
 

@@ -1,5 +1,5 @@
 -- A tree as a finished run left it (scan/treestate.py): on host, the files a run walked under
--- top (their paths, identities, owners and bundles, digested as fingerprint) were all
+-- top (their real paths and identities, and their owners, digested as fingerprint) were all
 -- recorded by run_id, and their analysis (analysis_key) and YARA results (rules_key) are all
 -- in the cache. A later scan whose walk gives the same fingerprint under the same keys sees
 -- exactly what run_id saw: it links run_id's rows as run_id saw them (its own and its links),
