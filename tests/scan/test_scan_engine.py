@@ -220,3 +220,34 @@ def test_a_pool_started_by_the_caller_is_used_and_left_running(tmp_path: Path, c
     finally:
         pool.shutdown()
     assert start_pool(ScanOptions(workers=0)) is None
+
+
+def test_a_walk_started_by_the_caller_is_used(
+    tmp_path: Path, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``taintline scan`` starts walking (in a thread) before it opens the case: scan_paths
+    takes that walk's files and findings, refuses a walk of other paths, and a walk that
+    fails raises its error in the scan."""
+    from taintline.scan import engine
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_bytes(b"a")
+    (tree / "b.txt").write_bytes(b"b")
+    options = ScanOptions(workers=0, ensure_intel=False, use_rules=False)
+    walk = engine.start_walk([tree], options)
+    (tree / "c.txt").write_bytes(b"c")  # after the walk: it may or may not see it
+    result = scan_paths([tree], case, options, walk=walk)
+    tasks, findings = walk.result()
+    assert result.files == len(tasks) >= 2 and findings == []
+    with pytest.raises(ValueError, match="not of the paths"):
+        scan_paths([tmp_path], case, options, walk=engine.start_walk([tree], options))
+
+    def broken(paths: object, limits: object) -> object:
+        raise RuntimeError("the walk fell over")
+
+    monkeypatch.setattr(engine, "walk_inputs", broken)
+    with pytest.raises(RuntimeError, match="fell over"):
+        scan_paths([tree], case, options)
+    runs = case.con.execute("SELECT count(*) FROM runs").fetchone()
+    assert runs == (1,)  # the failed scan recorded no run

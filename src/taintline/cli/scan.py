@@ -24,7 +24,7 @@ from taintline.cli.common import (
 from taintline.errors import UsageError
 from taintline.limits import ScanLimits
 from taintline.report import OutputFormat, RenderContext, render_findings
-from taintline.scan.engine import ScanOptions, scan_paths, start_pool
+from taintline.scan.engine import ScanOptions, scan_paths, start_pool, start_walk
 from taintline.scan.hashes import HashType, hash_set
 from taintline.terminal import labelled, printable
 
@@ -158,6 +158,7 @@ def scan_cmd(
     # a case file that does not exist yet remembers nothing: every file will be read, so the
     # workers start before the case is created (their imports overlap its migrations)
     pool = start_pool(options) if not case.exists() else None
+    walk = start_walk(paths, options)  # in a thread, while the case opens
     try:
         with Case(case) as c:
             if progress_enabled(err):
@@ -165,9 +166,9 @@ def scan_cmd(
                 from taintline.cli.scanmeter import live_meter
 
                 with live_meter(err) as meter:
-                    result = scan_paths(paths, c, options, meter, pool=pool)
+                    result = scan_paths(paths, c, options, meter, pool=pool, walk=walk)
             else:
-                result = scan_paths(paths, c, options, pool=pool)
+                result = scan_paths(paths, c, options, pool=pool, walk=walk)
     finally:
         if pool is not None:
             pool.shutdown()
