@@ -20,6 +20,11 @@ empty case, so yara is given the same two rule files. taintline's bytecode is co
 * the retroactive match of 100,000 new hash indicators against the records the first scan
   stored (:func:`taintline.scan.retro.match_stored`, timed in a child process).
 
+The three short runs (``yara -r -p 2`` on the tree, ``--max-depth 0``, the re-scan) run in
+``--rounds`` rounds (3), each round yara first, and their medians are compared: the VM's CPU
+speed drifts by tens of percent within minutes, which one run of each put on one side of a
+ratio.
+
 Each run's peak memory is printed twice: the largest single process (``ru_maxrss`` from
 ``wait4``, which covers the worker processes) and the largest sum over the process tree
 (sampled every 50 ms). The CPU time other processes used during each run is printed too: on a
@@ -198,11 +203,33 @@ def run(name: str, cmd: list[str], *, stdout: Path | None = None) -> Run:
     cpu = usage.ru_utime + usage.ru_stime
     r = Run(name, seconds, usage.ru_maxrss * 1024, peak, proc.returncode, others, cpu, err)
     print(
-        f"  {name}: {seconds:.1f} s ({cpu:.1f} CPU s), exit {r.rc}, peak {r.max_rss / MB:.0f} MB"
+        f"  {name}: {seconds:.2f} s ({cpu:.2f} CPU s), exit {r.rc}, peak {r.max_rss / MB:.0f} MB"
         f" (process) / {r.tree_rss / MB:.0f} MB (tree), other processes {others:.1f} CPU s",
         flush=True,
     )
     return r
+
+
+def median_run(runs: list[Run]) -> Run:
+    """The runs of one kind as one: median wall and CPU time (of the runs each round gave),
+    the largest peaks, the most CPU the rest of the machine took."""
+    if len(runs) == 1:
+        return runs[0]
+
+    def middle(values: list[float]) -> float:
+        ordered = sorted(values)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+    return Run(
+        f"{runs[0].name} (median of {len(runs)})",
+        middle([r.seconds for r in runs]),
+        max(r.max_rss for r in runs),
+        max(r.tree_rss for r in runs),
+        max(r.rc for r in runs),
+        max(r.others_cpu for r in runs),
+        middle([r.cpu for r in runs]),
+    )
 
 
 def _load() -> str:
@@ -359,6 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--per-member", action="store_true", help="only: where a jar member's CPU goes"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of the short runs (yara on the tree, --max-depth 0, re-scan), interleaved",
+    )
     parser.add_argument("--retro-child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--retro-count", type=int, default=100_000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -445,11 +478,20 @@ def main(argv: list[str] | None = None) -> int:
             "--rules", str(rules), "--format", "jsonl", "--output", "/dev/null", *extra,
         ]  # fmt: skip
 
-    yara_tree = run("yara -r -p 2, the tree", ["yara", "-r", "-p", "2", *defines, "-C", str(compiled), str(tree)])  # fmt: skip
     yara_same = run("yara -r -p 2, same bytes", ["yara", "-r", "-p", "2", *defines, "-C", str(compiled), str(extracted)])  # fmt: skip
     first = run("taintline first scan", scan(case))
-    depth0 = run("taintline first scan --max-depth 0", scan(shallow, "--max-depth", "0"))
-    rescan = run("taintline re-scan, unchanged", scan(case))
+    # the short runs in rounds, each round yara then taintline: this VM's CPU speed drifts by
+    # tens of percent within minutes (other tenants), which a single run of each put on one
+    # side of the ratio; the medians are compared
+    rounds: dict[str, list[Run]] = {"yara": [], "depth0": [], "rescan": []}
+    for n in range(1, max(1, args.rounds) + 1):
+        print(f"round {n}:")
+        rounds["yara"].append(run("yara -r -p 2, the tree", ["yara", "-r", "-p", "2", *defines, "-C", str(compiled), str(tree)]))  # fmt: skip
+        for leftover in (shallow, Path(f"{shallow}.wal")):
+            leftover.unlink(missing_ok=True)  # a first scan each round
+        rounds["depth0"].append(run("taintline first scan --max-depth 0", scan(shallow, "--max-depth", "0")))  # fmt: skip
+        rounds["rescan"].append(run("taintline re-scan, unchanged", scan(case)))
+    yara_tree, depth0, rescan = (median_run(rounds[k]) for k in ("yara", "depth0", "rescan"))
     iocs = work / "hundred.txt"
     rng = random.Random(100)
     iocs.write_text("".join(f"{rng.randbytes(32).hex()}\n" for _ in range(100)))
@@ -468,12 +510,12 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"tree {n_files:,} files / {n_bytes / MB:,.0f} MB; same bytes {x_files:,} files / {x_bytes / MB:,.0f} MB; {args.rules + 1} rules + pack; 2 cores")  # fmt: skip
     print(
-        f"{'run':38} {'seconds':>8} {'CPU s':>8} {'peak proc':>10} {'peak tree':>10}"
+        f"{'run':50} {'seconds':>8} {'CPU s':>8} {'peak proc':>10} {'peak tree':>10}"
         f" {'others CPU':>11}"
     )
     for r in (yara_tree, yara_same, first, depth0, rescan, add, after, retro):
         print(
-            f"{r.name:38} {r.seconds:8.1f} {r.cpu:8.1f} {r.max_rss / MB:8.0f}MB"
+            f"{r.name:50} {r.seconds:8.2f} {r.cpu:8.2f} {r.max_rss / MB:8.0f}MB"
             f" {r.tree_rss / MB:8.0f}MB {r.others_cpu:10.1f}s"
         )
     print("(CPU s: user + system time of the run's process tree; others CPU: what the rest of")
