@@ -122,6 +122,11 @@ def test_an_unchanged_tree_is_linked_whole(
         assert _states(case) == [(str(root), str(first.run_id), 5)]
         third = _scan(case, [root], rules)
         assert paths_taken["whole"] == 2 and _view(third) == _view(first)
+        # the members are the count the state remembered, or counted when it has none
+        case.con.execute("UPDATE scan_tree_states SET members = 999")
+        assert _scan(case, [root], rules).members == 999
+        case.con.execute("UPDATE scan_tree_states SET members = NULL")
+        assert _scan(case, [root], rules).members == first.members
 
 
 def test_after_a_change_the_tree_is_remembered_as_the_new_run_saw_it(

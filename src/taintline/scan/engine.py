@@ -498,7 +498,10 @@ def _scan(
             if run_id is not None and not whole:
                 # the tree as this run leaves it: the next scan that finds it so links it whole
                 recorder.flush()
-                treestate.remember(case, cache, run_id, tasks, identities.roots)
+                # the members are counted for the whole run: known per top for one top
+                tops = {t.top for t in tasks}
+                counted = {tops.pop(): result.members} if len(tops) == 1 else None
+                treestate.remember(case, cache, run_id, tasks, identities.roots, counted)
     except KeyboardInterrupt:
         status = "interrupted"
         result.interrupted = True

@@ -66,6 +66,7 @@ class TreeState:
     rules_key: str
     run_id: str
     files: int
+    members: int | None
     findings: str
     hash_digest: str
     hash_rows: str
@@ -110,8 +111,8 @@ def candidates(
         return None
     prints = fingerprints(tasks)
     rows = case.con.execute(
-        "SELECT top, fingerprint, analysis_key, rules_key, run_id, files, findings, hash_digest,"
-        " hash_rows FROM scan_tree_states"
+        "SELECT top, fingerprint, analysis_key, rules_key, run_id, files, members, findings,"
+        " hash_digest, hash_rows FROM scan_tree_states"
         " WHERE host = ? AND fingerprint IN (SELECT unnest(?::VARCHAR[]))",
         [host, list(prints.values())],
     ).fetchall()
@@ -161,7 +162,12 @@ def link_trees(
             "INSERT INTO file_facts_links VALUES (?, ?, ?, NULL, ?, ?, ?)",
             [run_id, host, top, state.run_id, top, stamp],
         )
-    out.members = linked_members(case, run_id)
+    counted = [state.members for state in states.values()]
+    out.members = (
+        sum(n for n in counted if n is not None)
+        if None not in counted
+        else linked_members(case, run_id)
+    )
     for state in states.values():
         out.findings.extend(
             f for text in orjson.loads(state.findings) for f in findings_from_json(text, "", "")
@@ -187,10 +193,12 @@ def remember(
     run_id: str,
     tasks: Sequence[FileTask],
     roots: Sequence[str],
+    members: dict[str, int] | None = None,
 ) -> list[str]:
     """After ``run_id`` recorded ``tasks`` (its results flushed): remember each top whose
     every file the scan settled (:attr:`ScanCache.settled`: its identity and its results are
-    in the case). Returns the tops remembered."""
+    in the case), with its container members when ``members`` counts them. Returns the tops
+    remembered."""
     if not tasks or not disjoint(roots):
         return []
     settled = cache.settled
@@ -246,7 +254,7 @@ def remember(
                 [cache.host, top, cache.analysis_key, cache.rules_key],
             )
             con.execute(
-                "INSERT INTO scan_tree_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO scan_tree_states VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     cache.host,
                     top,
@@ -255,6 +263,7 @@ def remember(
                     prints[top],
                     run_id,
                     len(idx),
+                    (members or {}).get(top),
                     orjson.dumps(texts).decode(),
                     digest,
                     orjson.dumps(matched).decode(),
