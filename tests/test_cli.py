@@ -153,42 +153,31 @@ def test_console_script_exit_keeps_output_exit_code_and_cleanup(tmp_path: Path) 
         "from taintline.cli.main import run\n"
         "run()\n"
     )
-    run_cli = [sys.executable, "-c", code]
     # stdout a pipe with Python's own buffer (as usual; not as in CI's environment)
     env = {**os.environ, "PYTHONUNBUFFERED": ""}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env=env,
+        )
+
     iocs = tmp_path / "iocs.txt"
     iocs.write_text(hashlib.sha256(b"7").hexdigest() + "\n")
-    added = subprocess.run(
-        [*run_cli, "intel", "add", str(iocs), "--case", str(case)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-    )
+    added = cli("intel", "add", str(iocs), "--case", str(case))
     assert added.returncode == ExitCode.CLEAN, added.stderr
-    scan = [*run_cli, "scan", str(tree), "--no-rules", "--workers", "0", "--case", str(case)]
-    done = subprocess.run(
-        [*scan, "--format", "jsonl"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-    )
+    scan = ("scan", str(tree), "--no-rules", "--workers", "0", "--case", str(case))
+    done = cli(*scan, "--format", "jsonl")
     assert done.returncode == ExitCode.FINDINGS, done.stderr
     assert marker.read_text() == "yes"
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(f["kind"], f["subject"]) for f in lines] == [("ioc.hash", f"{tree}/f7.txt")]
     out = tmp_path / "out.jsonl"
-    again = subprocess.run(
-        [*scan, "--format", "jsonl", "--output", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-    )
+    again = cli(*scan, "--format", "jsonl", "--output", str(out))
     assert again.returncode == ExitCode.FINDINGS, again.stderr
     assert "50 of 50 files unchanged" in again.stderr
     assert [json.loads(line)["kind"] for line in out.read_text().splitlines()] == ["ioc.hash"]
@@ -197,12 +186,5 @@ def test_console_script_exit_keeps_output_exit_code_and_cleanup(tmp_path: Path) 
             "SELECT count(*), min(status) FROM runs WHERE command LIKE 'scan%'"
         ).fetchone()
     assert runs == (2, "ok")
-    bad = subprocess.run(
-        [*scan, "--format", "nonsense"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=env,
-    )
+    bad = cli(*scan, "--format", "nonsense")
     assert bad.returncode == ExitCode.USAGE and bad.stderr.strip()

@@ -229,6 +229,7 @@ def test_a_walk_started_by_the_caller_is_used(
     takes that walk's files and findings, refuses a walk of other paths, and a walk that
     fails raises its error in the scan."""
     from taintline.scan import engine
+    from taintline.scan import walk as walk_module
 
     tree = tmp_path / "tree"
     tree.mkdir()
@@ -246,7 +247,7 @@ def test_a_walk_started_by_the_caller_is_used(
     def broken(paths: object, limits: object) -> object:
         raise RuntimeError("the walk fell over")
 
-    monkeypatch.setattr(engine, "walk_inputs", broken)
+    monkeypatch.setattr(walk_module, "walk_inputs", broken)
     with pytest.raises(RuntimeError, match="fell over"):
         scan_paths([tree], case, options)
     runs = case.con.execute("SELECT count(*) FROM runs").fetchone()

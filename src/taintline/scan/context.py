@@ -1,14 +1,21 @@
 """What a scan knows besides the files: the analysis context and the campaign intel, loaded
-once per scan from the case (``build_context`` is also used by release verification)."""
+once per scan from the case (``build_context`` is also used by release verification), and
+the rules and the keys of what may be reused (:func:`prepare`, while the walk runs)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from taintline.case import Case
 from taintline.errors import Problem, TaintlineError
+from taintline.limits import ScanLimits
 from taintline.model import IndicatorType
+from taintline.scan import rules as rules_mod
+from taintline.scan.hashes import HashType
 from taintline.scan.interface import AnalysisContext
+from taintline.scan.reuse import ReuseConfig, rules_key, rules_read_externals, yara_version
 
 
 def _normal_serial(value: str) -> str:
@@ -40,3 +47,47 @@ def ensure_intel(case: Case) -> Problem | None:
     except TaintlineError as exc:
         return Problem("intel", f"campaign intel not loaded: {exc.diagnostics()}")
     return None
+
+
+@dataclass(slots=True)
+class Prepared:
+    """What a scan knows before it looks at any file: the intel, rules, context and keys."""
+
+    problems: list[Problem]
+    sources: list[rules_mod.RuleSource]
+    user: list[rules_mod.RuleSource]
+    context: AnalysisContext
+    hashes: frozenset[HashType]
+    reuse: ReuseConfig
+
+
+def prepare(
+    case: Case,
+    *,
+    ensure: bool,
+    rule_files: Sequence[Path] | None,
+    ca_bundle: Path | None,
+    hashes: Iterable[HashType],
+    limits: ScanLimits,
+) -> Prepared:
+    """The campaign intel loaded when ``ensure`` (into an empty case), the case's and the
+    user's rules (none when ``rule_files`` is None: ``--no-rules``), the analysis context and
+    the keys of the cached results."""
+    problems: list[Problem] = []
+    if ensure and (problem := ensure_intel(case)) is not None:
+        problems.append(problem)
+    sources: list[rules_mod.RuleSource] = []
+    user: list[rules_mod.RuleSource] = []
+    if rule_files is not None:
+        sources = [*rules_mod.case_rule_sources(case)]
+        user = rules_mod.read_rule_files(list(rule_files))
+    context = build_context(case, ca_bundle)
+    chosen = frozenset({HashType.SHA256, *hashes})
+    # the rules are keyed by their text (and yara-x's version): a re-scan that needs to read
+    # nothing does not even compile them
+    texts = [(s.namespace, s.origin, s.text) for s in (*sources, *user)]
+    reuse = ReuseConfig(
+        rules_key(texts, yara_version(), limits),
+        rules_read_externals(t for _, _, t in texts),
+    )
+    return Prepared(problems, sources, user, context, chosen, reuse)

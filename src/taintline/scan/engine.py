@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,19 +38,15 @@ from taintline.scan import bundles, store, treestate
 from taintline.scan import rules as rules_mod
 from taintline.scan.cache import ScanCache, Unchanged
 from taintline.scan.carry import carry_unchanged, members_summary
-from taintline.scan.context import build_context, ensure_intel
+from taintline.scan.context import Prepared, build_context, prepare
 from taintline.scan.hashes import ALL_HASHES, HashType, unchecked_hash_findings
 from taintline.scan.identities import Identities, known_identities
 from taintline.scan.incremental import complete, input_roots
-from taintline.scan.interface import AnalysisContext, FileRecord, TaskResult
+from taintline.scan.interface import FileRecord, TaskResult
 from taintline.scan.reuse import (
-    ReuseConfig,
     analysis_key,
-    rules_key,
-    rules_read_externals,
-    yara_version,
 )
-from taintline.scan.walk import FileTask, walk_inputs
+from taintline.scan.walk import FileTask, Walk
 
 if TYPE_CHECKING:
     from taintline.scan.pool import WorkerPool
@@ -159,77 +154,9 @@ def _batches(tasks: Sequence[FileTask]) -> list[list[FileTask]]:
     return out
 
 
-class Walk:
-    """The walk of the inputs (:func:`~taintline.scan.walk.walk_inputs`), run in a thread from
-    the moment it is made, while the scan opens the case and reads the intel, the rules and
-    the context (DuckDB releases the GIL while it works): on the PySpark tree the walk is a
-    fifth of a re-scan of the unchanged tree. :func:`start_walk` makes one before the case
-    is opened; :func:`scan_paths` makes its own otherwise."""
-
-    def __init__(self, paths: Sequence[str | Path], limits: ScanLimits) -> None:
-        self.paths = [str(p) for p in paths]
-        self.limits = limits
-        self._tasks: list[FileTask] = []
-        self._findings: list[Finding] = []
-        self._error: BaseException | None = None
-        # a daemon: a scan stopped by Ctrl-C does not wait for the rest of the walk
-        self._thread = threading.Thread(target=self._run, name="taintline-walk", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for produced in walk_inputs(self.paths, self.limits):
-                if isinstance(produced, Finding):
-                    self._findings.append(produced)
-                else:
-                    self._tasks.append(produced)
-        except BaseException as exc:  # given to the scan's thread by result()
-            self._error = exc
-
-    def result(self) -> tuple[list[FileTask], list[Finding]]:
-        """The files to scan and the findings of the walk, once it is complete."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._tasks, self._findings
-
-
 def start_walk(paths: Sequence[str | Path], options: ScanOptions) -> Walk:
     """Start walking ``paths`` now (give the walk to :func:`scan_paths`, ``walk=``)."""
     return Walk(paths, options.limits)
-
-
-@dataclass(slots=True)
-class _Prepared:
-    """What a scan knows before it looks at any file: the intel, rules, context and keys."""
-
-    problems: list[Problem]
-    sources: list[rules_mod.RuleSource]
-    user: list[rules_mod.RuleSource]
-    context: AnalysisContext
-    hashes: frozenset[HashType]
-    reuse: ReuseConfig
-
-
-def _prepare(case: Case, options: ScanOptions) -> _Prepared:
-    problems: list[Problem] = []
-    if options.ensure_intel and (problem := ensure_intel(case)) is not None:
-        problems.append(problem)
-    sources: list[rules_mod.RuleSource] = []
-    user: list[rules_mod.RuleSource] = []
-    if options.use_rules:
-        sources = [*rules_mod.case_rule_sources(case)]
-        user = rules_mod.read_rule_files(list(options.rule_files))
-    context = build_context(case, options.ca_bundle)
-    hashes = frozenset({HashType.SHA256, *options.hashes})
-    # the rules are keyed by their text (and yara-x's version): a re-scan that needs to read
-    # nothing does not even compile them
-    texts = [(s.namespace, s.origin, s.text) for s in (*sources, *user)]
-    reuse = ReuseConfig(
-        rules_key(texts, yara_version(), options.limits),
-        rules_read_externals(t for _, _, t in texts),
-    )
-    return _Prepared(problems, sources, user, context, hashes, reuse)
 
 
 def start_pool(options: ScanOptions) -> WorkerPool | None:
@@ -277,7 +204,14 @@ def scan_paths(
         pool = WorkerPool(workers)
     try:
         # while the walk runs: the intel, rules, context and keys
-        prepared = _prepare(case, options)
+        prepared = prepare(
+            case,
+            ensure=options.ensure_intel,
+            rule_files=options.rule_files if options.use_rules else None,
+            ca_bundle=options.ca_bundle,
+            hashes=options.hashes,
+            limits=options.limits,
+        )
         tasks, walk_findings = walk.result()
     except BaseException:
         if pool is not None and pool is not given:
@@ -335,7 +269,7 @@ def _scan(
     pool: WorkerPool | None,
     host: str,
     identities: Identities,
-    prepared: _Prepared,
+    prepared: Prepared,
     trees: dict[str, list[treestate.TreeState]] | None = None,
 ) -> ScanResult:
     when = case.now().replace(microsecond=0)

@@ -18,6 +18,7 @@ import errno
 import os
 import pwd
 import stat
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,3 +239,39 @@ def _judge_symlink(
             target=str(Path(link).readlink()),
         )
     return None
+
+
+class Walk:
+    """The walk of the inputs (:func:`~taintline.scan.walk.walk_inputs`), run in a thread from
+    the moment it is made, while the scan opens the case and reads the intel, the rules and
+    the context (DuckDB releases the GIL while it works): on the PySpark tree the walk is a
+    fifth of a re-scan of the unchanged tree. :func:`taintline.scan.engine.start_walk` makes one
+    before the case is opened; :func:`~taintline.scan.engine.scan_paths` makes its own
+    otherwise."""
+
+    def __init__(self, paths: Sequence[str | Path], limits: ScanLimits) -> None:
+        self.paths = [str(p) for p in paths]
+        self.limits = limits
+        self._tasks: list[FileTask] = []
+        self._findings: list[Finding] = []
+        self._error: BaseException | None = None
+        # a daemon: a scan stopped by Ctrl-C does not wait for the rest of the walk
+        self._thread = threading.Thread(target=self._run, name="taintline-walk", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for produced in walk_inputs(self.paths, self.limits):
+                if isinstance(produced, Finding):
+                    self._findings.append(produced)
+                else:
+                    self._tasks.append(produced)
+        except BaseException as exc:  # given to the scan's thread by result()
+            self._error = exc
+
+    def result(self) -> tuple[list[FileTask], list[Finding]]:
+        """The files to scan and the findings of the walk, once it is complete."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._tasks, self._findings
