@@ -344,3 +344,27 @@ def test_hash_matches_hold_while_the_hash_indicators_are_unchanged(
         fourth = _scan(case, [root], rules)  # withdrawn: no longer a match
         assert paths_taken["whole"] == 3
         assert [f for f in fourth.findings if f.kind == "ioc.hash"] == []
+
+
+def test_a_damaged_state_is_passed_by_file_by_file(
+    tmp_path: Path, tree: tuple[Path, Path], paths_taken: dict[str, int]
+) -> None:
+    """A state whose findings or matched records do not read (a damaged or hostile case
+    file) is not used: the scan goes file by file, with the same findings, and no error."""
+    root, rules = tree
+    with Case(tmp_path / "case.duckdb") as case:
+        first = _scan(case, [root], rules)
+        damage = (
+            ("findings", "not json"),
+            ("findings", '[{"kind": 1}]'),
+            ("hash_rows", '[["a", "b"]]'),
+            ("hash_rows", "{}"),
+        )
+        for n, (column, value) in enumerate(damage):
+            case.con.execute(f"UPDATE scan_tree_states SET {column} = ?", [value])
+            again = _scan(case, [root], rules)
+            assert paths_taken["whole"] == n, column  # not used
+            assert again.unchanged == 5 and _view(again) == _view(first), (column, value)
+            # that scan remembered the tree afresh: the next one links it whole
+            assert _view(_scan(case, [root], rules)) == _view(first)
+            assert paths_taken["whole"] == n + 1

@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 
 from taintline.case import Case, rows_relation
+from taintline.model import Finding
 from taintline.scan.cache import ScanCache, findings_from_json, findings_json
 from taintline.scan.carry import (
     Carried,
@@ -70,6 +71,9 @@ class TreeState:
     findings: str
     hash_digest: str
     hash_rows: str
+    #: ``findings`` and ``hash_rows`` read (by :func:`matching`)
+    cached: tuple[Finding, ...] = ()
+    matched: tuple[Stored, ...] = ()
 
 
 def disjoint(roots: Sequence[str]) -> bool:
@@ -134,8 +138,34 @@ def matching(
     for top, states in found.items():
         for state in states:
             if state.analysis_key == analysis_key and state.rules_key == rules_key:
-                out[top] = state
+                read = _read(state)
+                if read is None:
+                    return None  # a state that does not read (a damaged case): file by file
+                out[top] = read
     return out if len(out) == len(found) else None
+
+
+def _read(state: TreeState) -> TreeState | None:
+    """``state`` with its findings and matched records read, or None if they do not read."""
+    try:
+        texts = orjson.loads(state.findings)
+        rows = orjson.loads(state.hash_rows)
+        if not isinstance(texts, list) or not isinstance(rows, list):
+            return None
+        cached = tuple(f for text in texts for f in findings_from_json(text, "", ""))
+        matched: list[Stored] = []
+        for row in rows:
+            if not (
+                isinstance(row, list)
+                and len(row) == 5
+                and all(isinstance(v, str) for v in row[:4])
+                and isinstance(row[4], int)
+            ):
+                return None
+            matched.append(Stored(*row))
+    except (ValueError, TypeError, KeyError):  # orjson's JSONDecodeError is a ValueError
+        return None
+    return dataclasses.replace(state, cached=cached, matched=tuple(matched))
 
 
 def link_trees(
@@ -169,16 +199,13 @@ def link_trees(
         else linked_members(case, run_id)
     )
     for state in states.values():
-        out.findings.extend(
-            f for text in orjson.loads(state.findings) for f in findings_from_json(text, "", "")
-        )
+        out.findings.extend(state.cached)
     # the hash indicators are those the states were remembered under: the records that
     # matched then are those that match now (scanning 187,000 records' hashes: 50 ms)
     digest = hash_digest(case)
     if all(state.hash_digest == digest for state in states.values()):
         matched = sorted(
-            (Stored(*row) for state in states.values() for row in orjson.loads(state.hash_rows)),
-            key=dataclasses.astuple,
+            (row for state in states.values() for row in state.matched), key=dataclasses.astuple
         )
     else:
         matched = hash_rows(case, run_id)
