@@ -316,6 +316,11 @@ def test_the_fingerprint_covers_every_part_of_an_identity() -> None:
     # a name that is not UTF-8 (kept by Python as lone surrogates) still digests
     odd = dataclasses.replace(base, path="/t/\udcff")
     assert fingerprints([odd]) != same
+    # a walk longer than one slice of the digest: its last file counts too
+    many = [dataclasses.replace(base, path=f"/t/{i}", ino=i) for i in range(40_000)]
+    whole = fingerprints(many)
+    assert fingerprints(list(many)) == whole
+    assert fingerprints([*many[:-1], dataclasses.replace(many[-1], size=12)]) != whole
 
 
 def test_hash_matches_hold_while_the_hash_indicators_are_unchanged(
