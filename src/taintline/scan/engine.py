@@ -220,10 +220,12 @@ def scan_paths(
     # a tree as a finished run left it needs no per-file work at all (checked under the keys
     # in _scan); otherwise files whose identity is unchanged since the last scan may need no
     # reading: the pool is started now only for the others (the final check needs the rules)
+    # the walk's fingerprints: looked up now, remembered at the end (computed once)
+    prints = treestate.walk_prints(tasks, identities.roots) if options.record else None
     trees: dict[str, list[treestate.TreeState]] | None = None
     maybe_known: dict[int, str] = {}
     if maybe_known_before:
-        trees = treestate.candidates(case, host, tasks, identities.roots)
+        trees = treestate.candidates(case, host, prints) if prints else None
         if trees is None:
             maybe_known = known_identities(identities, tasks)
     to_read = [] if trees else [t for i, t in enumerate(tasks) if i not in maybe_known]
@@ -250,6 +252,7 @@ def scan_paths(
             host,
             identities,
             prepared,
+            prints,
             trees,
         )
     finally:
@@ -270,7 +273,8 @@ def _scan(
     host: str,
     identities: Identities,
     prepared: Prepared,
-    trees: dict[str, list[treestate.TreeState]] | None = None,
+    prints: dict[str, str] | None,
+    trees: dict[str, list[treestate.TreeState]] | None,
 ) -> ScanResult:
     when = case.now().replace(microsecond=0)
     problems = prepared.problems
@@ -435,7 +439,7 @@ def _scan(
                 # the members are counted for the whole run: known per top for one top
                 tops = {t.top for t in tasks}
                 counted = {tops.pop(): result.members} if len(tops) == 1 else None
-                treestate.remember(case, cache, run_id, tasks, identities.roots, counted)
+                treestate.remember(case, cache, run_id, tasks, prints, counted)
     except KeyboardInterrupt:
         status = "interrupted"
         result.interrupted = True

@@ -111,14 +111,18 @@ def fingerprints(tasks: Sequence[FileTask]) -> dict[str, str]:
 _SLICE = 16_384
 
 
-def candidates(
-    case: Case, host: str, tasks: Sequence[FileTask], roots: Sequence[str]
-) -> dict[str, list[TreeState]] | None:
-    """Top -> the states remembered for the walk's fingerprint under it (any keys), when every
-    top has one; None otherwise (some file is new, changed or gone, or the tops overlap)."""
+def walk_prints(tasks: Sequence[FileTask], roots: Sequence[str]) -> dict[str, str] | None:
+    """The fingerprints of a walk whose tops may be remembered (:func:`fingerprints`); None
+    when it found no file or its tops overlap."""
     if not tasks or not disjoint(roots):
         return None
-    prints = fingerprints(tasks)
+    return fingerprints(tasks)
+
+
+def candidates(case: Case, host: str, prints: dict[str, str]) -> dict[str, list[TreeState]] | None:
+    """Top -> the states remembered for the walk's fingerprint under it (``prints``, from
+    :func:`walk_prints`; any keys), when every top has one; None otherwise (some file is new,
+    changed or gone)."""
     rows = case.con.execute(
         "SELECT top, fingerprint, analysis_key, rules_key, run_id, files, members, findings,"
         " hash_digest, hash_rows FROM scan_tree_states"
@@ -224,14 +228,15 @@ def remember(
     cache: ScanCache,
     run_id: str,
     tasks: Sequence[FileTask],
-    roots: Sequence[str],
+    prints: dict[str, str] | None,
     members: dict[str, int] | None = None,
 ) -> list[str]:
     """After ``run_id`` recorded ``tasks`` (its results flushed): remember each top whose
     every file the scan settled (:attr:`ScanCache.settled`: its identity and its results are
-    in the case), with its container members when ``members`` counts them. Returns the tops
-    remembered."""
-    if not tasks or not disjoint(roots):
+    in the case) under its fingerprint (``prints``, from :func:`walk_prints`: None, nothing
+    is remembered), with its container members when ``members`` counts them. Returns the
+    tops remembered."""
+    if not prints:
         return []
     settled = cache.settled
     by_top: dict[str, list[int]] = {}
@@ -273,7 +278,6 @@ def remember(
         texts.append(findings_json(findings_from_json(c_findings, c_display, display)))
         if cache.rules_key and y_findings is not None:
             texts.append(findings_json(findings_from_json(y_findings, y_display, display)))
-    prints = fingerprints([tasks[i] for i in wanted])
     recorded = case.now_naive()
     digest = hash_digest(case)
     with case.transaction():
