@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from taintline.case import Case
 from taintline.limits import ScanLimits
@@ -29,6 +30,17 @@ def run_scan(
         host="testhost",
     )
     return scan_paths(list(paths), case, options)
+
+
+def run_rows(case: Case, run_id: str | None) -> list[tuple[Any, ...]]:
+    """Every row a run saw (its own and its linked ones, ``file_facts_all``), in one order:
+    what two runs of the same tree are compared by."""
+    rows: list[tuple[Any, ...]] = case.con.execute(
+        "SELECT top, path, sha256, sha1, md5, size, filetype, depth, analyser, facts::VARCHAR"
+        " FROM file_facts_all WHERE run_id = ? ORDER BY top, path, analyser",
+        [run_id],
+    ).fetchall()
+    return rows
 
 
 def kinds(findings: Sequence[Finding]) -> dict[str, list[str]]:

@@ -25,7 +25,7 @@ from taintline.scan.retro import match_stored
 from taintline.testing.archives import asar_bytes, zip_bytes
 from taintline.testing.pe import build_pe
 
-from .scanhelpers import settle
+from .scanhelpers import run_rows, settle
 
 RULE = 'rule marker_a { strings: $a = "taintline-marker-a" condition: $a }\n'
 
@@ -71,14 +71,6 @@ def _view(result: ScanResult) -> list[tuple[str, str, str]]:
     return sorted((f.fingerprint, f.kind, f.message) for f in result.findings)
 
 
-def _rows(case: Case, run_id: str | None) -> list[tuple[Any, ...]]:
-    return case.con.execute(
-        "SELECT top, path, sha256, sha1, md5, size, filetype, depth, analyser, facts::VARCHAR"
-        " FROM file_facts_all WHERE run_id = ? ORDER BY path, analyser",
-        [run_id],
-    ).fetchall()
-
-
 @pytest.fixture
 def tree(tmp_path: Path) -> tuple[Path, Path]:
     root = tmp_path / "tree"
@@ -99,7 +91,7 @@ def test_one_changed_jar_is_read_the_rest_copied(
         again = _scan(case, root, rules)
         assert replays == [] and again.unchanged == again.files == first.files
         assert again.members == first.members and _view(again) == _view(first)
-        assert _rows(case, again.run_id) == _rows(case, first.run_id)
+        assert run_rows(case, again.run_id) == run_rows(case, first.run_id)
         # one jar changes: only it is read, the others' rows are copied
         (root / "lib" / "j1.jar").write_bytes(
             zip_bytes({"org/x/New.class": b"\xca\xfe\xba\xbe new", "m.txt": b"taintline-marker-a"})
@@ -110,7 +102,7 @@ def test_one_changed_jar_is_read_the_rest_copied(
         with Case(tmp_path / "fresh.duckdb") as fresh:
             reference = _scan(fresh, root, rules)
             assert _view(third) == _view(reference)
-            assert _rows(case, third.run_id) == _rows(fresh, reference.run_id)
+            assert run_rows(case, third.run_id) == run_rows(fresh, reference.run_id)
 
 
 def test_indicators_added_between_scans_match_copied_rows(
@@ -159,7 +151,7 @@ def test_imported_case_rescans_by_copying(
         again = _scan(b, root, rules)
         assert replays == [] and again.unchanged == again.files == first.files
         assert _view(again) == _view(first)
-        assert _rows(b, again.run_id) == _rows(b, first.run_id)
+        assert run_rows(b, again.run_id) == run_rows(b, first.run_id)
 
 
 def test_identities_from_before_the_copy_are_replayed_once(
@@ -178,7 +170,7 @@ def test_identities_from_before_the_copy_are_replayed_once(
         third = _scan(case, root, rules)  # the replay adopted them: copied now
         assert replays == [] and third.unchanged == first.files
         assert _view(third) == _view(second) == _view(first)
-        assert _rows(case, third.run_id) == _rows(case, first.run_id)
+        assert run_rows(case, third.run_id) == run_rows(case, first.run_id)
 
 
 def test_cached_records_stored_as_text_before_compression_still_replay(
@@ -203,7 +195,7 @@ def test_cached_records_stored_as_text_before_compression_still_replay(
         second = _scan(case, root, rules)
         assert len(replays) == first.files and second.unchanged == first.files
         assert _view(second) == _view(first)
-        assert _rows(case, second.run_id) == _rows(case, first.run_id)
+        assert run_rows(case, second.run_id) == run_rows(case, first.run_id)
 
 
 def test_other_limits_are_never_copied(
@@ -218,7 +210,7 @@ def test_other_limits_are_never_copied(
         assert shallow.members == 0 and deep.members > 0
         again = _scan(case, root, rules)  # contents of both analyses are cached
         assert again.members == deep.members and _view(again) == _view(deep)
-        assert _rows(case, again.run_id) == _rows(case, deep.run_id)
+        assert run_rows(case, again.run_id) == run_rows(case, deep.run_id)
 
 
 def test_linked_runs_use_the_trigger_paths_their_source_remembered(
@@ -325,7 +317,11 @@ def test_rescans_link_to_the_run_that_holds_the_rows(
         assert _links(case, second.run_id) == _links(case, third.run_id) == whole
         identities = case.con.execute("SELECT DISTINCT run_id FROM scan_identities").fetchall()
         assert identities == [(first.run_id,)]
-        assert _rows(case, third.run_id) == _rows(case, second.run_id) == _rows(case, first.run_id)
+        assert (
+            run_rows(case, third.run_id)
+            == run_rows(case, second.run_id)
+            == run_rows(case, first.run_id)
+        )
         assert _view(third) == _view(second) == _view(first)
         assert third.members == second.members == first.members > 0
         # a changed file is stored by the run that read it; the next scan links to all that
@@ -351,14 +347,14 @@ def test_rescans_link_to_the_run_that_holds_the_rows(
         assert wholes == {fourth.run_id, sixth.run_id}
         with Case(tmp_path / "fresh.duckdb") as fresh:
             reference = _scan(fresh, root, rules)
-            assert _rows(case, seventh.run_id) == _rows(fresh, reference.run_id)
-            assert _rows(case, sixth.run_id) == _rows(fresh, reference.run_id)
+            assert run_rows(case, seventh.run_id) == run_rows(fresh, reference.run_id)
+            assert run_rows(case, sixth.run_id) == run_rows(fresh, reference.run_id)
             assert _view(seventh) == _view(sixth) == _view(reference)
             assert seventh.members == reference.members
         (root / "lib" / "new.txt").unlink()
         eighth = _scan(case, root, rules)
         assert eighth.disappeared == (f"{root}/lib/new.txt",)
-        assert _rows(case, eighth.run_id) == _rows(case, fifth.run_id)
+        assert run_rows(case, eighth.run_id) == run_rows(case, fifth.run_id)
         assert _view(eighth) == _view(fifth)
 
 
@@ -437,26 +433,26 @@ def test_export_and_import_keep_the_links(
         first = _scan(a, root, rules)
         again = _scan(a, root, rules)
         export_case(a, "jsonl", tmp_path / "a.jsonl")
-        rows = _rows(a, again.run_id)
+        rows = run_rows(a, again.run_id)
         links = _links(a, again.run_id)
     assert links and rows == _rows_of_fresh(tmp_path, root, rules)
     with Case(tmp_path / "b.duckdb") as b:
         imported = import_jsonl(b, tmp_path / "a.jsonl")
         assert imported.problems == [] and imported.counts["file_facts_link"] == len(links)
-        assert _links(b, again.run_id) == links and _rows(b, again.run_id) == rows
+        assert _links(b, again.run_id) == links and run_rows(b, again.run_id) == rows
         assert _stored_runs(b) == {first.run_id}
         assert set(import_jsonl(b, tmp_path / "a.jsonl").counts.values()) == {0}
         export_case(b, "jsonl", tmp_path / "b.jsonl")
         third = _scan(b, root, rules)  # the imported identities: linked to the first run
         assert replays == [] and {src for _, src, *_ in _links(b, third.run_id)} == {first.run_id}
-        assert _rows(b, third.run_id) == rows
+        assert run_rows(b, third.run_id) == rows
     exported = sorted((tmp_path / "a.jsonl").read_bytes().splitlines())
     assert sorted((tmp_path / "b.jsonl").read_bytes().splitlines()) == exported
 
 
 def _rows_of_fresh(tmp_path: Path, root: Path, rules: Path) -> list[tuple[Any, ...]]:
     with Case(tmp_path / "fresh.duckdb") as fresh:
-        return _rows(fresh, _scan(fresh, root, rules).run_id)
+        return run_rows(fresh, _scan(fresh, root, rules).run_id)
 
 
 def _as_before_links(path: Path, run_id: str | None) -> None:
@@ -482,10 +478,10 @@ def test_a_case_from_before_links_reads_and_rescans(
     with Case(path) as case:
         first = _scan(case, root, rules)
         copied = _scan(case, root, rules)
-        rows = _rows(case, copied.run_id)
+        rows = run_rows(case, copied.run_id)
     _as_before_links(path, copied.run_id)
     with Case(path, read_only=True) as old:  # not migrated: its readers read its own rows
-        assert _rows(old, copied.run_id) == rows
+        assert run_rows(old, copied.run_id) == rows
         assert len(store.file_facts(old, run_id=copied.run_id)) == len(rows)
         assert from_case(old).inputs_total == first.files
     with Case(path) as case:  # migrated now
@@ -493,7 +489,7 @@ def test_a_case_from_before_links_reads_and_rescans(
         third = _scan(case, root, rules)
         assert replays == [] and third.unchanged == first.files
         assert {src for _, src, *_ in _links(case, third.run_id)} == {first.run_id}
-        assert _rows(case, third.run_id) == _rows(case, copied.run_id) == rows
+        assert run_rows(case, third.run_id) == run_rows(case, copied.run_id) == rows
         assert _view(third) == _view(copied)
 
 
@@ -516,7 +512,7 @@ def test_a_case_of_the_first_link_schema_lists_its_linked_runs(
         assert to_document(manifest_from_case(case)) == to_document(
             manifest_from_case(case, first.run_id)
         )
-        assert _rows(case, again.run_id) == _rows(case, first.run_id)
+        assert run_rows(case, again.run_id) == run_rows(case, first.run_id)
 
 
 def test_a_run_remembers_its_member_counts_for_the_runs_that_link_it(

@@ -17,7 +17,7 @@ from taintline.testing.archives import zip_bytes
 from taintline.testing.image import png, with_trailing
 from taintline.testing.pe import build_pe
 
-from .scanhelpers import settle
+from .scanhelpers import run_rows, settle
 
 RULE_A = 'rule marker_a { strings: $a = "taintline-marker-a" condition: $a }\n'
 RULE_B = 'rule marker_b { strings: $b = "taintline-marker-b" condition: $b }\n'
@@ -61,14 +61,6 @@ def _scan(case: Case, root: Path, rules: list[Path], *, full: bool = False) -> S
         workers=0, rule_files=tuple(rules), ensure_intel=False, host="ws-1", full=full
     )
     return scan_paths([root], case, options)
-
-
-def _facts(case: Case, run_id: str | None) -> list[tuple[Any, ...]]:
-    return case.con.execute(
-        "SELECT top, path, sha256, sha1, md5, size, filetype, depth, analyser, facts::VARCHAR"
-        " FROM file_facts_all WHERE run_id = ? ORDER BY path, analyser",
-        [run_id],
-    ).fetchall()
 
 
 def _view(result: ScanResult) -> list[tuple[str, str, str, str]]:
@@ -126,8 +118,8 @@ def test_rescan_of_an_unchanged_tree_reads_no_file(
         kinds = {f.kind for f in again.findings}
         assert {"yara", "pe.unsigned", "image.trailing-data"} <= kinds
         assert again.members == first.members == 3
-        rows = _facts(case, first.run_id)
-        assert rows and _facts(case, again.run_id) == rows
+        rows = run_rows(case, first.run_id)
+        assert rows and run_rows(case, again.run_id) == rows
 
 
 def test_new_rules_rerun_yara_only(
@@ -174,7 +166,7 @@ def test_rescan_after_changes_equals_a_fresh_scan(tmp_path: Path) -> None:
         with Case(tmp_path / "fresh.duckdb") as fresh:
             reference = _scan(fresh, root, [rules])
             assert _view(again) == _view(reference)
-            assert _facts(case, again.run_id) == _facts(fresh, reference.run_id)
+            assert run_rows(case, again.run_id) == run_rows(fresh, reference.run_id)
         # the sneaky edits are in: their new hashes were recorded
         shas = dict(
             case.con.execute(

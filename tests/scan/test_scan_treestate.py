@@ -21,7 +21,7 @@ from taintline.scan.walk import FileTask
 from taintline.testing.archives import zip_bytes
 from taintline.testing.pe import build_pe
 
-from .scanhelpers import settle
+from .scanhelpers import run_rows, settle
 
 RULE_A = 'rule marker_a { strings: $a = "taintline-marker-a" condition: $a }\n'
 RULE_B = 'rule marker_b { strings: $b = "taintline-marker-b" condition: $b }\n'
@@ -78,14 +78,6 @@ def _view(result: ScanResult) -> list[tuple[str, str, str, str]]:
     return sorted((f.fingerprint, f.kind, f.subject, f.message) for f in result.findings)
 
 
-def _rows(case: Case, run_id: str | None) -> list[tuple[Any, ...]]:
-    return case.con.execute(
-        "SELECT top, path, sha256, sha1, md5, size, filetype, depth, analyser, facts::VARCHAR"
-        " FROM file_facts_all WHERE run_id = ? ORDER BY top, path, analyser",
-        [run_id],
-    ).fetchall()
-
-
 def _states(case: Case) -> list[tuple[str, str, int]]:
     rows = case.con.execute("SELECT top, run_id, files FROM scan_tree_states ORDER BY top")
     return [(str(t), str(r), int(n)) for t, r, n in rows.fetchall()]
@@ -112,7 +104,7 @@ def test_an_unchanged_tree_is_linked_whole(
         assert second.members == first.members == 12
         assert _view(second) == _view(first)
         assert any(f.kind == "yara" for f in second.findings)  # cached, not lost
-        assert _rows(case, second.run_id) == _rows(case, first.run_id)
+        assert run_rows(case, second.run_id) == run_rows(case, first.run_id)
         links = case.con.execute(
             "SELECT top, display, src_run, src_top FROM file_facts_links WHERE run_id = ?",
             [second.run_id],
@@ -147,7 +139,7 @@ def test_after_a_change_the_tree_is_remembered_as_the_new_run_saw_it(
         assert paths_taken["whole"] == 1
         assert third.unchanged == 5 and third.members == second.members
         assert _view(third) == _view(second)
-        assert _rows(case, third.run_id) == _rows(case, second.run_id)
+        assert run_rows(case, third.run_id) == run_rows(case, second.run_id)
         # the second run's links were copied and its own rows linked: never a link of a link
         sources = {
             r[0]
@@ -159,7 +151,7 @@ def test_after_a_change_the_tree_is_remembered_as_the_new_run_saw_it(
         fresh_case, fresh = _fresh(tmp_path, [root], rules, "fresh")
         with fresh_case:
             assert _view(third) == _view(fresh)
-            assert _rows(case, third.run_id) == _rows(fresh_case, fresh.run_id)
+            assert run_rows(case, third.run_id) == run_rows(fresh_case, fresh.run_id)
 
 
 def test_a_file_rewritten_with_its_mtime_put_back_is_read(
@@ -229,7 +221,7 @@ def test_two_inputs_are_linked_whole_each(
         second = _scan(case, [root / "lib", root / "bin"], rules)
         assert paths_taken["whole"] == 1 and second.unchanged == 4
         assert _view(second) == _view(first)
-        assert _rows(case, second.run_id) == _rows(case, first.run_id)
+        assert run_rows(case, second.run_id) == run_rows(case, first.run_id)
         only_lib = _scan(case, [root / "lib"], rules)  # one of the two: its own state
         assert paths_taken["whole"] == 2 and only_lib.files == 3
 
